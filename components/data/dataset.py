@@ -1,0 +1,89 @@
+"""The canonical prepared dataset on disk, shared by every later stage.
+
+Layout of a prepared folder::
+
+    prepared/
+      train.npz  val.npz  test.npz   # images: uint8 (N, H, W, C); labels: int64 (N,)
+      manifest.json                 # class names, counts per split, per-image sha256, source fingerprint
+
+Small (MedMNIST-sized) datasets load whole into memory; that is what training wants.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Split:
+    images: np.ndarray  # uint8 (N, H, W, C)
+    labels: np.ndarray  # int64 (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """What the prepare stage hands on: where the data is and what is in it."""
+
+    path: Path
+    class_names: tuple[str, ...]
+    counts: dict[str, dict[str, int]]  # split -> class name -> count
+    image_size: int
+    channels: int
+    data_version: str | None = None  # DVC md5 of the prepared folder, once versioned
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def load_split(prepared_dir: Path, split: str) -> Split:
+    """Load one split of a prepared folder into memory."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    path = Path(prepared_dir) / f"{split}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"prepared split {path} is missing; run `medpipe data ingest` (or `dvc repro prepare`)")
+    with np.load(path) as npz:
+        return Split(images=npz["images"], labels=npz["labels"].astype(np.int64))
+
+
+def read_manifest(prepared_dir: Path) -> dict[str, Any]:
+    path = Path(prepared_dir) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {prepared_dir} is not a prepared dataset")
+    return json.loads(path.read_text())
+
+
+def load_prepared(prepared_dir: Path, data_version: str | None = None) -> PreparedData:
+    """Describe a prepared folder from its manifest (arrays are loaded lazily with :func:`load_split`)."""
+    m = read_manifest(prepared_dir)
+    return PreparedData(
+        path=Path(prepared_dir),
+        class_names=tuple(m["class_names"]),
+        counts=m["counts"],
+        image_size=int(m["image_size"]),
+        channels=int(m["channels"]),
+        data_version=data_version or m.get("data_version"),
+    )
+
+
+def write_split(out_dir: Path, split: str, data: Split) -> None:
+    """Write one split (uncompressed: loads fast, and DVC dedups by content anyway)."""
+    if data.images.dtype != np.uint8 or data.images.ndim != 4:
+        raise ValueError(f"{split}: images must be uint8 (N, H, W, C), got {data.images.dtype} {data.images.shape}")
+    np.savez(Path(out_dir) / f"{split}.npz", images=data.images, labels=data.labels.astype(np.int64))
+
+
+def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    (Path(out_dir) / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

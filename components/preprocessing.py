@@ -1,0 +1,35 @@
+"""Preprocessing that travels with the model: one JSON next to the checkpoint, the ONNX file and
+the MLflow model. Export, serving and monitoring read it and never repeat the values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+FILENAME = "preprocessing.json"
+
+
+class Preprocessing(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image_size: int  # prepared (stored) size; clients send images that are resized to this
+    train_image_size: int  # the network's input size (resize inside the model when it differs)
+    channels: int
+    mean: list[float]  # per channel, on the 0..1 scale, from the training set
+    std: list[float]
+    class_names: list[str]
+    model_name: str
+    data_version: str | None = None
+
+    def save(self, directory: Path) -> Path:
+        path = Path(directory) / FILENAME
+        path.write_text(self.model_dump_json(indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> Preprocessing:
+        path = Path(path)
+        if path.is_dir():
+            path = path / FILENAME
+        return cls.model_validate_json(path.read_text())

@@ -1,0 +1,8 @@
+"""medpipe: an MLOps pipeline for medical image classification."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("medpipe")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+src"

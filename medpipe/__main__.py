@@ -1,0 +1,3 @@
+from medpipe.cli import main
+
+main()

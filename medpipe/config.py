@@ -1,0 +1,372 @@
+"""The one validated config tree, loaded from ``params.yaml`` (+ profile + ``-S`` overrides).
+
+Every tunable lives here. Locations and secrets live in :mod:`medpipe.settings` instead.
+Load once with :func:`load_config`; hand each stage only its own sub-model.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_PARAMS = Path("params.yaml")
+MODEL_NAMES = ("cnn", "resnet18", "resnet50", "efficientnet_b0", "convnext_tiny")
+
+
+class ConfigError(ValueError):
+    """A params file or override that does not validate; the message names key, value and what is allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+
+
+class ProjectConfig(_Section):
+    name: str = Field("medpipe", description="Names the MLflow experiment, Optuna study and Evidently project.")
+
+
+class SplitConfig(_Section):
+    val: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.15
+    test: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.15
+    seed: int = 42
+
+
+class DataConfig(_Section):
+    source: str = Field(
+        "breastmnist",
+        description="MedMNIST name (e.g. breastmnist), a .npz file, an ImageFolder tree, or a CSV manifest.",
+    )
+    image_size: Annotated[int, Field(ge=8, le=1024)] = 28
+    channels: Literal[1, 3] = 1
+    split: SplitConfig = SplitConfig()
+    min_images_per_class: Annotated[int, Field(ge=1)] = 5
+    on_invalid: Literal["fail", "skip-and-report"] = "fail"
+    mixed_sizes: Literal["resize", "reject"] = "resize"
+    class_names: list[str] | None = Field(None, description="Override class names (in label order).")
+
+
+class AugmentConfig(_Section):
+    hflip: Probability = 0.5
+    vflip: Probability = 0.0
+    rotate_degrees: Annotated[float, Field(ge=0, le=180)] = 10.0
+    translate: Annotated[float, Field(ge=0, le=0.5)] = 0.05
+    scale: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    brightness: Annotated[float, Field(ge=0, le=1)] = 0.1
+    contrast: Annotated[float, Field(ge=0, le=1)] = 0.1
+    random_resized_crop: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.0, description="Minimum crop area fraction; 0 disables random resized crop."
+    )
+    mixup_alpha: Annotated[float, Field(ge=0)] = 0.0
+
+
+class ModelConfig(_Section):
+    name: Literal["cnn", "resnet18", "resnet50", "efficientnet_b0", "convnext_tiny"] = "cnn"
+    small_input: bool = Field(True, description="3x3 stride-1 stem without max-pool, for small images.")
+    dropout: Probability = 0.5
+    init_weights: str | None = Field(
+        None, description="Transfer learning: a state-dict file, 'torchvision', or models:/name@alias."
+    )
+    freeze_backbone_epochs: Annotated[int, Field(ge=0)] = Field(
+        0, description="Staged unfreezing: train only the head for this many epochs first."
+    )
+
+
+class TrainConfig(_Section):
+    epochs: Annotated[int, Field(ge=1)] = 30
+    batch_size: Annotated[int, Field(ge=1)] = 128
+    lr: PositiveFloat = 1e-3
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-4
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    scheduler: Literal["cosine", "onecycle", "none"] = "cosine"
+    grad_clip: Annotated[float, Field(ge=0)] = 1.0
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    early_stopping_patience: Annotated[int, Field(ge=0)] = 8
+    seed: int = 42
+    deterministic: bool = False
+    imbalance: Literal["weighted_loss", "weighted_sampler", "none"] = "weighted_loss"
+    image_size: Annotated[int, Field(ge=8, le=1024)] | None = Field(
+        None, description="Train at this resolution (resize on device); None keeps data.image_size."
+    )
+    tta: bool = False
+    kfold: Annotated[int, Field(ge=0)] = Field(0, description="k>=2 runs stratified k-fold CV; 0 disables.")
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    devices: int | Literal["auto"] = "auto"
+    num_nodes: Annotated[int, Field(ge=1)] = 1
+    strategy: str = "auto"
+    num_workers: Annotated[int, Field(ge=0)] = 0
+
+    @field_validator("kfold")
+    @classmethod
+    def _kfold_not_one(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("kfold=1 is not cross-validation; use 0 (off) or >= 2")
+        return v
+
+
+class SearchParam(_Section):
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> SearchParam:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("categorical parameter needs a non-empty 'choices' list")
+        else:
+            if self.low is None or self.high is None:
+                raise ValueError(f"{self.type} parameter needs 'low' and 'high'")
+            if self.low > self.high:
+                raise ValueError(f"low={self.low} is greater than high={self.high}")
+            if self.log and self.low <= 0:
+                raise ValueError(f"log scale needs low > 0, got low={self.low}")
+        return self
+
+
+# Search-space keys are dotted config paths ("train.lr", "model.name", "augment.rotate_degrees").
+SEARCHABLE_SECTIONS = ("model", "train", "augment")
+
+
+class SearchConfig(_Section):
+    enabled: bool = True
+    n_trials: Annotated[int, Field(ge=1)] = 40
+    timeout_s: Annotated[float, Field(gt=0)] | None = None
+    n_jobs: Annotated[int, Field(ge=1)] = Field(1, description="Parallel trials in this process.")
+    sampler: Literal["tpe", "random"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    metric: Literal["val_auc"] = "val_auc"
+    study_name: str | None = Field(None, description="Defaults to '<project.name>-search'.")
+    space: dict[str, SearchParam] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_space(self) -> SearchConfig:
+        if self.enabled and not self.space:
+            raise ValueError("search.enabled is true but search.space is empty: declare at least one parameter")
+        for key in self.space:
+            section, _, field = key.partition(".")
+            if section not in SEARCHABLE_SECTIONS or not field:
+                raise ValueError(
+                    f"search.space key {key!r} must be '<section>.<field>' with section in {SEARCHABLE_SECTIONS}"
+                )
+        return self
+
+
+class RegistryConfig(_Section):
+    model_name: str = "medpipe-classifier"
+    primary_metric: Literal["auc", "accuracy", "balanced_accuracy", "f1"] = "auc"
+    tolerance: Annotated[float, Field(ge=0)] = 0.01
+    min_primary: Probability = 0.75
+    positive_class: str | int | None = Field(
+        None, description="Class name or index for sensitivity@specificity; default: the last class."
+    )
+    specificity: Probability = 0.9
+    sensitivity_tolerance: Annotated[float, Field(ge=0)] = 0.05
+    max_ece: Annotated[float, Field(gt=0)] = 0.2
+    bootstrap_samples: Annotated[int, Field(ge=100)] = 1000
+    intended_use: str = "Research decision support for medical image classification; not for unsupervised diagnosis."
+    out_of_scope: str = "Images from other modalities, body parts, or scanners than the training data."
+    limitations: str = "Trained on a small public dataset; performance on local data must be validated."
+
+
+class ExportConfig(_Section):
+    parity_atol: PositiveFloat = 1e-4
+    quantize: Literal["none", "fp16", "int8-dynamic", "int8-static"] = "none"
+    max_accuracy_drop: Probability = 0.01
+    providers: list[Literal["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]] | None = (
+        Field(None, description="None: the best usable of TensorRT -> CUDA -> CPU.")
+    )
+    require_gpu: bool = False
+    intra_op_threads: Annotated[int, Field(ge=0)] = 0
+    inter_op_threads: Annotated[int, Field(ge=0)] = 0
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+
+
+class ServingConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    max_request_bytes: Annotated[int, Field(ge=1024)] = 20 * 1024 * 1024
+    max_pixels: Annotated[int, Field(ge=64)] = 4096 * 4096
+    max_images_per_request: Annotated[int, Field(ge=1)] = 64
+    reload_interval_s: Annotated[float, Field(gt=0)] = 10.0
+    max_batch: Annotated[int, Field(ge=1)] = 32
+    max_wait_ms: Annotated[float, Field(ge=0)] = 5.0
+    require_api_key: bool = False
+    store_images: bool = False
+
+
+class RetrainConfig(_Section):
+    enabled: bool = True
+    cooldown_hours: Annotated[float, Field(ge=0)] = 12.0
+    max_runs_per_day: Annotated[int, Field(ge=0)] = 2
+
+
+class MonitoringConfig(_Section):
+    window_hours: Annotated[float, Field(gt=0)] = 24.0
+    min_window: Annotated[int, Field(ge=5)] = 50
+    drift_share: Probability = Field(0.5, description="Share of drifted image features that counts as drift.")
+    feature_stattest_threshold: Probability = 0.05
+    embedding_threshold: Annotated[float, Field(ge=0)] = 0.55
+    pca_components: Annotated[int, Field(ge=2, le=64)] = 8
+    confidence_drop: Probability = Field(0.1, description="Drop in mean max-probability that counts as drift.")
+    accuracy_drop: Probability = Field(0.1, description="Drop in estimated accuracy that counts as drift.")
+    retrain: RetrainConfig = RetrainConfig()
+
+
+class SlackChannel(_Section):
+    enabled: bool = False
+
+
+class WebhookChannel(_Section):
+    enabled: bool = False
+
+
+class EmailChannel(_Section):
+    enabled: bool = False
+    smtp_host: str = "127.0.0.1"
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 587
+    starttls: bool = True
+    sender: str = "medpipe@localhost"
+    recipients: list[str] = Field(default_factory=list)
+
+
+class AlertsConfig(_Section):
+    slack: SlackChannel = SlackChannel()
+    webhook: WebhookChannel = WebhookChannel()
+    email: EmailChannel = EmailChannel()
+    cooldown_minutes: Annotated[float, Field(ge=0)] = 360.0
+    retries: Annotated[int, Field(ge=0)] = 3
+    backoff_s: Annotated[float, Field(ge=0)] = 1.0
+
+
+class ScheduleConfig(_Section):
+    monitoring_cron: str = "0 2 * * *"
+    training_cron: str = "0 3 * * 0"
+    timezone: str = "UTC"
+
+
+class UIConfig(_Section):
+    host: str = "127.0.0.1"
+    mlflow_port: Annotated[int, Field(ge=1, le=65535)] = 5000
+    evidently_port: Annotated[int, Field(ge=1, le=65535)] = 8001
+
+
+class PipelineConfig(_Section):
+    """The whole ``params.yaml`` (``profiles`` excluded)."""
+
+    project: ProjectConfig = ProjectConfig()
+    data: DataConfig = DataConfig()
+    augment: AugmentConfig = AugmentConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    search: SearchConfig = SearchConfig(enabled=False)
+    registry: RegistryConfig = RegistryConfig()
+    export: ExportConfig = ExportConfig()
+    serving: ServingConfig = ServingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    ui: UIConfig = UIConfig()
+
+    def params_hash(self) -> str:
+        """A short, stable hash of every tunable (tagged on runs for lineage)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def with_overrides(self, overrides: list[str] | dict[str, Any]) -> PipelineConfig:
+        """Return a validated copy with ``key.path=value`` overrides applied."""
+        raw = self.model_dump(mode="json")
+        _apply_overrides(raw, overrides)
+        return _validate(raw, "override")
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"train.epochs=3"`` -> ``("train.epochs", 3)``; the value is parsed as YAML."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} is not of the form key.path=value (e.g. -S train.epochs=3)")
+    return key.strip(), yaml.safe_load(value) if value.strip() else None
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> None:
+    pairs = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
+    for key, value in pairs:
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.get(part) if isinstance(node, dict) else None
+            if child is None and isinstance(node, dict) and part in node:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {key}={value!r}: {part!r} is not a config section")
+            node = child
+        node[leaf] = value
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(root)"
+        value = e.get("input")
+        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check spelling; see params.yaml for the allowed keys)"
+        elif e["type"] == "literal_error":
+            msg = f"not allowed; {msg.lower()}"
+        lines.append(f"  {key}{shown}: {msg}")
+    return "\n".join(lines)
+
+
+def _validate(raw: dict[str, Any], source: str) -> PipelineConfig:
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, source)) from None
+
+
+def read_params(path: Path = DEFAULT_PARAMS) -> dict[str, Any]:
+    """The raw mapping in a params file (profiles included)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file {path} not found; run from the project root or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"params file {path} is not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"params file {path} must hold a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def load_config(
+    path: Path | str = DEFAULT_PARAMS,
+    overrides: list[str] | dict[str, Any] | None = None,
+    profile: str | None = None,
+) -> PipelineConfig:
+    """Load and validate ``params.yaml``, then a named profile, then ``-S`` overrides (last wins)."""
+    raw = copy.deepcopy(read_params(Path(path)))
+    profiles = raw.pop("profiles", {}) or {}
+    if profile:
+        if profile not in profiles:
+            raise ConfigError(
+                f"profile {profile!r} is not defined in {path}; defined profiles: {sorted(profiles) or 'none'}"
+            )
+        _apply_overrides(raw, profiles[profile] or {})
+    if overrides:
+        _apply_overrides(raw, overrides)
+    return _validate(raw, str(path) + (f" (profile {profile})" if profile else ""))

@@ -1,0 +1,129 @@
+"""Locations and secrets, read from the environment behind one cached getter.
+
+Everything defaults under one project-local state folder (``.medpipe/``); ``MEDPIPE_HOME``
+relocates it as a whole, and each store has its own variable for scale-out. The standard
+``MLFLOW_TRACKING_URI`` wins over everything for MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDPIPE_", extra="ignore")
+
+    home: Path = Field(Path(".medpipe"), description="State folder holding every local store.")
+    data_dir: Path | None = Field(None, description="Where named MedMNIST files are looked up first.")
+    project_dir: Path = Field(Path("."), description="The DVC/git project root (holds params.yaml, dvc.yaml).")
+
+    mlflow_tracking_uri: str | None = None
+    mlflow_artifacts: str | None = None
+    optuna_storage: str | None = None
+    dvc_remote: str | None = None
+    reports_dir: Path | None = None
+    inference_db: Path | None = None
+
+    # Secrets: only ever from the environment (or Prefect secret blocks), never params.yaml.
+    slack_webhook_url: SecretStr | None = None
+    webhook_url: SecretStr | None = None
+    smtp_user: SecretStr | None = None
+    smtp_password: SecretStr | None = None
+    api_keys: SecretStr | None = Field(None, description="Comma-separated API keys for the serving endpoint.")
+
+    def model_post_init(self, _context: object) -> None:
+        self.home = self.home.expanduser().resolve()
+        self.project_dir = self.project_dir.expanduser().resolve()
+
+    # --- stores -------------------------------------------------------------------------------
+    @property
+    def tracking_uri(self) -> str:
+        return (
+            os.environ.get("MLFLOW_TRACKING_URI")
+            or self.mlflow_tracking_uri
+            or f"sqlite:///{self.home / 'mlflow.db'}"
+        )
+
+    @property
+    def registry_uri(self) -> str:
+        return os.environ.get("MLFLOW_REGISTRY_URI") or self.tracking_uri
+
+    @property
+    def artifact_location(self) -> str:
+        return self.mlflow_artifacts or (self.home / "mlartifacts").as_uri()
+
+    @property
+    def study_storage(self) -> str:
+        return self.optuna_storage or f"sqlite:///{self.home / 'optuna.db'}"
+
+    @property
+    def dvc_remote_url(self) -> str:
+        return self.dvc_remote or str(self.home / "dvc-remote")
+
+    @property
+    def dvc_cache_dir(self) -> Path:
+        return self.home / "dvc-cache"
+
+    @property
+    def prefect_home(self) -> Path:
+        return Path(os.environ.get("PREFECT_HOME") or self.home / "prefect")
+
+    @property
+    def reports(self) -> Path:
+        return (self.reports_dir or self.home / "reports").resolve()
+
+    @property
+    def inference_log(self) -> Path:
+        return (self.inference_db or self.home / "inference.db").resolve()
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def download_cache(self) -> Path:
+        return self.home / "downloads"
+
+    @property
+    def alert_log(self) -> Path:
+        return self.home / "alerts.jsonl"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.home / "registry-audit.jsonl"
+
+    @property
+    def evidently_workspace(self) -> Path:
+        return self.home / "evidently"
+
+    def api_key_set(self) -> set[str]:
+        raw = self.api_keys.get_secret_value() if self.api_keys else ""
+        return {k.strip() for k in raw.split(",") if k.strip()}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (call ``get_settings.cache_clear()`` after changing the environment)."""
+    return Settings()
+
+
+def prepare_environment(settings: Settings | None = None) -> Settings:
+    """Point Prefect and friends at the state folder before they are imported (embedded defaults)."""
+    settings = settings or get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    return settings
