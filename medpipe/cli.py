@@ -27,7 +27,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 data_app = typer.Typer(help="Ingest, validate, prepare and version datasets (DVC).", no_args_is_help=True)
-registry_app = typer.Typer(help="Inspect and move model aliases in the MLflow registry (audited).", no_args_is_help=True)
+registry_app = typer.Typer(help="Inspect and move model aliases in the MLflow registry.", no_args_is_help=True)
 hpo_app = typer.Typer(help="Hyperparameter search workers (Optuna).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(registry_app, name="registry")
