@@ -44,9 +44,7 @@ class Settings(BaseSettings):
     @property
     def tracking_uri(self) -> str:
         return (
-            os.environ.get("MLFLOW_TRACKING_URI")
-            or self.mlflow_tracking_uri
-            or f"sqlite:///{self.home / 'mlflow.db'}"
+            os.environ.get("MLFLOW_TRACKING_URI") or self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
         )
 
     @property

@@ -1,0 +1,55 @@
+"""The deployable view of a trained network: raw pixels in, probabilities and embedding out.
+
+Resize and normalisation live inside this module, so the ONNX graph exported from it takes raw
+pixels (0..255) and a client never repeats the preprocessing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from components.models.registry import Classifier
+from components.preprocessing import Preprocessing
+
+
+class InferenceModel(nn.Module):
+    """(N, C, H, W) float32 raw pixels in 0..255 -> (probabilities (N, K), embedding (N, D))."""
+
+    def __init__(self, net: Classifier, pre: Preprocessing) -> None:
+        super().__init__()
+        self.net = net
+        self.train_size = pre.train_image_size
+        self.resize = pre.train_image_size != pre.image_size
+        self.register_buffer("mean", torch.tensor(pre.mean, dtype=torch.float32).view(1, -1, 1, 1) * 255.0)
+        self.register_buffer("std", torch.tensor(pre.std, dtype=torch.float32).view(1, -1, 1, 1) * 255.0)
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = pixels
+        if self.resize:
+            x = F.interpolate(x, size=(self.train_size, self.train_size), mode="bilinear", align_corners=False)
+        x = (x - self.mean) / self.std
+        embedding = self.net.embed(x)
+        probs = torch.softmax(self.net.head(embedding), dim=1)
+        return probs, embedding
+
+
+def to_pixels(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, C) images -> float32 (N, C, H, W) raw pixels, the model's input."""
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).float()
+
+
+@torch.inference_mode()
+def predict(
+    model: InferenceModel, images: np.ndarray, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``model`` over uint8 (N, H, W, C) images; returns (probabilities (N, K), embeddings (N, D))."""
+    model = model.eval().to(device)
+    probs, embs = [], []
+    for start in range(0, len(images), batch_size):
+        p, e = model(to_pixels(images[start : start + batch_size]).to(device))
+        probs.append(p.float().cpu().numpy())
+        embs.append(e.float().cpu().numpy())
+    return np.concatenate(probs), np.concatenate(embs)
