@@ -1,0 +1,62 @@
+"""Wiring shared by the flows: config loading, stage naming on failure, the `gpu` limit, artifacts.
+
+Nothing here computes anything a stage does; it only makes flows observable and safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+
+from medpipe.config import PipelineConfig, load_config
+from medpipe.settings import Settings, get_settings, prepare_environment
+
+T = TypeVar("T")
+GPU_LIMIT = "gpu"
+
+
+class StageFailed(RuntimeError):
+    """Raised by a flow when one of its stages fails; the message names the stage and the cause."""
+
+
+def load(params_path: str, profile: str | None, overrides: list[str] | None) -> tuple[PipelineConfig, Settings]:
+    """Load the config once per flow run, and the settings (state folder, stores)."""
+    settings = prepare_environment(get_settings())
+    return load_config(params_path, overrides=overrides or [], profile=profile), settings
+
+
+def run_stage(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call a task; on failure, fail the flow with a message that names the stage."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as err:  # noqa: BLE001 - re-raised with the stage named
+        get_run_logger().error("stage %r failed: %s", name, err)
+        raise StageFailed(f"stage '{name}' failed: {type(err).__name__}: {err}") from err
+
+
+def ensure_gpu_limit(slots: int = 1) -> None:
+    """Create the global `gpu` concurrency limit (default 1 slot) if the server has none yet."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(GPU_LIMIT)
+        except Exception:  # noqa: BLE001 - ObjectNotFound: create it
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GPU_LIMIT, limit=slots))
+
+
+@contextmanager
+def gpu_slot() -> Iterator[None]:
+    """Hold one slot of the `gpu` limit so two flows never train on one GPU at once."""
+    ensure_gpu_limit()
+    with concurrency(GPU_LIMIT, occupy=1, strict=True):
+        yield
+
+
+def publish(key: str, markdown: str, description: str) -> None:
+    create_markdown_artifact(markdown=markdown, key=key, description=description)

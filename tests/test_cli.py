@@ -1,0 +1,38 @@
+"""The CLI starts fast and reports bad input without a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _medpipe(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "medpipe", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_help_is_fast_and_lists_commands() -> None:
+    _medpipe("--help")  # warm the bytecode cache
+    start = time.perf_counter()
+    out = _medpipe("--help")
+    elapsed = time.perf_counter() - start
+    assert out.returncode == 0, out.stderr
+    assert "run" in out.stdout and "data" in out.stdout
+    assert elapsed < 2.0, f"medpipe --help took {elapsed:.2f}s"
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    code = "import sys; import medpipe.cli; print(sorted(m for m in ('torch','mlflow','prefect','dvc','evidently') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_bad_override_is_a_clear_error_not_a_traceback() -> None:
+    out = _medpipe("run", "-S", "train.lr=-1")
+    assert out.returncode == 2
+    assert "train.lr" in out.stderr and "Traceback" not in out.stderr

@@ -1,0 +1,71 @@
+"""params.yaml validation, profiles and -S overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medpipe.config import ConfigError, PipelineConfig, load_config, parse_override
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def test_repo_params_validate_and_profiles_apply() -> None:
+    full = load_config(PARAMS)
+    smoke = load_config(PARAMS, profile="smoke")
+    assert full.search.enabled and full.search.space
+    assert smoke.model.name == "cnn" and smoke.search.n_trials <= 3
+    assert set(smoke.search.space) == {"train.lr", "model.dropout"}
+    assert full.params_hash() != smoke.params_hash()
+
+
+def test_override_wins_over_profile_and_parses_yaml_values() -> None:
+    cfg = load_config(PARAMS, profile="smoke", overrides=["train.epochs=2", "data.source=/tmp/x.npz", "train.tta=true"])
+    assert cfg.train.epochs == 2 and cfg.data.source == "/tmp/x.npz" and cfg.train.tta is True
+
+
+@pytest.mark.parametrize(
+    ("override", "names"),
+    [
+        ("model.name=vgg16", ["model.name", "'vgg16'", "resnet18"]),
+        ("train.lr=-0.1", ["train.lr", "-0.1", "greater than 0"]),
+        ("train.epochz=3", ["train.epochz", "unknown key"]),
+        ("search.space={}", ["search", "space is empty"]),
+        ("data.on_invalid=ignore", ["data.on_invalid", "'ignore'", "skip-and-report"]),
+        ("train.kfold=1", ["train.kfold", "kfold=1"]),
+    ],
+)
+def test_bad_values_name_key_value_and_allowed(override: str, names: list[str]) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(PARAMS, overrides=[override])
+    for text in names:
+        assert text in str(err.value)
+
+
+def test_bad_search_param_bounds() -> None:
+    with pytest.raises(ConfigError, match="low=0.1 is greater than high=0.01"):
+        load_config(PARAMS, overrides={"search.space": {"train.lr": {"type": "float", "low": 0.1, "high": 0.01}}})
+    with pytest.raises(ConfigError, match="must be '<section>.<field>'"):
+        load_config(PARAMS, overrides={"search.space": {"lr": {"type": "float", "low": 0.1, "high": 1}}})
+
+
+def test_malformed_override_and_missing_profile_and_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="key.path=value"):
+        parse_override("train.epochs")
+    with pytest.raises(ConfigError, match="profile 'nope' is not defined"):
+        load_config(PARAMS, profile="nope")
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_override_into_scalar_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="'epochs' is not a config section"):
+        load_config(PARAMS, overrides=["train.epochs.max=3"])
+
+
+def test_defaults_alone_are_valid() -> None:
+    assert PipelineConfig().search.enabled is False

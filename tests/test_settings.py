@@ -1,0 +1,39 @@
+"""Every store defaults under MEDPIPE_HOME; each can be moved on its own; MLFLOW_TRACKING_URI wins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medpipe.settings import get_settings
+
+
+def test_stores_live_under_one_home(medpipe_home: Path) -> None:
+    s = get_settings()
+    assert s.home == medpipe_home.resolve()
+    assert s.tracking_uri == f"sqlite:///{medpipe_home / 'mlflow.db'}"
+    for path in (s.reports, s.inference_log, s.dvc_cache_dir, s.prefect_home, s.models_dir, s.alert_log):
+        assert medpipe_home.resolve() in Path(path).resolve().parents
+    assert s.study_storage.startswith("sqlite:///") and str(medpipe_home) in s.study_storage
+
+
+def test_env_overrides_each_store(medpipe_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDPIPE_MLFLOW_TRACKING_URI", "http://mlflow.internal:5000")
+    monkeypatch.setenv("MEDPIPE_OPTUNA_STORAGE", "postgresql+psycopg://db/optuna")
+    monkeypatch.setenv("MEDPIPE_DVC_REMOTE", "s3://bucket/dvc")
+    get_settings.cache_clear()
+    s = get_settings()
+    assert s.tracking_uri == "http://mlflow.internal:5000"
+    assert s.study_storage == "postgresql+psycopg://db/optuna"
+    assert s.dvc_remote_url == "s3://bucket/dvc"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://standard:5000")
+    assert get_settings().tracking_uri == "http://standard:5000"
+
+
+def test_secrets_are_not_shown(medpipe_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDPIPE_SLACK_WEBHOOK_URL", "https://hooks.example/T000/SECRET")
+    get_settings.cache_clear()
+    s = get_settings()
+    assert "SECRET" not in repr(s) and "SECRET" not in str(s.model_dump())
+    assert s.slack_webhook_url.get_secret_value().endswith("SECRET")
