@@ -92,6 +92,26 @@ def data_status(params: ParamsOpt = Path("params.yaml")) -> None:
     print_data_status(console, status(_settings()))
 
 
+@data_app.command("pull")
+def data_pull() -> None:
+    """Fetch the versioned raw and prepared data (data/raw.dvc, dvc.lock) from the DVC remote."""
+    from components.data.versioning import data_status as status
+    from components.data.versioning import pull
+    from medpipe.reporting import print_data_status
+
+    settings = _settings()
+    pull(settings)
+    print_data_status(console, status(settings))
+
+
+@data_app.command("push")
+def data_push() -> None:
+    """Upload the versioned raw and prepared data to the DVC remote."""
+    from components.data.versioning import push
+
+    console.print(f"pushed data/raw and data/prepared to {push(_settings())}")
+
+
 # --- the whole pipeline ----------------------------------------------------------------------
 @app.command("run")
 def run(
@@ -108,6 +128,365 @@ def run(
 
     summary = pipeline(cfg.model_dump(mode="json"))
     print_pipeline_summary(console, summary, settings)
+
+
+# --- deploy and serving ----------------------------------------------------------------------
+ModelUriOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="models:/<name>@<alias>, models:/<name>/<version>, or a local model folder."),
+]
+
+
+def _model_uri(uri: str | None, cfg: PipelineConfig) -> str:
+    return uri or f"models:/{cfg.registry.model_name}@champion"
+
+
+@app.command("deploy")
+def deploy(
+    model: Annotated[str, typer.Argument(help="A trained model folder, or a registered models:/<name>/<version>.")],
+    prepared: Annotated[Path, typer.Option(help="Prepared dataset whose test split the parity gate uses.")] = Path(
+        "data/prepared"
+    ),
+    out: Annotated[Path | None, typer.Option(help="Where to write model.onnx (default: inside the folder).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Export a model to ONNX and run the parity gate (and optional quantisation) on the whole test split."""
+    from components.deploy.stage import deploy_model, deploy_registered
+    from components.errors import GateError
+    from medpipe.reporting import print_deploy_result
+
+    cfg = load_cli_config(params, overrides)
+    if model.startswith("models:/"):
+        result = deploy_registered(model, prepared, cfg.export, _settings())
+    else:
+        folder = Path(model)
+        result = deploy_model(folder, out or folder / "model.onnx", prepared, cfg.export)
+        result.report.to_json(result.onnx_path.parent / "parity.json")
+    print_deploy_result(console, result)
+    if not result.passed:
+        raise GateError(f"parity gate failed for {model}: {result.report.reason}")
+
+
+@app.command("serve")
+def serve(
+    model: ModelUriOpt = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default serving.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default serving.port).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Serve the champion over HTTP (FastAPI + ONNX Runtime), with hot reload and micro-batching."""
+    import uvicorn
+
+    from components.serving.app import create_app
+
+    cfg = load_cli_config(params, overrides)
+    settings = _settings()
+    host, port = host or cfg.serving.host, port or cfg.serving.port
+    if host not in ("127.0.0.1", "localhost", "::1") and not cfg.serving.require_api_key:
+        err_console.print(f"[yellow]warning:[/] serving on {host} without API keys (-S serving.require_api_key=true)")
+    uri = _model_uri(model, cfg)
+    console.print(f"serving [bold]{uri}[/] on http://{host}:{port} (docs: /docs); log: {settings.inference_log}")
+    uvicorn.run(create_app(settings, cfg.serving, cfg.export, uri), host=host, port=port, log_level="info")
+
+
+@app.command("predict")
+def predict(
+    folder: Annotated[Path, typer.Argument(help="Folder of PNG/JPEG/TIFF/BMP/.npy images (searched recursively).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write, one row per file.")] = Path("results.csv"),
+    model: ModelUriOpt = None,
+    log: Annotated[bool, typer.Option(help="Append the predictions to the inference log.")] = True,
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Score a folder of images offline through the same ONNX session the server uses."""
+    from components.serving.predict import predict_folder
+    from medpipe.reporting import print_batch_prediction
+
+    cfg = load_cli_config(params, overrides)
+    result = predict_folder(folder, out, _model_uri(model, cfg), cfg.export, cfg.serving, _settings(), log=log)
+    print_batch_prediction(console, result)
+
+
+@app.command("feedback")
+def feedback(
+    request_id: Annotated[str, typer.Argument(help="The request id the server (or `medpipe predict`) returned.")],
+    label: Annotated[str, typer.Argument(help="The true class: a class name or its index.")],
+    index: Annotated[int | None, typer.Option(help="Only this image of the request.")] = None,
+) -> None:
+    """Record the ground-truth label of a served prediction in the inference log."""
+    from components.serving.inference_log import InferenceLog
+
+    settings = _settings()
+    n = InferenceLog(settings.inference_log).add_feedback(request_id, label, index)
+    console.print(f"label [bold]{label}[/] recorded on {n} prediction(s) of request {request_id}")
+
+
+# --- registry (MLflow model registry) ---------------------------------------------------------
+@registry_app.command("list")
+def registry_list(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None) -> None:
+    """List the registered versions: aliases, gate decision, primary metric, data version."""
+    from components.registry.aliases import list_versions
+    from medpipe.reporting import print_model_versions
+
+    cfg = load_cli_config(params, overrides)
+    rows = list_versions(_settings(), cfg)
+    print_model_versions(console, cfg.registry.model_name, rows, cfg.registry.primary_metric)
+
+
+@registry_app.command("promote")
+def registry_promote(
+    version: Annotated[str, typer.Argument(help="The version to make champion.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (required; written to the audit log).")],
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Manual override: make VERSION the champion without the gate (audited)."""
+    from components.registry.aliases import promote
+    from medpipe.reporting import print_alias_event
+
+    cfg = load_cli_config(params, overrides)
+    print_alias_event(console, promote(version, reason, _settings(), cfg, actor="cli"))
+
+
+@registry_app.command("rollback")
+def registry_rollback(
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (written to the audit log).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Move the champion back to the previous champion (from the audit log)."""
+    from components.registry.aliases import rollback
+    from medpipe.reporting import print_alias_event
+
+    cfg = load_cli_config(params, overrides)
+    print_alias_event(console, rollback(_settings(), cfg, actor="cli", reason=reason))
+
+
+@registry_app.command("history")
+def registry_history(
+    alias: Annotated[str | None, typer.Option("--alias", help="Only this alias (champion, challenger).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Every alias move of the configured model: who, which flow run, from, to, why, when."""
+    from components.registry.aliases import history
+    from medpipe.reporting import print_audit_history
+
+    cfg = load_cli_config(params, overrides)
+    print_audit_history(console, history(_settings(), cfg, alias=alias))
+
+
+@registry_app.command("register")
+def registry_register(
+    model_dir: Annotated[Path, typer.Argument(help="A trained model folder (model.pt, preprocessing.json, ...).")],
+    onnx: Annotated[Path | None, typer.Option("--onnx", help="The exported ONNX file to register with it.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="The training run (default: a new run).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Register a model folder as a new @challenger (e.g. after the tracking server was unreachable)."""
+    from components.registry.register import register_model
+    from medpipe.reporting import print_registered
+
+    cfg = load_cli_config(params, overrides)
+    version = register_model(model_dir, onnx, cfg, _settings(), run_id=run_id, data_version=None, metrics={})
+    print_registered(console, version)
+
+
+@registry_app.command("evaluate")
+def registry_evaluate(
+    version: Annotated[str, typer.Argument(help="The version to gate (usually the @challenger).")],
+    prepared: Annotated[Path, typer.Option("--prepared", help="The prepared dataset folder; its test split is used.")],
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Run the promotion gate: VERSION vs the champion on the same test set; promote if every check passes."""
+    from components.registry.gate import evaluate_and_promote
+    from medpipe.reporting import print_gate_decision
+
+    cfg = load_cli_config(params, overrides)
+    print_gate_decision(console, evaluate_and_promote(version, prepared, cfg, _settings(), actor="cli"))
+
+
+# --- MLflow UI ---------------------------------------------------------------------------------
+@app.command("ui")
+def ui(
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: ui.mlflow_port from params).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Start the MLflow UI on the configured tracking store and print its URL (Ctrl-C stops it)."""
+    from components.registry.ui import plan_ui, start_ui, wait_until_up
+
+    cfg = load_cli_config(params, overrides)
+    settings = _settings()
+    plan = plan_ui(settings, cfg.ui, port=port)
+    if plan.command is None:
+        console.print(f"the tracking store is a server: open [bold]{plan.url}[/]")
+        return
+    proc = start_ui(plan)
+    try:
+        if not wait_until_up(plan.url, timeout_s=120, proc=proc):
+            proc.terminate()
+            err_console.print(f"[bold red]error:[/] the MLflow UI did not start on {plan.url} (port in use? --port)")
+            raise typer.Exit(2)
+        console.print(f"MLflow UI on [bold]{plan.url}[/] (store {settings.tracking_uri}); Ctrl-C stops it")
+        proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except Exception:  # noqa: BLE001 - last resort
+                proc.kill()
+
+
+# --- training ----------------------------------------------------------------------------------
+PreparedOpt = Annotated[Path, typer.Option("--prepared", help="The prepared dataset folder (train/val/test.npz).")]
+
+
+@app.command("train")
+def train(
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+    profile: ProfileOpt = None,
+    prepared: PreparedOpt = Path("data/prepared"),
+    out: Annotated[Path, typer.Option("--out", help="Where the trained model folder is written.")] = Path(
+        "data/models/current"
+    ),
+    search: Annotated[bool, typer.Option(help="Run the Optuna search first (default: search.enabled).")] = True,
+) -> None:
+    """Train on a prepared dataset: Optuna search (if enabled), then the final model, evaluated once on test."""
+    settings = _settings()
+    cfg = load_cli_config(params, overrides, profile)
+    if not search:
+        cfg = cfg.with_overrides({"search.enabled": False})
+    from components.data.dataset import load_prepared
+    from components.training.search import train_best
+    from medpipe.reporting import print_train_result
+
+    print_train_result(console, train_best(cfg, load_prepared(prepared), settings, out_dir=out))
+
+
+@hpo_app.command("worker")
+def hpo_worker(
+    study: Annotated[str, typer.Option("--study", help="The Optuna study to join (created if missing).")],
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+    profile: ProfileOpt = None,
+    prepared: PreparedOpt = Path("data/prepared"),
+) -> None:
+    """Join a study and run trials until it holds search.n_trials finished trials (run several for scale-out)."""
+    settings = _settings()
+    cfg = load_cli_config(params, overrides, profile)
+    from components.data.dataset import load_prepared
+    from components.training.search import run_worker
+    from medpipe.reporting import print_search_result
+
+    print_search_result(console, run_worker(cfg, load_prepared(prepared), settings, study))
+
+
+# --- drift monitoring --------------------------------------------------------------------------
+monitor_app = typer.Typer(
+    help="Drift check of the champion: served images (inference log) or a folder vs its reference profile.",
+    invoke_without_command=True,
+)
+app.add_typer(monitor_app, name="monitor")
+
+
+@monitor_app.callback()
+def monitor(
+    ctx: typer.Context,
+    images: Annotated[
+        Path | None, typer.Option("--images", help="Check a folder of image files instead of the inference log.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the machine-readable result.")] = False,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Window start (ISO time); default: now - monitoring.window_hours.")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Window end (ISO time); default: now.")] = None,
+    last: Annotated[int | None, typer.Option("--last", help="Only the last N logged predictions.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model URI or ONNX folder (default: models:/<name>@champion).")
+    ] = None,
+    reference: Annotated[
+        Path | None, typer.Option("--reference", help="Reference profile folder (default: the model's own).")
+    ] = None,
+    alerts: Annotated[bool, typer.Option(help="Send alerts through the configured channels.")] = True,
+    fail_on_drift: Annotated[bool, typer.Option(help="Exit 1 when drift is detected (CI).")] = False,
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Run one drift check: verdict, signals vs thresholds, estimated accuracy; reports to HTML/JSON, the
+    Evidently workspace and MLflow; alerts on a new drift condition."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from datetime import datetime
+
+    from components.tracking import experiment_name
+    from medpipe.reporting import print_drift_summary
+    from monitoring.alerts import send_alerts
+    from monitoring.check import current_window, load_champion
+    from monitoring.drift import compute_drift
+    from monitoring.outputs import write_outputs
+
+    settings = _settings()
+    cfg = load_cli_config(params, overrides)
+    champion = load_champion(cfg, settings, model, reference)
+    window = current_window(
+        champion,
+        cfg,
+        settings,
+        images_dir=images,
+        since=datetime.fromisoformat(since) if since else None,
+        until=datetime.fromisoformat(until) if until else None,
+        last=last,
+    )
+    summary = compute_drift(champion.reference, window, cfg.monitoring, model_version=champion.version)
+    write_outputs(summary, settings, cfg.project.name, experiment_name(cfg, "monitoring"), champion.version)
+    outcome = send_alerts(summary, cfg.alerts, settings) if alerts else None
+    if as_json:
+        typer.echo(summary.to_json())
+    else:
+        print_drift_summary(console, summary, outcome)
+    if fail_on_drift and summary.drift_detected:
+        raise typer.Exit(1)
+
+
+@monitor_app.command("ui")
+def monitor_ui(
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: ui.evidently_port).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Start the Evidently UI on the local workspace (the history of drift checks); Ctrl-C stops it."""
+    import subprocess
+
+    cfg = load_cli_config(params, overrides)
+    settings = _settings()
+    workspace = settings.evidently_workspace
+    workspace.mkdir(parents=True, exist_ok=True)
+    port = port or cfg.ui.evidently_port
+    evidently = Path(sys.executable).with_name("evidently")
+    cmd = [str(evidently) if evidently.exists() else "evidently", "ui", "--workspace", str(workspace)]
+    cmd += ["--host", cfg.ui.host, "--port", str(port)]
+    console.print(f"Evidently UI on [bold]http://{cfg.ui.host}:{port}[/] (workspace {workspace}); Ctrl-C stops it")
+    proc = subprocess.Popen(cmd)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def main() -> None:  # pragma: no cover - console entry

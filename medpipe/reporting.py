@@ -1,3 +1,275 @@
 """Rich rendering of stage results for the CLI (one function per result type; no logic)."""
 
 from __future__ import annotations
+
+
+def print_deploy_result(console, result) -> None:  # noqa: ANN001 - DeployResult (lazy import keeps the CLI fast)
+    """The parity gate of an export (and of its quantised candidate)."""
+    from rich.table import Table
+
+    table = Table(title=f"ONNX export: {result.onnx_path}")
+    table.add_column("graph")
+    for col in ("gate", "max |Δprob|", "top-1 agree", "acc torch", "acc onnx", "provider", "p50 b1 ms", "p50 b32 ms"):
+        table.add_column(col, justify="right")
+    reports = [result.fp32_report] + ([result.quantized_report] if result.quantized_report else [])
+    for r in reports:
+        table.add_row(
+            r.quantized if r.quantized != "none" else "fp32",
+            "[green]pass[/]" if r.passed else "[red]FAIL[/]",
+            f"{r.max_abs_diff:.2e}",
+            f"{r.top1_agreement:.4f}",
+            f"{r.accuracy_torch:.4f}" if r.accuracy_torch is not None else "-",
+            f"{r.accuracy_onnx:.4f}" if r.accuracy_onnx is not None else "-",
+            r.provider,
+            f"{r.latency_ms['p50_b1']:.3f}",
+            f"{r.latency_ms['p50_b32']:.3f}",
+        )
+    console.print(table)
+    for r in reports:
+        if r.reason:
+            console.print(f"[red]{r.quantized if r.quantized != 'none' else 'fp32'}:[/] {r.reason}")
+    shipped = result.report.quantized if result.report.quantized != "none" else "fp32"
+    console.print(f"shipping: {shipped} ({'passed' if result.passed else 'gate FAILED'})")
+
+
+def print_batch_prediction(console, result) -> None:  # noqa: ANN001 - BatchPrediction
+    """Summary of an offline ``medpipe predict`` run."""
+    counts = ", ".join(f"{k}: {v}" for k, v in result.class_counts.items())
+    console.print(
+        f"scored {result.n_images - result.n_failed}/{result.n_images} images with {result.model_name} "
+        f"v{result.model_version} -> {result.out_csv} ({counts})"
+    )
+    if result.n_failed:
+        console.print(f"[yellow]{result.n_failed} file(s) refused; see the 'error' column[/]")
+    if result.request_id:
+        console.print(f"inference log request id: {result.request_id}")
+
+
+# --- data ------------------------------------------------------------------------------------
+def _counts_table(title: str, class_names: tuple[str, ...], counts: dict[str, dict[str, int]]):
+    from rich.table import Table
+
+    order = ("train", "val", "test")
+    splits = [s for s in order if s in counts] + [s for s in counts if s not in order]
+    table = Table(title=title, title_justify="left")
+    table.add_column("class")
+    for split in splits:
+        table.add_column(split, justify="right")
+    table.add_column("total", justify="right", style="bold")
+    for name in class_names:
+        row = [counts[s].get(name, 0) for s in splits]
+        table.add_row(name, *map(str, row), str(sum(row)))
+    totals = [sum(counts[s].values()) for s in splits]
+    table.add_row("[bold]total[/]", *map(str, totals), str(sum(totals)))
+    return table
+
+
+def print_data_summary(console, result) -> None:
+    """Render what `medpipe data ingest` produced (a PreparedData / IngestResult)."""
+    version = result.data_version or "unversioned"
+    recorded = getattr(result, "recorded", True)
+    console.print(f"[bold]data version[/] [cyan]{version}[/]" + ("" if recorded else " [yellow](not in dvc.lock)[/]"))
+    source = getattr(result, "source", "")
+    if source:
+        console.print(f"source {source} -> {result.path}")
+    console.print(
+        f"{len(result.class_names)} classes, images {result.image_size}x{result.image_size}, "
+        f"{result.channels} channel(s)"
+    )
+    console.print(_counts_table("class counts per split", result.class_names, result.counts))
+    if getattr(result, "skipped", 0):
+        console.print(f"[yellow]{result.skipped} invalid file(s) skipped[/]: see {result.path / 'validation.json'}")
+    if getattr(result, "duplicates", 0):
+        console.print(
+            f"[yellow]{result.duplicates} image(s) appear in more than one split[/] (by sha256; "
+            f"listed in {result.path / 'manifest.json'})"
+        )
+    if getattr(result, "pushed_to", None):
+        console.print(f"pushed to DVC remote {result.pushed_to}")
+    for note in getattr(result, "notes", ()):
+        console.print(f"[dim]note:[/] {note}")
+
+
+def print_data_status(console, status) -> None:
+    """Render `medpipe data status` (a components.data.versioning.DataStatus)."""
+    console.print(f"[bold]project[/] {status.project_dir}")
+    if status.data_version is None and status.raw_version is None:
+        console.print("[yellow]no versioned data yet[/]: run `medpipe data ingest` (or `make demo`)")
+        return
+    console.print(f"[bold]data version[/] [cyan]{status.data_version or 'not reproduced yet'}[/] (data/prepared)")
+    console.print(f"raw data {status.raw_version or 'not tracked'} (data/raw)")
+    if status.source:
+        console.print(f"source {status.source.get('kind')} {status.source.get('name')!r}")
+    if status.counts:
+        console.print(_counts_table("class counts per split", status.class_names, status.counts))
+    if status.duplicates:
+        console.print(f"[yellow]{status.duplicates} image(s) appear in more than one split[/]")
+    if status.skipped:
+        console.print(f"[yellow]{status.skipped} invalid file(s) were skipped[/] (validation.json)")
+    if status.changes:
+        console.print("[bold yellow]workspace differs from the last versioned state[/] (`dvc status`):")
+        for line in status.changes:
+            console.print(f"  {line}")
+        if status.prepared_path is None:
+            console.print("  run `medpipe data pull` to fetch the versioned data from the DVC remote")
+        else:
+            console.print("  run `dvc repro prepare` (or `medpipe data ingest`) to version it; `dvc checkout` undoes")
+    else:
+        console.print("[green]workspace matches the last versioned state[/]")
+    if status.uncommitted:
+        console.print(f"[yellow]not committed to git[/]: {', '.join(status.uncommitted)}")
+    if status.remote:
+        console.print(f"DVC remote {status.remote}")
+
+
+# --- registry (MLflow model registry, promotion gate, audit log) ------------------------------
+def print_model_versions(console, name: str, rows: list[dict], metric: str = "auc") -> None:
+    """``medpipe registry list``: one row per version, newest first."""
+    from rich.table import Table
+
+    if not rows:
+        console.print(f"no versions of [bold]{name}[/] registered yet (train with `medpipe run`)")
+        return
+    table = Table(title=f"registered model {name}")
+    for col in ("version", "aliases", metric, "gate", "failed", "parity", "data version", "created", "run"):
+        table.add_column(col)
+    for r in rows:
+        aliases = ", ".join(f"[bold green]@{a}[/]" if a == "champion" else f"@{a}" for a in r["aliases"])
+        gate = {"promoted": "[green]promoted[/]", "rejected": "[red]rejected[/]"}.get(r["gate"], r["gate"])
+        table.add_row(
+            r["version"],
+            aliases,
+            str(r.get(metric, "")),
+            gate,
+            "" if r["failed"] in ("", "none") else r["failed"],
+            r["parity"],
+            r["data_version"][:12],
+            r["created"],
+            (r["run_id"] or "")[:8],
+        )
+    console.print(table)
+
+
+def print_gate_decision(console, decision) -> None:
+    """The promotion gate's decision with every check and the bootstrap intervals."""
+    from rich.table import Table
+
+    verdict = "[bold green]PROMOTED to champion[/]" if decision.promoted else "[bold red]REJECTED[/] (stays challenger)"
+    console.print(f"version {decision.version}: {verdict} (champion before: {decision.champion_before or 'none'})")
+    table = Table(show_header=True)
+    for col in ("check", "result", "value", "threshold", "detail"):
+        table.add_column(col)
+    for c in decision.checks:
+        table.add_row(
+            c.name,
+            "[green]pass[/]" if c.passed else "[red]FAIL[/]",
+            "" if c.value is None else f"{c.value:.4f}",
+            "" if c.threshold is None else f"{c.threshold:.4f}",
+            c.detail,
+        )
+    if decision.checks:
+        console.print(table)
+    m = decision.primary_metric
+    for who, (lo, hi) in decision.cis.items():
+        console.print(f"  {who}: {m} {decision.metrics[who][m]:.4f}  95% CI [{lo:.4f}, {hi:.4f}]")
+    console.print(f"reason: {decision.reason}")
+
+
+def print_alias_event(console, event: dict) -> None:
+    """One audited alias move."""
+    console.print(
+        f"[bold]{event['model']}@{event['alias']}[/]: {event['from_version'] or 'none'} -> "
+        f"[bold]{event['to_version']}[/] ({event['action']} by {event['actor']}/{event['user']}: {event['reason']})"
+    )
+
+
+def print_audit_history(console, events: list[dict]) -> None:
+    """``medpipe registry history``: every alias move, oldest first."""
+    from rich.table import Table
+
+    if not events:
+        console.print("no alias moves recorded yet")
+        return
+    table = Table(title="alias history (audit log)")
+    for col in ("time", "model", "alias", "from", "to", "action", "who", "flow run", "reason"):
+        table.add_column(col)
+    for e in events:
+        table.add_row(
+            e["time"],
+            e["model"],
+            e["alias"],
+            e["from_version"] or "-",
+            e["to_version"] or "-",
+            e["action"],
+            f"{e['actor']}/{e['user']}",
+            (e.get("flow_run_id") or "")[:8],
+            e["reason"],
+        )
+    console.print(table)
+
+
+def print_registered(console, version) -> None:
+    """A new registration."""
+    console.print(
+        f"registered [bold]{version.name}[/] version [bold]{version.version}[/] (@challenger) from run "
+        f"{version.run_id}: {version.model_uri}"
+    )
+
+
+def print_search_result(console, result) -> None:
+    """An Optuna study's outcome (``medpipe hpo worker``)."""
+    console.print(
+        f"study [bold]{result.study_name}[/]: {result.n_complete} complete, {result.n_pruned} pruned; "
+        f"best val AUC [bold]{result.best_value:.4f}[/] (MLflow parent run {result.parent_run_id})"
+    )
+    for key, value in result.best_params.items():
+        console.print(f"  {key} = {value}")
+
+
+def print_train_result(console, result) -> None:
+    """``medpipe train``: the final model's val/test metrics, where it was written, its MLflow run."""
+    from rich.table import Table
+
+    table = Table(title=f"final model (MLflow run {result.run_id})")
+    table.add_column("metric")
+    table.add_column("val", justify="right")
+    table.add_column("test", justify="right")
+    for key in ("auc", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "ece"):
+        val, test = result.val_metrics.get(key), result.test_metrics.get(key)
+        table.add_row(key, "-" if val is None else f"{val:.4f}", "-" if test is None else f"{test:.4f}")
+    console.print(table)
+    if result.best_params:
+        console.print("best params: " + ", ".join(f"{k}={v}" for k, v in result.best_params.items()))
+    console.print(f"model folder: [bold]{result.model_dir}[/]  checkpoint: {result.checkpoint}")
+
+
+def print_drift_summary(console, summary, outcome=None) -> None:  # noqa: ANN001 - DriftSummary, AlertOutcome
+    """Verdict, each signal's score vs threshold, accuracy estimate, report paths and the alert outcome."""
+    from rich.table import Table
+
+    if summary.status == "not_enough_data":
+        console.print(f"[bold yellow]not enough data[/]: {summary.message}")
+    elif summary.drift_detected:
+        console.print(f"[bold red]drift detected[/] in {', '.join(s.name for s in summary.drifted_signals)}")
+    else:
+        console.print("[bold green]no drift[/]")
+    window = f"{summary.window_size} images"
+    if summary.window_start:
+        window += f" ({summary.window_start} .. {summary.window_end})"
+    console.print(f"window: {window}; reference: {summary.reference_size}; model version: {summary.model_version}")
+    if summary.signals:
+        table = Table("signal", "score", "drift if", "verdict", "detail")
+        for s in summary.signals:
+            verdict = "[red]DRIFT[/]" if s.drifted else "[green]ok[/]"
+            table.add_row(s.name, f"{s.score:.4g}", f"{s.rule} {s.threshold:g}", verdict, s.detail)
+        console.print(table)
+    if summary.estimated_accuracy is not None:
+        ref = f" (reference {summary.reference_accuracy:.3f})" if summary.reference_accuracy is not None else ""
+        console.print(f"estimated accuracy (label-free): {summary.estimated_accuracy:.3f}{ref}")
+    if summary.accuracy is not None:
+        console.print(f"accuracy on {summary.labelled} labelled images: {summary.accuracy:.3f}")
+    for key, path in summary.report_paths.items():
+        console.print(f"{key}: {path}")
+    if outcome is not None:
+        failed = f"; failed: {', '.join(outcome.failed_channels)}" if outcome.failed_channels else ""
+        console.print(f"alert: {outcome.action} ({outcome.reason}){failed}")

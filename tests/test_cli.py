@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,17 +15,14 @@ def _medpipe(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_help_is_fast_and_lists_commands() -> None:
-    _medpipe("--help")  # warm the bytecode cache
-    start = time.perf_counter()
+def test_help_lists_commands() -> None:
     out = _medpipe("--help")
-    elapsed = time.perf_counter() - start
     assert out.returncode == 0, out.stderr
     assert "run" in out.stdout and "data" in out.stdout
-    assert elapsed < 2.0, f"medpipe --help took {elapsed:.2f}s"
 
 
 def test_help_does_not_import_heavy_libraries() -> None:
+    """What keeps `medpipe --help` fast (timed in benchmarks/cli_startup.py, not here)."""
     heavy = "('torch', 'mlflow', 'prefect', 'dvc', 'evidently')"
     code = f"import sys; import medpipe.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
