@@ -1,15 +1,24 @@
 """MLflow tracking set-up and lineage tags, shared by every stage that logs a run.
 
-(The registry engineer owns and extends this module: retries on an unreachable server, etc.)
+The store is one URI from settings: ``sqlite:///<state>/mlflow.db`` by default, any ``http(s)://``
+MLflow server by environment. Calls to a remote server are retried with exponential backoff, and
+an unreachable server ends in a :class:`RegistryError` that says what to check.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+from components.errors import RegistryError
 from medpipe import __version__
 from medpipe.config import PipelineConfig
 from medpipe.settings import Settings
@@ -20,15 +29,113 @@ def experiment_name(cfg: PipelineConfig, kind: str = "training") -> str:
     return f"{cfg.project.name}-{kind}"
 
 
-def setup_mlflow(settings: Settings, experiment: str) -> str:
-    """Point MLflow at the configured store and make sure ``experiment`` exists; returns its id."""
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF_S = 1.0
+
+
+def is_remote(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def with_retries(
+    fn: Callable[[], T],
+    *,
+    what: str,
+    uri: str,
+    retries: int = DEFAULT_RETRIES,
+    backoff_s: float = DEFAULT_BACKOFF_S,
+    hint: str = "",
+) -> T:
+    """Call ``fn``; on a connection-type failure retry ``retries`` times (backoff ``backoff_s * 2**i``).
+
+    Only wrap idempotent calls (lookups, tags, aliases). The last failure becomes a :class:`RegistryError`
+    naming ``uri`` and what to do (``hint`` is appended).
+    """
+    from mlflow.exceptions import MlflowException
+
+    last: Exception | None = None
+    for attempt in range(retries + 1):
+        try:
+            return fn()
+        except (OSError, MlflowException) as err:  # requests' ConnectionError is an OSError
+            if isinstance(err, MlflowException) and not _is_connection_error(err):
+                raise
+            last = err
+            if attempt < retries:
+                delay = backoff_s * 2**attempt
+                log.warning("%s failed (%s); retry %d/%d in %.1fs", what, err, attempt + 1, retries, delay)
+                time.sleep(delay)
+    raise RegistryError(
+        f"{what}: the MLflow tracking server {uri} is unreachable after {retries + 1} attempts ({last}). "
+        "Check that it is running (`medpipe ui` starts a local one) or set MLFLOW_TRACKING_URI / "
+        f"MEDPIPE_MLFLOW_TRACKING_URI.{(' ' + hint) if hint else ''}"
+    ) from last
+
+
+def _is_connection_error(err: Exception) -> bool:
+    text = str(err).lower()
+    return any(
+        s in text
+        for s in ("connection", "max retries", "timed out", "unreachable", "503", "502", "504", "database is locked")
+    )
+
+
+def ensure_reachable(
+    settings: Settings, *, retries: int = DEFAULT_RETRIES, backoff_s: float = DEFAULT_BACKOFF_S, hint: str = ""
+) -> None:
+    """Fail fast (bounded retries, short timeouts) when a remote tracking server does not answer ``/health``."""
+    uri = settings.tracking_uri
+    if not is_remote(uri):
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return
+
+    def probe() -> None:
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as resp:
+                resp.read()
+        except urllib.error.HTTPError as err:  # it answered: reachable (auth or an older server)
+            if err.code >= 500:
+                raise OSError(f"HTTP {err.code}") from err
+
+    with_retries(probe, what="connecting to MLflow", uri=uri, retries=retries, backoff_s=backoff_s, hint=hint)
+
+
+def setup_mlflow(
+    settings: Settings,
+    experiment: str,
+    *,
+    retries: int = DEFAULT_RETRIES,
+    backoff_s: float = DEFAULT_BACKOFF_S,
+    hint: str = "",
+) -> str:
+    """Point MLflow at the configured store and make sure ``experiment`` exists; returns its id.
+
+    Raises :class:`RegistryError` (after bounded retries) when a remote server is unreachable.
+    """
     import mlflow
 
-    settings.home.mkdir(parents=True, exist_ok=True)
+    if is_remote(settings.tracking_uri):  # bound MLflow's own HTTP retries (default: minutes)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    ensure_reachable(settings, retries=retries, backoff_s=backoff_s, hint=hint)
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.registry_uri)
-    found = mlflow.get_experiment_by_name(experiment)
-    exp_id = found.experiment_id if found else mlflow.create_experiment(experiment, settings.artifact_location)
+
+    def get_or_create() -> str:
+        found = mlflow.get_experiment_by_name(experiment)
+        return found.experiment_id if found else mlflow.create_experiment(experiment, settings.artifact_location)
+
+    exp_id = with_retries(
+        get_or_create,
+        what=f"opening experiment {experiment!r}",
+        uri=settings.tracking_uri,
+        retries=retries,
+        backoff_s=backoff_s,
+        hint=hint,
+    )
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 
@@ -53,10 +160,15 @@ def lineage_tags(cfg: PipelineConfig, data_version: str | None, settings: Settin
         "medpipe.version": __version__,
         "medpipe.dataset": cfg.data.source,
     }
-    flow_run_id = os.environ.get("PREFECT__FLOW_RUN_ID") or _prefect_flow_run_id()
+    flow_run_id = current_flow_run_id()
     if flow_run_id:
         tags["medpipe.prefect_flow_run_id"] = flow_run_id
     return tags
+
+
+def current_flow_run_id() -> str | None:
+    """The Prefect flow run this process works for (env or context), or None outside a flow."""
+    return os.environ.get("PREFECT__FLOW_RUN_ID") or _prefect_flow_run_id()
 
 
 def _prefect_flow_run_id() -> str | None:

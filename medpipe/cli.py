@@ -318,7 +318,7 @@ def ui(
     overrides: SetOpt = None,
 ) -> None:
     """Start the MLflow UI on the configured tracking store and print its URL (Ctrl-C stops it)."""
-    from components.registry.ui import plan_ui, start_ui, wait_until_up
+    from components.registry.ui import plan_ui, start_ui, stop_ui, wait_until_up
 
     cfg = load_cli_config(params, overrides)
     settings = _settings()
@@ -329,7 +329,6 @@ def ui(
     proc = start_ui(plan)
     try:
         if not wait_until_up(plan.url, timeout_s=120, proc=proc):
-            proc.terminate()
             err_console.print(f"[bold red]error:[/] the MLflow UI did not start on {plan.url} (port in use? --port)")
             raise typer.Exit(2)
         console.print(f"MLflow UI on [bold]{plan.url}[/] (store {settings.tracking_uri}); Ctrl-C stops it")
@@ -337,12 +336,7 @@ def ui(
     except KeyboardInterrupt:
         pass
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except Exception:  # noqa: BLE001 - last resort
-                proc.kill()
+        stop_ui(proc)
 
 
 # --- training ----------------------------------------------------------------------------------

@@ -149,8 +149,15 @@ class SearchConfig(_Section):
     n_jobs: Annotated[int, Field(ge=1)] = Field(1, description="Parallel trials in this process.")
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"
+    pruner_startup_trials: Annotated[int, Field(ge=0)] = Field(3, description="Trials before the pruner acts.")
+    pruner_warmup_epochs: Annotated[int, Field(ge=0)] = Field(2, description="Epochs of a trial before pruning.")
+    prune_below: Probability | None = Field(
+        None, description="Also prune a trial whose val AUC is below this after the warm-up epochs."
+    )
     metric: Literal["val_auc"] = "val_auc"
-    study_name: str | None = Field(None, description="Defaults to '<project.name>-search'.")
+    study_name: str | None = Field(
+        None, description="Defaults to '<project.name>-search-<hash of space, fixed params and data>'."
+    )
     space: dict[str, SearchParam] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -178,6 +185,8 @@ class RegistryConfig(_Section):
     sensitivity_tolerance: Annotated[float, Field(ge=0)] = 0.05
     max_ece: Annotated[float, Field(gt=0)] = 0.2
     bootstrap_samples: Annotated[int, Field(ge=100)] = 1000
+    retries: Annotated[int, Field(ge=0, le=10)] = Field(3, description="Retries of idempotent remote MLflow calls.")
+    retry_backoff_s: Annotated[float, Field(ge=0)] = Field(1.0, description="First retry delay; doubles each time.")
     intended_use: str = "Research decision support for medical image classification; not for unsupervised diagnosis."
     out_of_scope: str = "Images from other modalities, body parts, or scanners than the training data."
     limitations: str = "Trained on a small public dataset; performance on local data must be validated."
@@ -224,6 +233,12 @@ class MonitoringConfig(_Section):
     pca_components: Annotated[int, Field(ge=2, le=64)] = 8
     confidence_drop: Probability = Field(0.1, description="Drop in mean max-probability that counts as drift.")
     accuracy_drop: Probability = Field(0.1, description="Drop in estimated accuracy that counts as drift.")
+    window_size: Annotated[int, Field(ge=5)] = Field(
+        100, description="Rows in a 'last N predictions' window (benchmarks, --last); time windows use window_hours."
+    )
+    prediction_threshold: Probability = Field(
+        0.01, description="p-value below which the predicted-class or confidence distribution counts as drifted."
+    )
     retrain: RetrainConfig = RetrainConfig()
 
 
@@ -242,6 +257,7 @@ class EmailChannel(_Section):
     starttls: bool = True
     sender: str = "medpipe@localhost"
     recipients: list[str] = Field(default_factory=list)
+    ca_file: str | None = Field(None, description="CA bundle to verify the SMTP server's certificate (private CA).")
 
 
 class AlertsConfig(_Section):

@@ -1,0 +1,258 @@
+"""Register a trained model folder in MLflow with both a PyTorch and an ONNX flavour.
+
+Layout of the registered model (``models:/<name>@<alias>``)::
+
+    MLmodel               # flavours: pytorch (Classifier), onnx (data: model.onnx), python_function
+    data/                 # the pickled Classifier (mlflow.pytorch)
+    model.onnx            # raw pixels (N, C, H, W) 0..255 -> probabilities, embedding (when exported)
+    preprocessing.json    # image size, channels, mean/std, class names
+    model_config.json     # create_model() arguments
+    model_card.md
+    input_example.json, serving_input_example.json, requirements.txt, ...
+
+``python_function`` loads the ONNX graph when there is one (the serving path), else the PyTorch net.
+The new version gets the alias ``challenger``; only the promotion gate (or an audited manual
+promotion) moves ``champion``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from components.errors import RegistryError
+from components.models.artifacts import MODEL_CONFIG, load_model_dir
+from components.preprocessing import FILENAME as PREPROCESSING_FILE
+from components.preprocessing import Preprocessing
+from components.registry.aliases import CHALLENGER, move_alias
+from components.registry.model_card import FILENAME as CARD_FILE
+from components.registry.model_card import CardContent, render_model_card
+from components.tracking import experiment_name, lineage_tags, setup_mlflow, with_retries
+from medpipe.config import PipelineConfig
+from medpipe.settings import Settings
+
+if TYPE_CHECKING:
+    from mlflow.models import Model, ModelSignature
+
+ONNX_FILE = "model.onnx"
+ARTIFACT_NAME = "model"
+MAX_DESCRIPTION = 4900  # MLflow keeps model-version descriptions up to 5000 characters
+PARITY_TAG = "export.parity_passed"
+
+
+class ParityLike(Protocol):
+    passed: bool
+
+    def as_tags(self) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    run_id: str
+    model_uri: str  # models:/<name>/<version>
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    reqs = []
+    for pkg in ("mlflow", "torch", "numpy", "onnx", "onnxruntime-gpu"):
+        try:
+            reqs.append(f"{pkg}=={version(pkg)}")
+        except PackageNotFoundError:
+            continue
+    return reqs
+
+
+def _example_and_signature(net: Any, pre: Preprocessing, onnx_path: Path | None) -> tuple[np.ndarray, ModelSignature]:
+    """Input example + signature of the pyfunc model: the ONNX graph's I/O, else the Classifier's."""
+    import torch
+    from mlflow.models import infer_signature
+
+    rng = np.random.default_rng(0)
+    if onnx_path is not None:
+        import onnxruntime as ort
+
+        pixels = rng.integers(0, 256, (1, pre.channels, pre.image_size, pre.image_size)).astype(np.float32)
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        outputs = session.run(None, {session.get_inputs()[0].name: pixels})
+        return pixels, infer_signature(pixels, dict(zip(names, outputs, strict=True)))
+    size = pre.train_image_size
+    x = rng.standard_normal((1, pre.channels, size, size)).astype(np.float32)
+    with torch.inference_mode():
+        logits = net(torch.from_numpy(x)).numpy()
+    return x, infer_signature(x, logits)
+
+
+class _MedpipeFlavor:
+    """What ``mlflow.models.Model.log`` calls to write the model folder (PyTorch + ONNX + our JSON files)."""
+
+    def __init__(self, net: Any, model_dir: Path, onnx_path: Path | None, card: str) -> None:
+        self.net, self.model_dir, self.onnx_path, self.card = net, model_dir, onnx_path, card
+
+    def save_model(self, path: str, mlflow_model: Model, signature: Any, input_example: Any) -> None:
+        import mlflow.pytorch
+        from mlflow import pyfunc
+        from mlflow.models.model import MLMODEL_FILE_NAME
+
+        mlflow.pytorch.save_model(
+            self.net,
+            path,
+            mlflow_model=mlflow_model,
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=_requirements(),
+            # MLflow 3.17 defaults to "pt2" (torch.export): load_model would give a GraphModule, not our Classifier
+            serialization_format="pickle",
+        )
+        out = Path(path)
+        for name in (PREPROCESSING_FILE, MODEL_CONFIG):
+            shutil.copy2(self.model_dir / name, out / name)
+        (out / CARD_FILE).write_text(self.card)
+        if self.onnx_path is not None:
+            import onnx
+
+            shutil.copy2(self.onnx_path, out / ONNX_FILE)
+            mlflow_model.add_flavor(
+                "onnx",
+                onnx_version=onnx.__version__,
+                data=ONNX_FILE,
+                providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
+                code=None,
+            )
+            # the serving path: pyfunc runs the ONNX graph on raw pixels
+            pyfunc.add_to_model(
+                mlflow_model,
+                loader_module="mlflow.onnx",
+                data=ONNX_FILE,
+                conda_env="conda.yaml",
+                python_env="python_env.yaml",
+            )
+        mlflow_model.save(str(out / MLMODEL_FILE_NAME))
+
+
+def register_model(
+    model_dir: Path,
+    onnx_path: Path | None,
+    cfg: PipelineConfig,
+    settings: Settings,
+    *,
+    run_id: str | None,
+    data_version: str | None,
+    metrics: dict[str, float],
+    parity: ParityLike | None = None,
+) -> RegisteredVersion:
+    """Log ``model_dir`` (+ ``onnx_path``) under ``run_id`` and register it as ``cfg.registry.model_name@challenger``.
+
+    Tags the run and the version with lineage, the export parity result and the given test ``metrics``;
+    writes ``model_card.md``. ``model_dir`` is only read: when the tracking server is unreachable a
+    :class:`RegistryError` says so and the folder stays as it is.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.models import Model
+
+    model_dir = Path(model_dir)
+    if not (model_dir / MODEL_CONFIG).is_file():
+        raise RegistryError(f"{model_dir} is not a medpipe model folder (no {MODEL_CONFIG}); pass the training output")
+    if onnx_path is not None and not Path(onnx_path).is_file():
+        raise RegistryError(f"ONNX file {onnx_path} does not exist; export first (`medpipe export`) or pass None")
+    reg = cfg.registry
+    name = reg.model_name
+    hint = (
+        f"The trained model folder {model_dir} is kept; register it later with `medpipe registry register {model_dir}`."
+    )
+    net, pre = load_model_dir(model_dir)
+    data_version = data_version or pre.data_version
+    setup_mlflow(settings, experiment_name(cfg), retries=reg.retries, backoff_s=reg.retry_backoff_s, hint=hint)
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+    tags = lineage_tags(cfg, data_version, settings)
+    export_tags = {PARITY_TAG: "not_evaluated"}
+    if parity is not None:
+        export_tags = {**{k: str(v) for k, v in parity.as_tags().items()}, PARITY_TAG: str(bool(parity.passed)).lower()}
+
+    def retry(what: str, fn: Any) -> Any:
+        return with_retries(
+            fn, what=what, uri=settings.tracking_uri, retries=reg.retries, backoff_s=reg.retry_backoff_s, hint=hint
+        )
+
+    if run_id is None:
+        run_id = retry("creating a registration run", lambda: _new_run(client, cfg, tags))
+    retry("tagging the run", lambda: [client.set_tag(run_id, k, v) for k, v in tags.items()])
+    train_params = retry("reading run params", lambda: dict(client.get_run(run_id).data.params))
+    card = CardContent(
+        name=name,
+        version=None,
+        run_id=run_id,
+        preprocessing=pre,
+        lineage=tags,
+        train_params=train_params,
+        metrics=metrics,
+        export=export_tags,
+    )
+    example, signature = _example_and_signature(net, pre, onnx_path)
+    flavor = _MedpipeFlavor(net, model_dir, Path(onnx_path) if onnx_path else None, render_model_card(card, reg))
+    version_tags = {**tags, **export_tags, **{f"test.{k}": f"{v:.6g}" for k, v in metrics.items() if "." not in k}}
+    try:
+        info = Model.log(
+            artifact_path=None,
+            name=ARTIFACT_NAME,
+            flavor=flavor,
+            flavor_name="pytorch",
+            run_id=run_id,
+            registered_model_name=name,
+            tags=version_tags,
+            signature=signature,
+            input_example=example,
+            await_registration_for=30,
+        )
+    except (OSError, mlflow.exceptions.MlflowException) as err:
+        raise RegistryError(f"registering {model_dir} as {name!r} failed: {err}. {hint}") from err
+    version = str(info.registered_model_version)
+    card.version = version
+    text = render_model_card(card, reg)
+    retry("writing the model card", lambda: _publish_card(client, name, version, run_id, text))
+    if not (client.get_registered_model(name).description or "").strip():
+        client.update_registered_model(
+            name, description=f"medpipe classifier for `{cfg.data.source}`. Serving alias: `@champion`."
+        )
+    move_alias(
+        settings, cfg, CHALLENGER, version, action="register", reason=f"registered from run {run_id}", actor="register"
+    )
+    return RegisteredVersion(name=name, version=version, run_id=run_id, model_uri=f"models:/{name}/{version}")
+
+
+def _new_run(client: Any, cfg: PipelineConfig, tags: dict[str, str]) -> str:
+    import mlflow
+
+    exp = mlflow.get_experiment_by_name(experiment_name(cfg))
+    run = client.create_run(exp.experiment_id, tags=tags, run_name="register")
+    trained = cfg.model_dump(mode="json", include={"model", "train", "augment"})
+    client.log_params(run.info.run_id, {k: str(v) for k, v in _flat(trained).items()})
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
+    return out
+
+
+def _publish_card(client: Any, name: str, version: str, run_id: str, text: str) -> None:
+    """The card as a run artifact (``model_cards/v<N>/model_card.md``) and as the version's description."""
+    client.log_text(run_id, text, f"model_cards/v{version}/{CARD_FILE}")
+    description = text if len(text) <= MAX_DESCRIPTION else text[:MAX_DESCRIPTION] + "\n\n(truncated; see artifact)"
+    client.update_model_version(name, version, description=description)

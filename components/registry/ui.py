@@ -1,0 +1,86 @@
+"""``medpipe ui``: the MLflow UI on the configured store (a local server, or the remote one's URL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from components.tracking import is_remote
+from medpipe.config import UIConfig
+from medpipe.settings import Settings
+
+
+@dataclass(frozen=True)
+class UIPlan:
+    url: str
+    command: list[str] | None  # None: the tracking store is already a server; just open ``url``
+
+
+def plan_ui(settings: Settings, ui: UIConfig, port: int | None = None, workers: int = 1) -> UIPlan:
+    """What to run for the UI: ``mlflow server`` on the sqlite store and local artifact folder."""
+    if is_remote(settings.tracking_uri):
+        return UIPlan(url=settings.tracking_uri, command=None)
+    port = port or ui.mlflow_port
+    settings.home.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        settings.tracking_uri,
+        "--registry-store-uri",
+        settings.registry_uri,
+        "--default-artifact-root",
+        settings.artifact_location,
+        "--host",
+        ui.host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    return UIPlan(url=f"http://{ui.host}:{port}", command=command)
+
+
+def start_ui(plan: UIPlan, **popen: object) -> subprocess.Popen[bytes]:
+    """Start the planned server as a child process in its own session (stop it with :func:`stop_ui`)."""
+    if plan.command is None:
+        raise ValueError(f"the tracking store is the server at {plan.url}; nothing to start")
+    return subprocess.Popen(plan.command, start_new_session=True, **popen)  # noqa: S603 - our own argv
+
+
+def stop_ui(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+    """Stop the server and its workers (the whole process group it leads)."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout_s)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout_s)
+
+
+def wait_until_up(url: str, timeout_s: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> bool:
+    """Poll ``url``/health until it answers 200, the process dies, or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    return False
