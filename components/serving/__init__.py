@@ -1,0 +1,1 @@
+"""Serving: FastAPI app, ONNX Runtime model source, micro-batching, inference log, batch prediction."""

@@ -1,0 +1,117 @@
+"""Offline batch scoring: every image in a folder through the same ONNX session the server uses."""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from components.errors import DataError
+from components.models.inference import to_pixels
+from components.serving.images import InputError, decode_image
+from components.serving.inference_log import InferenceLog
+from components.serving.model_source import load_model
+from medpipe.config import ExportConfig, ServingConfig
+from medpipe.settings import Settings
+
+SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy"}
+
+
+@dataclass(frozen=True)
+class BatchPrediction:
+    out_csv: Path
+    n_images: int
+    n_failed: int
+    model_name: str
+    model_version: str
+    request_id: str  # the inference-log request id of this run ("" when not logged)
+    class_counts: dict[str, int]
+
+
+def predict_folder(
+    folder: Path,
+    out_csv: Path,
+    model_uri: str,
+    export_cfg: ExportConfig,
+    serving_cfg: ServingConfig,
+    settings: Settings,
+    *,
+    batch_size: int = 64,
+    log: bool = True,
+) -> BatchPrediction:
+    """Score every image file under ``folder`` (recursively) and write one CSV row per file.
+
+    Files the server would refuse get a row with an ``error`` column instead of failing the run.
+    With ``log``, predictions go to the inference log under one request id (``batch-<hex>``).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder; pass a folder of PNG/JPEG/TIFF/BMP/.npy images")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    if not files:
+        raise DataError(f"no image files ({', '.join(sorted(SUFFIXES))}) under {folder}")
+    model = load_model(model_uri, export_cfg, settings)
+    pre = model.preprocessing
+    names = pre.class_names
+    request_id = f"batch-{uuid.uuid4().hex}" if log else ""
+    inference_log = InferenceLog(settings.inference_log) if log else None
+    out_csv = Path(out_csv)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    counts = dict.fromkeys(names, 0)
+    failed = 0
+    with out_csv.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "predicted_class", "confidence", *[f"p_{n}" for n in names], "error"])
+        for start in range(0, len(files), batch_size):
+            chunk, decoded = [], []
+            for path in files[start : start + batch_size]:
+                rel = str(path.relative_to(folder))
+                try:
+                    decoded.append(
+                        decode_image(
+                            path.read_bytes(),
+                            rel,
+                            channels=pre.channels,
+                            image_size=pre.image_size,
+                            max_pixels=serving_cfg.max_pixels,
+                        )
+                    )
+                    chunk.append(rel)
+                except InputError as err:
+                    failed += 1
+                    writer.writerow([rel, "", "", *[""] * len(names), f"{err.code}: {err.message}"])
+            if not decoded:
+                continue
+            images = np.stack([d.array for d in decoded])
+            probs, emb = model.run(to_pixels(images).numpy())
+            for rel, p in zip(chunk, probs, strict=True):
+                cls = names[int(p.argmax())]
+                counts[cls] += 1
+                writer.writerow([rel, cls, f"{p.max():.6f}", *[f"{v:.6f}" for v in p], ""])
+            if inference_log is not None:
+                from monitoring.features import image_features
+
+                feats = image_features(
+                    images, [d.original_size for d in decoded], [d.original_channels for d in decoded]
+                )
+                inference_log.append(
+                    [
+                        {
+                            "request_id": request_id,
+                            "image_index": start + i,
+                            "filename": rel,
+                            "model_name": model.name,
+                            "model_version": model.version,
+                            "predicted_class": names[int(probs[i].argmax())],
+                            "class_names": names,
+                            "probabilities": probs[i].tolist(),
+                            "features": {k: float(v) for k, v in feats.iloc[i].items()},
+                            "embedding": emb[i],
+                        }
+                        for i, rel in enumerate(chunk)
+                    ]
+                )
+    return BatchPrediction(out_csv, len(files), failed, model.name, model.version, request_id, counts)

@@ -1,0 +1,84 @@
+"""Request and response bodies of the serving API (they are also its OpenAPI documentation)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ImagePayload(BaseModel):
+    data: str = Field(description="The image file's bytes (PNG, JPEG, TIFF, BMP or .npy uint8), base64-encoded.")
+    filename: str | None = Field(None, description="Echoed back; the content decides the format, not this name.")
+
+
+class PredictJSON(BaseModel):
+    images: list[ImagePayload] = Field(min_length=1)
+
+
+class Prediction(BaseModel):
+    index: int
+    filename: str | None
+    predicted_class: str
+    confidence: float
+    probabilities: dict[str, float]
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class PredictResponse(BaseModel):
+    request_id: str
+    model: ModelRef
+    predictions: list[Prediction]
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="A stable error code, e.g. too_many_pixels, wrong_channels, unsupported_type.")
+    detail: str = Field(description="What was wrong and what to do.")
+    file: str | None = Field(None, description="The offending file, when one is to blame.")
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    ready: bool
+    model_version: str | None = None
+    detail: str | None = None
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    uri: str
+    data_version: str | None
+    class_names: list[str]
+    image_size: int
+    channels: int
+    provider: str
+    quantized: str
+    loaded_at: str
+    metrics: dict[str, float]
+    gates: dict[str, str]
+    tags: dict[str, str]
+    last_reload_error: str | None = None
+    batches: int = 0
+    mean_batch_size: float = 0.0
+
+
+class ReloadResponse(BaseModel):
+    reloaded: bool
+    previous_version: str | None
+    version: str | None
+
+
+class FeedbackRequest(BaseModel):
+    request_id: str
+    label: str | int = Field(description="The true class: a class name or its index.")
+    index: int | None = Field(None, description="Only this image of the request (default: all its images).")
+
+
+class FeedbackResponse(BaseModel):
+    updated: int
