@@ -361,9 +361,12 @@ def train(
         cfg = cfg.with_overrides({"search.enabled": False})
     from components.data.dataset import load_prepared
     from components.training.search import train_best
+    from components.training.train import is_rank_zero
     from medpipe.reporting import print_train_result
 
-    print_train_result(console, train_best(cfg, load_prepared(prepared), settings, out_dir=out))
+    result = train_best(cfg, load_prepared(prepared), settings, out_dir=out)
+    if is_rank_zero():  # under torchrun / DDP every rank runs this command; one reports
+        print_train_result(console, result)
 
 
 @hpo_app.command("worker")

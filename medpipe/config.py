@@ -234,7 +234,7 @@ class MonitoringConfig(_Section):
     confidence_drop: Probability = Field(0.1, description="Drop in mean max-probability that counts as drift.")
     accuracy_drop: Probability = Field(0.1, description="Drop in estimated accuracy that counts as drift.")
     window_size: Annotated[int, Field(ge=5)] = Field(
-        100, description="Rows in a 'last N predictions' window (benchmarks, --last); time windows use window_hours."
+        150, description="Rows in a 'last N predictions' window (benchmarks, --last); time windows use window_hours."
     )
     prediction_threshold: Probability = Field(
         0.01, description="p-value below which the predicted-class or confidence distribution counts as drifted."

@@ -1,0 +1,266 @@
+"""Drift alerts: Slack incoming webhook, generic JSON webhook, SMTP email, and always a local JSONL log.
+
+:func:`send_alerts` consumes a :class:`DriftSummary`. The same condition is not re-alerted within
+``alerts.cooldown_minutes``; a recovery after drift sends an all-clear. A failing channel is retried with
+exponential backoff, reported, and never stops the others; the alert stays in the local log, marked
+undelivered. Secrets (webhook URLs, SMTP credentials) come from settings as ``SecretStr`` and are
+redacted from everything written or raised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import smtplib
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from medpipe.config import AlertsConfig
+from medpipe.settings import Settings
+from monitoring.summary import DriftSummary
+
+log = logging.getLogger(__name__)
+STATE_FILE = "alert-state.json"
+_URL = re.compile(r"(https?://[^/\s'\"]+)[^\s'\"]*")
+
+
+@dataclass
+class AlertOutcome:
+    """What happened: ``action`` is drift | recovered | suppressed | none; per-channel delivery results."""
+
+    action: str
+    reason: str
+    deliveries: dict[str, str] = field(default_factory=dict)  # channel -> "delivered" | "failed: ..."
+    delivered: bool = True
+    alert: dict[str, Any] | None = None
+
+    @property
+    def failed_channels(self) -> list[str]:
+        return [c for c, r in self.deliveries.items() if r != "delivered"]
+
+
+def redact(text: str, secrets: list[SecretStr | None] = ()) -> str:
+    """Remove secret values and URL paths (where webhook tokens live) from ``text``."""
+    for secret in secrets:
+        if secret is not None and secret.get_secret_value():
+            text = text.replace(secret.get_secret_value(), "***")
+    return _URL.sub(r"\1/***", text)
+
+
+def _secrets(settings: Settings) -> list[SecretStr | None]:
+    return [settings.slack_webhook_url, settings.webhook_url, settings.smtp_user, settings.smtp_password]
+
+
+# --- message ---------------------------------------------------------------------------------
+def build_alert(summary: DriftSummary, kind: str, report_path: str | None = None) -> dict[str, Any]:
+    """The alert payload: what drifted, scores vs thresholds, window, model version, report path."""
+    signals = [
+        {"name": s.name, "score": round(s.score, 4), "threshold": s.threshold, "rule": s.rule, "drifted": s.drifted}
+        for s in summary.signals
+    ]
+    report = report_path or summary.report_paths.get("html")
+    drifted = [s.name for s in summary.drifted_signals]
+    if kind == "drift":
+        title = f"medpipe: drift detected ({', '.join(drifted)})"
+    else:
+        title = "medpipe: all clear, drift has recovered"
+    return {
+        "kind": kind,
+        "title": title,
+        "condition": summary.condition(),
+        "drifted": drifted,
+        "signals": signals,
+        "window_size": summary.window_size,
+        "window_start": summary.window_start,
+        "window_end": summary.window_end,
+        "estimated_accuracy": summary.estimated_accuracy,
+        "reference_accuracy": summary.reference_accuracy,
+        "model_version": summary.model_version,
+        "report": report,
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def format_text(alert: dict[str, Any]) -> str:
+    lines = [alert["title"]]
+    for s in alert["signals"]:
+        mark = "DRIFT" if s["drifted"] else "ok"
+        lines.append(f"- {s['name']}: {s['score']} (drift if {s['rule']} {s['threshold']}) {mark}")
+    est = alert.get("estimated_accuracy")
+    ref = alert.get("reference_accuracy")
+    if est is not None:
+        lines.append(f"estimated accuracy {est:.3f}" + (f" (reference {ref:.3f})" if ref is not None else ""))
+    window = f"{alert['window_size']} images"
+    if alert.get("window_start"):
+        window += f" from {alert['window_start']} to {alert['window_end']}"
+    lines.append(f"window: {window}; model version: {alert.get('model_version') or 'unknown'}")
+    if alert.get("report"):
+        lines.append(f"report: {alert['report']}")
+    return "\n".join(lines)
+
+
+def slack_payload(alert: dict[str, Any]) -> dict[str, Any]:
+    """Slack incoming-webhook format: ``text`` fallback + one section block in mrkdwn."""
+    text = format_text(alert)
+    return {"text": alert["title"], "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+
+
+# --- channels --------------------------------------------------------------------------------
+def _post_json(url: SecretStr, payload: dict[str, Any]) -> None:
+    """POST JSON with the stdlib: httpx logs every request URL at INFO, which would leak the webhook token."""
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(payload, default=str).encode()
+    request = urllib.request.Request(
+        url.get_secret_value(), data=data, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10.0) as response:  # noqa: S310 - the configured webhook
+            status = response.status
+    except urllib.error.HTTPError as err:
+        raise RuntimeError(f"HTTP {err.code}") from None
+    except urllib.error.URLError as err:
+        raise ConnectionError(f"webhook unreachable: {err.reason}") from None
+    if status >= 300:
+        raise RuntimeError(f"HTTP {status}")
+
+
+def _send_email(alert: dict[str, Any], cfg: AlertsConfig, settings: Settings) -> None:
+    email = cfg.email
+    if not email.recipients:
+        raise ValueError("alerts.email.recipients is empty; list at least one address in params.yaml")
+    msg = EmailMessage()
+    msg["Subject"] = alert["title"]
+    msg["From"] = email.sender
+    msg["To"] = ", ".join(email.recipients)
+    msg.set_content(format_text(alert))
+    with smtplib.SMTP(email.smtp_host, email.smtp_port, timeout=15) as smtp:
+        if email.starttls:
+            context = ssl.create_default_context(cafile=email.ca_file) if email.ca_file else None
+            smtp.starttls(context=context or ssl.create_default_context())
+        if settings.smtp_user and settings.smtp_password:
+            smtp.login(settings.smtp_user.get_secret_value(), settings.smtp_password.get_secret_value())
+        smtp.send_message(msg)
+
+
+def _channels(cfg: AlertsConfig, settings: Settings) -> dict[str, Callable[[dict[str, Any]], None]]:
+    channels: dict[str, Callable[[dict[str, Any]], None]] = {}
+    if cfg.slack.enabled:
+        url = settings.slack_webhook_url
+
+        def slack(alert: dict[str, Any]) -> None:
+            if url is None:
+                raise ValueError("MEDPIPE_SLACK_WEBHOOK_URL is not set")
+            _post_json(url, slack_payload(alert))
+
+        channels["slack"] = slack
+    if cfg.webhook.enabled:
+        hook = settings.webhook_url
+
+        def webhook(alert: dict[str, Any]) -> None:
+            if hook is None:
+                raise ValueError("MEDPIPE_WEBHOOK_URL is not set")
+            _post_json(hook, alert)
+
+        channels["webhook"] = webhook
+    if cfg.email.enabled:
+        channels["email"] = lambda alert: _send_email(alert, cfg, settings)
+    return channels
+
+
+def _deliver(
+    name: str, send: Callable[[dict[str, Any]], None], alert: dict[str, Any], cfg: AlertsConfig, settings: Settings
+) -> str:
+    error = ""
+    for attempt in range(cfg.retries + 1):
+        try:
+            send(alert)
+            return "delivered"
+        except Exception as err:  # noqa: BLE001 - any channel failure is reported, never raised
+            error = redact(f"{type(err).__name__}: {err}", _secrets(settings))
+            log.warning("alert channel %s failed (attempt %d/%d): %s", name, attempt + 1, cfg.retries + 1, error)
+            if attempt < cfg.retries:
+                time.sleep(cfg.backoff_s * 2**attempt)
+    return f"failed: {error}"
+
+
+# --- state -----------------------------------------------------------------------------------
+def _state_path(settings: Settings) -> Path:
+    return settings.home / STATE_FILE
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _decide(summary: DriftSummary, state: dict[str, Any], cfg: AlertsConfig, now: datetime) -> tuple[str, str]:
+    if summary.status == "not_enough_data":
+        return "none", "not enough data for a verdict: no alert"
+    last_status = state.get("status", "ok")
+    if summary.drift_detected:
+        last_sent = state.get("last_sent")
+        same = state.get("condition") == summary.condition() and last_status == "drift"
+        if same and last_sent and now - datetime.fromisoformat(last_sent) < timedelta(minutes=cfg.cooldown_minutes):
+            return "suppressed", f"same condition alerted at {last_sent}; within {cfg.cooldown_minutes:g} min cooldown"
+        return "drift", "new drift condition" if not same else "cooldown expired"
+    if last_status == "drift":
+        return "recovered", "drift has recovered: all-clear"
+    return "none", "no drift"
+
+
+def send_alerts(
+    summary: DriftSummary, cfg: AlertsConfig, settings: Settings, now: datetime | None = None
+) -> AlertOutcome:
+    """Alert on ``summary`` through every enabled channel, honouring dedup/cooldown; always log locally."""
+    now = now or datetime.now(UTC)
+    path = _state_path(settings)
+    state = _read_state(path)
+    action, reason = _decide(summary, state, cfg, now)
+    if action in ("none", "suppressed"):
+        if action == "none" and summary.status != "not_enough_data":
+            state.update(status=summary.status, condition=summary.condition())
+            _write_state(path, state)
+        return AlertOutcome(action, reason)
+    alert = build_alert(summary, action)
+    deliveries = {name: _deliver(name, send, alert, cfg, settings) for name, send in _channels(cfg, settings).items()}
+    delivered = all(r == "delivered" for r in deliveries.values())
+    _append_log(settings.alert_log, {**alert, "deliveries": deliveries, "delivered": delivered}, settings)
+    state.update(status=summary.status, condition=summary.condition(), last_sent=now.isoformat(), last_kind=action)
+    _write_state(path, state)
+    return AlertOutcome(action, reason, deliveries, delivered, alert)
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+
+
+def _append_log(path: Path, record: dict[str, Any], settings: Settings) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fh.write(redact(json.dumps(record, default=str), _secrets(settings)) + "\n")
+
+
+def read_alert_log(path: Path) -> list[dict[str, Any]]:
+    """Every alert in the local JSONL log (oldest first)."""
+    if not Path(path).is_file():
+        return []
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+__all__ = ["AlertOutcome", "build_alert", "format_text", "read_alert_log", "redact", "send_alerts", "slack_payload"]

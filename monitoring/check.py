@@ -1,0 +1,108 @@
+"""One drift check end to end, as the CLI runs it: champion + its reference -> window -> verdict -> outputs.
+
+The Prefect flow wraps the same pieces (``load_champion``, ``current_window``, ``compute_drift``,
+``write_outputs``, ``send_alerts``, ``should_retrain``) as tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components.errors import RegistryError
+from medpipe.config import PipelineConfig
+from medpipe.settings import Settings
+from monitoring.reference import EmbedFn, ReferenceProfile
+
+REFERENCE_DIR = "reference"
+
+
+@dataclass
+class Champion:
+    """The model under watch: how to embed images, its reference profile, and its version."""
+
+    embed_fn: EmbedFn
+    reference: ReferenceProfile
+    version: str
+    uri: str
+
+
+def onnx_embed_fn(loaded) -> EmbedFn:
+    """uint8 (N, H, W, C) -> (probs, embeddings) through a loaded ONNX model (serving's ``LoadedModel``)."""
+
+    def embed(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out_p, out_e = [], []
+        for start in range(0, len(images), 256):
+            pixels = np.ascontiguousarray(images[start : start + 256].transpose(0, 3, 1, 2), dtype=np.float32)
+            p, e = loaded.run(pixels)
+            out_p.append(p)
+            out_e.append(e)
+        return np.concatenate(out_p), np.concatenate(out_e)
+
+    return embed
+
+
+def find_reference(model_dir: Path, settings: Settings, run_id: str | None = None) -> Path:
+    """The reference profile stored with a model: ``<model>/reference``, beside it, or the run's artifact."""
+    for candidate in (Path(model_dir) / REFERENCE_DIR, Path(model_dir).parent / REFERENCE_DIR):
+        if (candidate / "profile.json").is_file():
+            return candidate
+    if run_id:
+        import mlflow
+
+        mlflow.set_tracking_uri(settings.tracking_uri)
+        dest = settings.models_dir / "references" / run_id
+        if (dest / REFERENCE_DIR / "profile.json").is_file():
+            return dest / REFERENCE_DIR
+        try:
+            got = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=REFERENCE_DIR, dst_path=str(dest))
+            return Path(got)
+        except Exception as err:  # noqa: BLE001
+            raise RegistryError(f"the model's run {run_id} has no '{REFERENCE_DIR}' artifact ({err})") from None
+    raise RegistryError(
+        f"no reference profile found for the model in {model_dir}; pass --reference DIR "
+        "(built by monitoring.reference.build_reference at training time)"
+    )
+
+
+def load_champion(
+    cfg: PipelineConfig, settings: Settings, model_uri: str | None = None, reference_dir: Path | None = None
+) -> Champion:
+    """Load the champion ONNX model (or ``model_uri``) and the reference profile that came with it."""
+    from components.serving.model_source import _registry_version, load_model, parse_registry_uri
+
+    uri = model_uri or f"models:/{cfg.registry.model_name}@champion"
+    loaded = load_model(uri, cfg.export, settings)
+    run_id = _registry_version(uri, settings).run_id if parse_registry_uri(uri) else None
+    ref_dir = Path(reference_dir) if reference_dir else find_reference(loaded.source_dir, settings, run_id)
+    return Champion(onnx_embed_fn(loaded), ReferenceProfile.load(ref_dir), str(loaded.version), uri)
+
+
+def current_window(
+    champion: Champion,
+    cfg: PipelineConfig,
+    settings: Settings,
+    images_dir: Path | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    last: int | None = None,
+) -> pd.DataFrame:
+    """The window to check: a folder of images, or inference-log rows (default: the last ``window_hours``)."""
+    from monitoring.window import load_image_folder, read_log_window, window_from_images
+
+    ref = champion.reference
+    if images_dir is not None:
+        images, sizes, channels, _ = load_image_folder(Path(images_dir), ref.image_size, ref.channels)
+        return window_from_images(images, champion.embed_fn, ref, sizes, channels)
+    if since is None and last is None:
+        since = datetime.now(UTC) - timedelta(hours=cfg.monitoring.window_hours)
+    frame = read_log_window(settings.inference_log, ref, since, until)
+    if "model_version" in frame and champion.version:  # rows served by the champion, when the log says so
+        mine = frame["model_version"].astype(str) == champion.version
+        if mine.any():
+            frame = frame[mine | frame["model_version"].isna()]
+    return frame.tail(last) if last else frame

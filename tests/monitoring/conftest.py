@@ -1,0 +1,55 @@
+"""Monitoring fixtures: a random-init CNN as the embed_fn and a reference profile of real BreastMNIST."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medpipe.config import MonitoringConfig
+
+
+@pytest.fixture(scope="session")
+def embed_fn():
+    """uint8 (N, H, W, 1) -> (probs, embeddings) through a seeded random-init small CNN (the PyTorch path)."""
+    import torch
+
+    from components.models.inference import InferenceModel, predict
+    from components.models.registry import create_model
+    from components.preprocessing import Preprocessing
+
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    pre = Preprocessing(
+        image_size=28,
+        train_image_size=28,
+        channels=1,
+        mean=[0.33],
+        std=[0.2],
+        class_names=["malignant", "normal_or_benign"],
+        model_name="cnn",
+    )
+    model = InferenceModel(create_model("cnn", num_classes=2, in_channels=1, small_input=True), pre).eval()
+    return lambda images: predict(model, images)
+
+
+@pytest.fixture(scope="session")
+def mon_cfg() -> MonitoringConfig:
+    from medpipe.config import load_config
+
+    return load_config(Path(__file__).resolve().parents[2] / "params.yaml").monitoring
+
+
+@pytest.fixture(scope="session")
+def reference(prepared_breastmnist: Path, embed_fn, mon_cfg):
+    from monitoring.reference import build_reference
+
+    return build_reference(prepared_breastmnist, embed_fn, mon_cfg)
+
+
+@pytest.fixture(scope="session")
+def test_images(prepared_breastmnist: Path) -> np.ndarray:
+    from components.data.dataset import load_split
+
+    return load_split(prepared_breastmnist, "test").images

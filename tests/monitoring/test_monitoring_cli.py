@@ -1,0 +1,65 @@
+"""`medpipe monitor --images DIR --json` end to end on a real ONNX model folder with its reference profile."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_monitor_images_json(prepared_breastmnist, test_images, medpipe_home, monkeypatch, tmp_path) -> None:
+    import torch
+
+    from components.deploy.export import export_onnx
+    from components.models.artifacts import save_model_dir
+    from components.models.registry import create_model
+    from components.preprocessing import Preprocessing
+    from components.serving.model_source import load_model
+    from medpipe.cli import app
+    from medpipe.config import ExportConfig, load_config
+    from medpipe.settings import get_settings
+    from monitoring.check import onnx_embed_fn
+    from monitoring.reference import build_reference
+
+    torch.manual_seed(0)
+    kwargs = {"name": "cnn", "num_classes": 2, "in_channels": 1, "small_input": True}
+    pre = Preprocessing(
+        image_size=28, train_image_size=28, channels=1, mean=[0.33], std=[0.2],
+        class_names=["malignant", "normal_or_benign"], model_name="cnn",
+    )  # fmt: skip
+    model_dir = save_model_dir(tmp_path / "trained", create_model(**kwargs), kwargs, pre)
+    served = tmp_path / "served"
+    export_onnx(model_dir, served / "model.onnx", ExportConfig())
+    shutil.copy(model_dir / "preprocessing.json", served / "preprocessing.json")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    get_settings.cache_clear()
+    cfg = load_config(ROOT / "params.yaml")
+    embed = onnx_embed_fn(load_model(str(served), cfg.export, get_settings()))  # the ONNX `embedding` output
+    build_reference(prepared_breastmnist, embed, cfg.monitoring).save(served / "reference")
+
+    images = tmp_path / "incoming"
+    images.mkdir()
+    for i, img in enumerate(test_images[:60]):
+        Image.fromarray(np.clip(img[..., 0] * 1.3, 0, 255).astype(np.uint8)).save(images / f"{i}.png")
+    args = ["monitor", "--images", str(images), "--json", "--model", str(served), "--no-alerts"]
+    result = CliRunner().invoke(app, [*args, "--params", str(ROOT / "params.yaml")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["drift_detected"] is True and data["window_size"] == 60
+    assert all({"name", "score", "threshold", "drifted"} <= set(s) for s in data["signals"])
+    assert data["estimated_accuracy"] is not None
+    assert Path(data["report_paths"]["html"]).is_file() and "mlflow_run_id" in data["report_paths"]
+
+    few = tmp_path / "few"
+    few.mkdir()
+    Image.fromarray(test_images[0, ..., 0]).save(few / "0.png")
+    result = CliRunner().invoke(app, ["monitor", "--images", str(few), "--json", "--model", str(served), "--no-alerts"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["status"] == "not_enough_data"

@@ -1,0 +1,110 @@
+"""The drift check on real data: iid windows pass, shifted windows are caught, tiny windows say so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from monitoring.drift import compute_drift
+from monitoring.reference import ReferenceProfile
+from monitoring.window import load_image_folder, window_from_images, window_from_log
+
+
+def _window(images, embed_fn, reference):
+    return window_from_images(images, embed_fn, reference)
+
+
+def test_reference_profile_roundtrip(reference: ReferenceProfile, tmp_path: Path, embed_fn) -> None:
+    assert len(reference.frame) == 546 + 78
+    assert reference.n_components == 8 and 0.0 <= reference.reference_accuracy <= 1.0
+    loaded = ReferenceProfile.load(reference.save(tmp_path / "ref"))
+    assert loaded.class_names == reference.class_names
+    emb = embed_fn(np.zeros((2, 28, 28, 1), np.uint8))[1]
+    assert np.allclose(loaded.project(emb), reference.project(emb))
+    with pytest.raises(Exception, match="lacks"):
+        ReferenceProfile.load(tmp_path)
+
+
+def test_iid_window_is_not_drift(reference, embed_fn, test_images, mon_cfg) -> None:
+    summary = compute_drift(reference, _window(test_images[:100], embed_fn, reference), mon_cfg, model_version="3")
+    assert summary.status == "ok" and not summary.drift_detected, summary.to_json()
+    names = {s.name for s in summary.signals}
+    assert {"image_features", "embedding", "predicted_class", "confidence", "estimated_accuracy_drop"} <= names
+    assert summary.estimated_accuracy is not None and summary.window_size == 100
+
+
+@pytest.mark.parametrize(
+    "shift",
+    [
+        lambda x: np.clip(x.astype(np.float32) * 1.3, 0, 255).astype(np.uint8),
+        lambda x: gaussian_filter(x, sigma=(0, 1.5, 1.5, 0)),
+        lambda x: np.ascontiguousarray(np.rot90(x, 1, axes=(1, 2))),
+    ],
+    ids=["brightness+30%", "blur1.5", "rotate90"],
+)
+def test_shifted_window_is_drift(shift, reference, embed_fn, test_images, mon_cfg) -> None:
+    summary = compute_drift(reference, _window(shift(test_images[:100]), embed_fn, reference), mon_cfg)
+    assert summary.drift_detected and summary.status == "drift", summary.to_json()
+    assert summary.drifted_signals and summary.message.startswith("drift in")
+
+
+def test_tiny_and_empty_windows_say_not_enough_data(reference, embed_fn, test_images, mon_cfg) -> None:
+    for images in (test_images[:0], test_images[: mon_cfg.min_window - 1]):
+        summary = compute_drift(reference, _window(images, embed_fn, reference), mon_cfg)
+        assert summary.status == "not_enough_data" and not summary.drift_detected
+        assert "not enough data" in summary.message and summary.signals == []
+        assert '"status": "not_enough_data"' in summary.to_json()
+
+
+def test_inference_log_window_with_feedback(reference, embed_fn, test_images, mon_cfg, tmp_path) -> None:
+    """Rows written by the server's InferenceLog come back as a window; labels give the real accuracy."""
+    from components.data.dataset import load_split
+    from components.serving.inference_log import InferenceLog
+    from monitoring.features import image_features
+    from monitoring.window import read_log_window
+
+    x = test_images[:80]
+    labels = load_split(Path(reference.meta["prepared_dir"]), "test").labels[:80]
+    probs, emb = embed_fn(x)
+    feats = image_features(x).to_dict("records")
+    log = InferenceLog(tmp_path / "inference.db")
+    log.append(
+        [
+            {
+                "request_id": f"r{i}",
+                "model_version": "3",
+                "predicted_class": reference.class_names[int(p.argmax())],
+                "probabilities": p.tolist(),
+                "class_names": reference.class_names,
+                "features": feats[i],
+                "embedding": emb[i],
+            }
+            for i, p in enumerate(probs)
+        ]
+    )
+    for i in range(40):
+        log.add_feedback(f"r{i}", int(labels[i]))
+    window = read_log_window(tmp_path / "inference.db", reference, None, None)
+    direct = window_from_log(log.read_window(), reference)
+    assert len(window) == 80 and np.allclose(window["pc_0"], direct["pc_0"])
+    assert np.allclose(window["pc_0"], reference.project(emb)[:, 0], atol=1e-4)
+    summary = compute_drift(reference, window, mon_cfg, model_version="3")
+    assert summary.labelled == 40 and summary.accuracy is not None
+    expected = np.mean(probs[:40].argmax(axis=1) == labels[:40])
+    assert summary.accuracy == pytest.approx(expected)
+    assert summary.window_start is not None and "accuracy_drop" in {s.name for s in summary.signals}
+
+
+def test_image_folder_window(tmp_path, reference, embed_fn, test_images) -> None:
+    from PIL import Image
+
+    for i, img in enumerate(test_images[:5]):
+        Image.fromarray(np.repeat(img, 3, axis=2)).resize((56, 40)).save(tmp_path / f"{i}.png")
+    (tmp_path / "notes.png").write_bytes(b"not an image")
+    images, sizes, channels, names = load_image_folder(tmp_path, 28, 1)
+    assert images.shape == (5, 28, 28, 1) and sizes[0] == (40, 56) and channels[0] == 3 and len(names) == 5
+    frame = window_from_images(images, embed_fn, reference, sizes, channels)
+    assert frame["aspect"].iloc[0] == pytest.approx(56 / 40) and "pc_7" in frame
