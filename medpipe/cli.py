@@ -122,11 +122,12 @@ def run(
 ) -> None:
     """Run the whole pipeline as a Prefect flow (ephemeral Prefect unless PREFECT_API_URL is set)."""
     settings = _settings()
-    cfg = load_cli_config(params, overrides, profile, data)
+    load_cli_config(params, overrides, profile, data)  # fail fast on a bad param, before Prefect starts
     from medpipe.reporting import print_pipeline_summary
     from pipelines.full import pipeline
 
-    summary = pipeline(cfg.model_dump(mode="json"))
+    overrides = [*(overrides or []), *([f"data.source={data}"] if data else [])]
+    summary = pipeline(str(params), profile, overrides)
     print_pipeline_summary(console, summary, settings)
 
 

@@ -273,3 +273,37 @@ def print_drift_summary(console, summary, outcome=None) -> None:  # noqa: ANN001
     if outcome is not None:
         failed = f"; failed: {', '.join(outcome.failed_channels)}" if outcome.failed_channels else ""
         console.print(f"alert: {outcome.action} ({outcome.reason}){failed}")
+
+
+def print_pipeline_summary(console, summary, settings) -> None:  # noqa: ANN001 - PipelineSummary, Settings
+    """The end of `medpipe run` / `make demo`: champion, its metrics, where everything landed, what to open."""
+    from rich.panel import Panel
+    from rich.table import Table
+
+    t = summary.training
+    table = Table(title=f"{t.model_name} v{t.version} test metrics", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("auc", "accuracy", "balanced_accuracy", "f1", "precision", "recall", "ece"):
+        if key in t.test_metrics:
+            table.add_row(key, f"{t.test_metrics[key]:.4f}")
+    console.print(table)
+    verdict = "PROMOTED to champion" if t.promoted else f"not promoted ({t.gate_reason})"
+    lines = [
+        f"data version      {t.data_version}",
+        f"this run          v{t.version}: {verdict}",
+        f"champion          {t.model_name} v{t.champion}" if t.champion else "champion          none yet",
+        f"model card        {t.model_card}",
+        f"ONNX model        {summary.deployment.onnx_path if summary.deployment else t.onnx_path}",
+    ]
+    if summary.monitoring:
+        m = summary.monitoring
+        lines.append(f"drift report      {m.report_html}  ({m.status}, window {m.window_size})")
+    lines += [
+        "",
+        "open the MLflow UI:       uv run medpipe ui",
+        "serve the champion:       uv run medpipe serve",
+        "drift history (Evidently): uv run medpipe monitor ui",
+        f"state folder:             {settings.home}",
+    ]
+    console.print(Panel("\n".join(lines), title="medpipe run finished", expand=False))

@@ -52,8 +52,13 @@ class Settings(BaseSettings):
         return os.environ.get("MLFLOW_REGISTRY_URI") or self.tracking_uri
 
     @property
-    def artifact_location(self) -> str:
-        return self.mlflow_artifacts or (self.home / "mlartifacts").as_uri()
+    def artifact_location(self) -> str | None:
+        """New experiments' artifact root. With a tracking server and no ``MEDPIPE_MLFLOW_ARTIFACTS``: None, so the
+        server's own root applies (``--serve-artifacts``/``--default-artifact-root``), never a client-local folder."""
+        if self.mlflow_artifacts:
+            return self.mlflow_artifacts
+        remote = self.tracking_uri.startswith(("http://", "https://"))
+        return None if remote else (self.home / "mlartifacts").as_uri()
 
     @property
     def study_storage(self) -> str:
@@ -120,6 +125,8 @@ def prepare_environment(settings: Settings | None = None) -> Settings:
     settings.home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # A loaded 2-core machine can take longer than Prefect's default to boot the ephemeral server.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -106,3 +106,34 @@ def current_window(
         if mine.any():
             frame = frame[mine | frame["model_version"].isna()]
     return frame.tail(last) if last else frame
+
+
+def build_model_reference(
+    onnx_path: Path, prepared_dir: Path, cfg: PipelineConfig, settings: Settings, run_id: str | None = None
+) -> Path:
+    """Build the reference profile through the exported graph itself and store it with the model:
+    beside the ONNX file and, with ``run_id``, as the run's ``reference/`` artifact (so a registered
+    champion brings its own reference)."""
+    from components.serving.model_source import load_model
+    from monitoring.reference import build_reference
+
+    loaded = load_model(str(Path(onnx_path).parent), cfg.export, settings)
+    profile = build_reference(Path(prepared_dir), onnx_embed_fn(loaded), cfg.monitoring)
+    out = Path(onnx_path).parent / REFERENCE_DIR
+    profile.save(out)
+    if run_id:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(settings.tracking_uri).log_artifacts(run_id, str(out), REFERENCE_DIR)
+    return out
+
+
+def split_window(champion: Champion, prepared_dir: Path, split: str = "test") -> pd.DataFrame:
+    """A window made of one split of a prepared dataset (the demo's first check: held-out test images)."""
+    from components.data.dataset import load_split
+    from monitoring.window import window_from_images
+
+    data = load_split(Path(prepared_dir), split)
+    names = champion.reference.class_names
+    labels = [names[i] for i in data.labels]
+    return window_from_images(data.images, champion.embed_fn, champion.reference, labels=labels)

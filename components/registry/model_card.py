@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from components.preprocessing import Preprocessing
 from medpipe.config import RegistryConfig
@@ -125,3 +126,15 @@ def _positive_name(registry: RegistryConfig, pre: Preprocessing) -> str:
         return pre.class_names[positive_index(registry.positive_class, pre.class_names)]
     except Exception:  # noqa: BLE001 - a card never fails on a label
         return str(registry.positive_class)
+
+
+def download_model_card(settings, run_id: str, version: str, dest_dir: Path) -> Path:  # noqa: ANN001 - Settings
+    """Fetch the (gate-refreshed) card of ``version`` from its run's artifacts into ``dest_dir``."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    Path(dest_dir).mkdir(parents=True, exist_ok=True)
+    got = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=f"model_cards/v{version}/{FILENAME}", dst_path=str(dest_dir)
+    )
+    return Path(got)

@@ -1,0 +1,21 @@
+"""data_flow: ingest -> validate -> prepare -> version (DVC) -> push to the DVC remote."""
+
+from __future__ import annotations
+
+from prefect import flow, task
+
+from components.data import versioning
+from components.data.dataset import PreparedData
+from pipelines.runtime import load, publish, run_stage
+
+
+@flow(name="data", log_prints=True)
+def data_flow(
+    params_path: str = "params.yaml", profile: str | None = None, overrides: list[str] | None = None
+) -> PreparedData:
+    """Bring the configured dataset into the versioned workspace and return its prepared form."""
+    cfg, settings = load(params_path, profile, overrides)
+    ingest = task(versioning.ingest_and_version, name="ingest-prepare-version", retries=1, retry_delay_seconds=5)
+    prepared = run_stage("data", ingest, cfg.data, settings, push=True)
+    publish("data-summary", versioning.summary_markdown(prepared), "Data version and class counts")
+    return prepared

@@ -1,0 +1,41 @@
+"""pipeline: data -> training -> deployment -> a first monitoring run (what `medpipe run` and `make demo` do)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefect import flow
+
+from pipelines.data import data_flow
+from pipelines.deployment import DeploymentSummary, deployment_flow
+from pipelines.monitoring import MonitoringSummary, monitoring_flow
+from pipelines.training import TrainingSummary, training_flow
+
+
+@dataclass(frozen=True)
+class PipelineSummary:
+    training: TrainingSummary
+    deployment: DeploymentSummary | None
+    monitoring: MonitoringSummary | None
+
+
+@flow(name="pipeline", log_prints=True)
+def pipeline(
+    params_path: str = "params.yaml", profile: str | None = None, overrides: list[str] | None = None
+) -> PipelineSummary:
+    """The whole pipeline on the configured dataset; each stage is its own flow run (subflow)."""
+    prepared = data_flow(params_path, profile, overrides)
+    trained = training_flow(
+        params_path,
+        profile,
+        overrides,
+        reason="pipeline",
+        prepared_path=str(prepared.path),
+        data_version=prepared.data_version,
+    )
+    if trained.champion is None:  # nothing passed the gate yet: nothing to deploy or watch
+        return PipelineSummary(trained, None, None)
+    deployed = deployment_flow(str(prepared.path), trained.champion, params_path, profile, overrides)
+    # First check: the held-out test split through the served graph (no traffic has been logged yet).
+    watched = monitoring_flow(params_path, profile, overrides, prepared_path=str(prepared.path))
+    return PipelineSummary(trained, deployed, watched)

@@ -1,0 +1,130 @@
+"""monitoring_flow: load window -> drift check -> reports -> alerts -> maybe trigger training_flow."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.events import emit_event
+
+from monitoring.alerts import send_alerts
+from monitoring.check import current_window, load_champion, split_window
+from monitoring.drift import compute_drift
+from monitoring.outputs import write_outputs
+from monitoring.retrain import record_retrain, should_retrain
+from pipelines.runtime import load, publish, run_stage
+from pipelines.schedule import DRIFT_EVENT
+
+RETRAIN_STATE = "retrain-state.json"
+
+
+@dataclass(frozen=True)
+class MonitoringSummary:
+    status: str  # ok | drift | not_enough_data
+    drift_detected: bool
+    window_size: int
+    estimated_accuracy: float | None
+    champion_version: str
+    report_html: str | None
+    report_json: str | None
+    alert: str
+    retrain: str  # "started: ..." | "skipped: ..."
+
+
+@flow(name="monitoring", log_prints=True)
+def monitoring_flow(
+    params_path: str = "params.yaml",
+    profile: str | None = None,
+    overrides: list[str] | None = None,
+    images_dir: str | None = None,
+    prepared_path: str | None = None,
+    last: int | None = None,
+) -> MonitoringSummary:
+    """Check the champion's recent traffic (inference log), a folder of images, or a prepared test split.
+
+    Confirmed drift emits ``medpipe.drift.detected``; with a Prefect server the training deployment's
+    trigger starts retraining, without one the training flow runs inline. Cooldown and a daily cap
+    (params ``monitoring.retrain``) keep it from retraining in a loop.
+    """
+    cfg, settings = load(params_path, profile, overrides)
+    champion = run_stage("load-champion", task(load_champion, name="load-champion", retries=2), cfg, settings)
+    if prepared_path:
+        window = run_stage("load-window", task(split_window, name="load-window"), champion, Path(prepared_path))
+    else:
+        images = Path(images_dir) if images_dir else None
+        window = run_stage(
+            "load-window", task(current_window, name="load-window"), champion, cfg, settings, images, last=last
+        )
+    summary = run_stage(
+        "drift-check",
+        task(compute_drift, name="drift-check"),
+        champion.reference,
+        window,
+        cfg.monitoring,
+        model_version=champion.version,
+    )
+    paths = run_stage(
+        "reports",
+        task(write_outputs, name="write-reports"),
+        summary,
+        settings,
+        cfg.project.name,
+        f"{cfg.project.name}-monitoring",
+        champion.version,
+    )
+    publish("drift-summary", _markdown(summary, paths), "Drift verdict, signals and report paths")
+    outcome = run_stage("alerts", task(send_alerts, name="send-alerts"), summary, cfg.alerts, settings)
+    retrain = _maybe_retrain(summary, cfg, settings, champion.version, params_path, profile, overrides)
+    return MonitoringSummary(
+        status=summary.status,
+        drift_detected=summary.drift_detected,
+        window_size=summary.window_size,
+        estimated_accuracy=summary.estimated_accuracy,
+        champion_version=champion.version,
+        report_html=paths.get("html"),
+        report_json=paths.get("json"),
+        alert=f"{outcome.action}: {outcome.reason}",
+        retrain=retrain,
+    )
+
+
+def _maybe_retrain(summary, cfg, settings, version, params_path, profile, overrides) -> str:
+    state = settings.home / RETRAIN_STATE
+    go, reason = should_retrain(summary, cfg.monitoring.retrain, state)
+    if not go:
+        return f"skipped: {reason}"
+    record_retrain(state)
+    emit_event(
+        event=DRIFT_EVENT,
+        resource={"prefect.resource.id": f"medpipe.model.{cfg.registry.model_name}"},
+        payload={
+            "reason": reason,
+            "champion_version": version,
+            "signals": {s.name: {"score": s.score, "threshold": s.threshold} for s in summary.drifted_signals},
+        },
+    )
+    if os.environ.get("PREFECT_API_URL"):  # a server: the training deployment's event trigger takes it from here
+        return f"started via event {DRIFT_EVENT}: {reason}"
+    from pipelines.training import training_flow
+
+    result = training_flow(params_path, profile, overrides, reason=f"drift: {reason}")
+    return f"started inline: {reason} -> v{result.version} ({'promoted' if result.promoted else 'not promoted'})"
+
+
+def _markdown(summary, paths: dict[str, str]) -> str:
+    rows = ["| signal | score | threshold | drifted |", "| --- | --- | --- | --- |"]
+    rows += [
+        f"| {s.name} | {s.score:.4f} | {s.threshold:.4f} | {'YES' if s.drifted else 'no'} |" for s in summary.signals
+    ]
+    est = summary.estimated_accuracy
+    return "\n".join(
+        [
+            f"# Drift check: {summary.status.upper()}",
+            f"- window: {summary.window_size} images; estimated accuracy: {est if est is None else f'{est:.3f}'}",
+            f"- report: `{paths.get('html')}`",
+            "",
+            *rows,
+        ]
+    )

@@ -1,0 +1,88 @@
+"""Schedules and event triggers for `medpipe schedule`: crons from params.yaml, served from one process.
+
+Teams with a work pool deploy ``infra/prefect.yaml`` instead; both declare the same deployments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from prefect.events import DeploymentEventTrigger
+from prefect.schedules import Cron
+
+from medpipe.config import PipelineConfig
+
+DRIFT_EVENT = "medpipe.drift.detected"
+
+
+@dataclass(frozen=True)
+class PlannedDeployment:
+    name: str
+    flow: str
+    cron: str | None
+    timezone: str
+    triggered_by: str | None
+
+
+def planned(cfg: PipelineConfig) -> list[PlannedDeployment]:
+    s = cfg.schedule
+    return [
+        PlannedDeployment("monitoring-nightly", "monitoring", s.monitoring_cron, s.timezone, None),
+        PlannedDeployment("training-weekly", "training", s.training_cron, s.timezone, DRIFT_EVENT),
+    ]
+
+
+def next_runs(cfg: PipelineConfig, n: int = 3, start: datetime | None = None) -> dict[str, list[datetime]]:
+    """The next ``n`` scheduled times of each deployment (what `medpipe schedule --list` prints)."""
+    from prefect.server.schemas.schedules import CronSchedule
+
+    out = {}
+    for d in planned(cfg):
+        if d.cron:
+            sched = CronSchedule(cron=d.cron, timezone=d.timezone)
+            out[d.name] = [dt for dt in _dates(sched, n, start)]
+    return out
+
+
+def _dates(sched, n: int, start: datetime | None) -> list[datetime]:
+    import asyncio
+
+    dates = sched.get_dates(n=n, start=start)
+    return asyncio.run(dates) if asyncio.iscoroutine(dates) else list(dates)
+
+
+def drift_trigger(model_name: str) -> DeploymentEventTrigger:
+    """Start retraining when the monitoring flow emits `medpipe.drift.detected` for this model."""
+    return DeploymentEventTrigger(
+        name="retrain-on-drift",
+        expect={DRIFT_EVENT},
+        match={"prefect.resource.id": f"medpipe.model.{model_name}"},
+        parameters={"reason": "drift: {{ event.payload.reason }}"},
+    )
+
+
+def build_deployments(cfg: PipelineConfig, params_path: str, profile: str | None = None) -> list:
+    from pipelines.monitoring import monitoring_flow
+    from pipelines.training import training_flow
+
+    common = {"params_path": params_path, "profile": profile}
+    s = cfg.schedule
+    return [
+        monitoring_flow.to_deployment(
+            name="monitoring-nightly", schedules=[Cron(s.monitoring_cron, timezone=s.timezone)], parameters=common
+        ),
+        training_flow.to_deployment(
+            name="training-weekly",
+            schedules=[Cron(s.training_cron, timezone=s.timezone)],
+            triggers=[drift_trigger(cfg.registry.model_name)],
+            parameters={**common, "reason": "schedule"},
+        ),
+    ]
+
+
+def serve_all(cfg: PipelineConfig, params_path: str, profile: str | None = None) -> None:
+    """Run every deployment from this process until interrupted (needs a Prefect server: PREFECT_API_URL)."""
+    from prefect import serve
+
+    serve(*build_deployments(cfg, params_path, profile), pause_on_shutdown=False)

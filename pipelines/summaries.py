@@ -1,0 +1,46 @@
+"""Markdown for the Prefect artifacts each flow publishes (presentation only)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from medpipe.settings import Settings
+
+if TYPE_CHECKING:
+    from pipelines.training import TrainingSummary
+
+
+def mlflow_ui_base(settings: Settings, host: str = "127.0.0.1", port: int = 5000) -> str:
+    """Where the MLflow UI answers: the tracking server itself, or `medpipe ui` for the embedded store."""
+    uri = settings.tracking_uri
+    return uri.rstrip("/") if uri.startswith("http") else f"http://{host}:{port}"
+
+
+def run_link(settings: Settings, run_id: str) -> str:
+    return f"{mlflow_ui_base(settings)}/#/runs/{run_id}"
+
+
+def metrics_table(metrics: dict[str, float]) -> str:
+    rows = ["| metric | value |", "| --- | --- |"]
+    rows += [f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()) if isinstance(v, int | float)]
+    return "\n".join(rows)
+
+
+def training_markdown(s: TrainingSummary, settings: Settings) -> str:
+    params = "\n".join(f"- `{k}` = {v!r}" for k, v in s.best_params.items()) or "- (no search: params.yaml values)"
+    return "\n\n".join(
+        [
+            f"# Training: {s.model_name} v{s.version} — {'PROMOTED' if s.promoted else 'not promoted'}",
+            f"- data version: `{s.data_version}`\n- champion now: v{s.champion}\n"
+            f"- final run: [{s.run_id}]({run_link(settings, s.run_id)})"
+            + (f"\n- search run: [{s.search_run_id}]({run_link(settings, s.search_run_id)})" if s.search_run_id else "")
+            + f"\n- ONNX parity gate: {'passed' if s.parity_passed else 'FAILED'} (`{s.onnx_path}`)",
+            "## Best params\n" + params,
+            "## Test metrics\n" + metrics_table(s.test_metrics),
+            s.gate_markdown,
+        ]
+    )
+
+
+def kv_markdown(title: str, values: dict[str, Any]) -> str:
+    return f"# {title}\n\n" + "\n".join(f"- **{k}**: {v}" for k, v in values.items())

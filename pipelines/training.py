@@ -1,0 +1,150 @@
+"""training_flow: HPO -> final training -> evaluation (test + ONNX parity) -> registration -> promotion gate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.runtime import flow_run
+
+from components.data.dataset import PreparedData, load_prepared
+from components.deploy.stage import ONNX_NAME, deploy_model
+from components.registry.gate import evaluate_and_promote
+from components.registry.model_card import download_model_card
+from components.registry.register import register_model
+from components.training.search import run_search
+from components.training.train import train_model
+from monitoring.check import build_model_reference
+from pipelines.data import data_flow
+from pipelines.runtime import gpu_slot, load, publish, run_stage
+from pipelines.summaries import training_markdown
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """What the training flow hands on: small, typed, no arrays."""
+
+    data_version: str | None
+    prepared_path: str
+    run_id: str
+    search_run_id: str | None
+    best_params: dict[str, Any]
+    test_metrics: dict[str, float]
+    model_dir: str
+    onnx_path: str
+    parity_passed: bool
+    model_name: str
+    version: str
+    promoted: bool
+    champion: str | None
+    gate_reason: str
+    model_card: str
+    gate_markdown: str = field(repr=False, default="")
+
+
+@flow(name="training", log_prints=True)
+def training_flow(
+    params_path: str = "params.yaml",
+    profile: str | None = None,
+    overrides: list[str] | None = None,
+    reason: str = "manual",
+    prepared_path: str | None = None,
+    data_version: str | None = None,
+) -> TrainingSummary:
+    """Search and train on the latest data version, register the model as challenger and gate it.
+
+    Without ``prepared_path`` the data flow runs first, so scheduled and drift-triggered retraining
+    picks up labelled data added since the last version.
+    """
+    cfg, settings = load(params_path, profile, overrides)
+    print(f"training run started: reason={reason}")
+    if prepared_path is None:
+        prepared: PreparedData = data_flow(params_path, profile, overrides)
+    else:
+        prepared = load_prepared(Path(prepared_path), data_version=data_version)
+    run_dir = settings.models_dir / (flow_run.get_id() or "local")
+
+    with gpu_slot():
+        best: dict[str, Any] = {}
+        parent = None
+        if cfg.search.enabled:
+            found = run_stage("search", task(run_search, name="hpo-search"), cfg, prepared, settings)
+            best, parent = found.best_params, found.parent_run_id
+        final_cfg = cfg.with_overrides(best) if best else cfg
+        trained = run_stage(
+            "train",
+            task(train_model, name="final-training"),
+            final_cfg,
+            prepared,
+            settings,
+            out_dir=run_dir / "model",
+            parent_run_id=parent,
+        )
+    export = run_stage(
+        "export",
+        task(deploy_model, name="onnx-export-and-parity"),
+        trained.model_dir,
+        run_dir / "onnx" / ONNX_NAME,
+        prepared.path,
+        cfg.export,
+    )
+    run_stage(
+        "reference",
+        task(build_model_reference, name="drift-reference-profile", retries=2, retry_delay_seconds=5),
+        export.onnx_path,
+        prepared.path,
+        cfg,
+        settings,
+        run_id=trained.run_id,
+    )
+    registered = run_stage(
+        "register",
+        task(register_model, name="register-challenger"),
+        trained.model_dir,
+        export.onnx_path,
+        final_cfg,
+        settings,
+        run_id=trained.run_id,
+        data_version=prepared.data_version,
+        metrics=trained.test_metrics,
+        parity=export.report,
+    )
+    decision = run_stage(
+        "gate",
+        task(evaluate_and_promote, name="promotion-gate", retries=2, retry_delay_seconds=10),
+        registered,
+        prepared.path,
+        final_cfg,
+        settings,
+        actor=f"prefect:{flow_run.get_id() or 'local'}",
+    )
+    card = run_stage(
+        "model-card",
+        task(download_model_card, name="fetch-model-card", retries=2),
+        settings,
+        trained.run_id,
+        registered.version,
+        run_dir,
+    )
+    summary = TrainingSummary(
+        data_version=prepared.data_version,
+        prepared_path=str(prepared.path),
+        run_id=trained.run_id,
+        search_run_id=parent,
+        best_params=best,
+        test_metrics=trained.test_metrics,
+        model_dir=str(trained.model_dir),
+        onnx_path=str(export.onnx_path),
+        parity_passed=export.passed,
+        model_name=registered.name,
+        version=registered.version,
+        promoted=decision.promoted,
+        champion=registered.version if decision.promoted else decision.champion_before,
+        gate_reason=decision.reason,
+        model_card=str(card),
+        gate_markdown=decision.as_markdown(),
+    )
+    publish("training-summary", training_markdown(summary, settings), "Training, registration and gate decision")
+    return summary
