@@ -1,0 +1,80 @@
+"""Transfer learning: build a :class:`Classifier` from the model config, initialised from a local
+state-dict file, torchvision's published weights, or a registered MLflow model (``models:/name@alias``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from components.errors import MedpipeError, RegistryError
+from components.models.registry import Classifier, create_model
+from medpipe.config import ModelConfig
+from medpipe.settings import Settings
+
+
+def factory_kwargs(cfg: ModelConfig, *, num_classes: int, in_channels: int) -> dict[str, Any]:
+    """:func:`create_model` arguments that rebuild the architecture (no init weights: the model folder has them)."""
+    return {
+        "name": cfg.name,
+        "num_classes": num_classes,
+        "in_channels": in_channels,
+        "small_input": cfg.small_input,
+        "dropout": cfg.dropout,
+    }
+
+
+def apply_state_dict(model: Classifier, state: dict[str, torch.Tensor], source: str) -> list[str]:
+    """Copy every tensor whose name and shape match (a head of another size stays fresh); returns skipped keys."""
+    own = model.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fits:
+        raise MedpipeError(
+            f"init weights {source} hold no tensor that fits model {type(model.backbone).__name__}: "
+            "use weights of the same architecture (model.name)"
+        )
+    model.load_state_dict(fits, strict=False)
+    return sorted(set(own) - set(fits))
+
+
+def registered_state_dict(uri: str, settings: Settings) -> dict[str, torch.Tensor]:
+    """State dict of a registered pytorch-flavour model (``models:/name@alias`` or ``models:/name/3``)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.registry_uri)
+    try:
+        net = mlflow.pytorch.load_model(uri, map_location="cpu")
+    except Exception as err:  # MlflowException, missing alias, unreachable server, ...
+        raise RegistryError(
+            f"cannot load init weights {uri} from the registry at {settings.registry_uri}: {err}. "
+            "Check the model name and alias (`medpipe registry list`) or set model.init_weights to a file."
+        ) from err
+    if not isinstance(net, torch.nn.Module):
+        raise RegistryError(f"{uri} is not a pytorch model (got {type(net).__name__}); register the Classifier")
+    return net.state_dict()
+
+
+def build_model(
+    cfg: ModelConfig, *, num_classes: int, in_channels: int, settings: Settings
+) -> tuple[Classifier, dict[str, Any], list[str]]:
+    """The network for training: (classifier, factory kwargs for the model folder, skipped init keys)."""
+    kwargs = factory_kwargs(cfg, num_classes=num_classes, in_channels=in_channels)
+    init = cfg.init_weights
+    if init is None:
+        return create_model(**kwargs), kwargs, []
+    if init == "torchvision":
+        return create_model(**kwargs, weights="torchvision"), kwargs, []
+    model = create_model(**kwargs)
+    if init.startswith("models:/"):
+        return model, kwargs, apply_state_dict(model, registered_state_dict(init, settings), init)
+    path = Path(init).expanduser()
+    if not path.is_file():
+        raise MedpipeError(
+            f"model.init_weights={init!r} is neither 'torchvision', a models:/name@alias URI, nor an existing file"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:  # a Lightning checkpoint of our module
+        state = {k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")}
+    return model, kwargs, apply_state_dict(model, state, str(path))

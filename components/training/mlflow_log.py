@@ -1,0 +1,128 @@
+"""Explicit-run MLflow logging for training (thread-safe: every call names its run id, no active-run stack),
+so parallel Optuna trials in one process each log to their own nested run."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+PRUNED_TAG = "optuna.trial_state"
+
+
+def client_for(settings: Any) -> MlflowClient:
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+
+
+@contextmanager
+def tracked_run(
+    client: MlflowClient,
+    experiment_id: str,
+    name: str,
+    tags: dict[str, str],
+    *,
+    parent_run_id: str | None = None,
+    run_id: str | None = None,
+) -> Iterator[str]:
+    """Create (or reopen ``run_id``) a run and end it with the right status.
+
+    A pruned Optuna trial ends FINISHED with tag ``optuna.trial_state=PRUNED`` (not FAILED);
+    Ctrl-C/SIGTERM ends KILLED; any other error FAILED.
+    """
+    import optuna
+
+    if run_id is None:
+        all_tags = {**tags, MLFLOW_RUN_NAME: name}
+        if parent_run_id:
+            all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+        run_id = client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
+    else:
+        client.update_run(run_id, status="RUNNING")
+        client.set_tag(run_id, "medpipe.resumed", "true")
+    try:
+        yield run_id
+    except optuna.TrialPruned as err:
+        client.set_tag(run_id, PRUNED_TAG, "PRUNED")
+        client.set_tag(run_id, "optuna.pruned_reason", str(err))
+        client.set_terminated(run_id, "FINISHED")
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        client.set_terminated(run_id, "KILLED")
+        raise
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    else:
+        client.set_terminated(run_id, "FINISHED")
+
+
+def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
+    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i : i + 100])
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None and math.isfinite(v)]
+    for i in range(0, len(items), 500):
+        client.log_batch(run_id, metrics=items[i : i + 500])
+
+
+def set_tags(client: MlflowClient, run_id: str, tags: dict[str, str]) -> None:
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def log_artifacts(client: MlflowClient, run_id: str, paths: list[Path], artifact_path: str | None = None) -> None:
+    for p in paths:
+        client.log_artifact(run_id, str(p), artifact_path)
+
+
+def flatten(prefix: str, value: Any) -> dict[str, Any]:
+    """{"train": {"lr": 0.1}} -> {"train.lr": 0.1} (for params)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(flatten(f"{prefix}.{k}" if prefix else str(k), v))
+        return out
+    return {prefix: value}
+
+
+class MlflowEpochLogger(L.Callback):
+    """Logs val metrics when validation ends and train metrics when the epoch ends (step = epoch); tracks the
+    best epoch by ``monitor`` with all of its val metrics (the objective of a trial / a fold)."""
+
+    def __init__(self, client: MlflowClient | None, run_id: str | None, monitor: str = "val_auc") -> None:
+        self.client, self.run_id, self.monitor = client, run_id, monitor
+        self.best_value: float = -math.inf
+        self.best_epoch: int = -1
+        self.best_metrics: dict[str, float] = {}
+
+    def _scalars(self, trainer: L.Trainer, prefix: str) -> dict[str, float]:
+        return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(prefix) and v.numel() == 1}
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        vals = self._scalars(trainer, "val_")
+        score = vals.get(self.monitor)
+        if score is not None and score > self.best_value:
+            self.best_value, self.best_epoch, self.best_metrics = score, trainer.current_epoch, vals
+        if self.client is not None and self.run_id:
+            log_metrics(self.client, self.run_id, vals, step=trainer.current_epoch)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.client is None or not self.run_id:
+            return
+        metrics = self._scalars(trainer, "train_")
+        if trainer.optimizers:
+            metrics["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+        log_metrics(self.client, self.run_id, metrics, step=trainer.current_epoch)

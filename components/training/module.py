@@ -1,0 +1,161 @@
+"""The LightningModule: a :class:`Classifier` plus the way it is trained and measured."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import lightning as L
+import torch
+from torch.nn import functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassAUROC,
+    MulticlassCalibrationError,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+from components.models.registry import Classifier
+from components.training.augment import BatchAugment, hflip_all
+from components.training.augment import mixup as mix
+
+METRIC_NAMES = ("auc", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "ece")
+
+
+@dataclass(frozen=True)
+class OptimSettings:
+    lr: float
+    weight_decay: float
+    optimizer: str = "adamw"
+    scheduler: str = "cosine"
+    epochs: int = 10
+    freeze_backbone_epochs: int = 0
+    channels_last: bool = False
+    tta: bool = False
+
+
+def make_metrics(num_classes: int) -> MetricCollection:
+    """The scalar metrics logged on val each epoch and on test at the end (names in METRIC_NAMES)."""
+    k = num_classes
+    return MetricCollection(
+        {
+            "auc": MulticlassAUROC(num_classes=k, average="macro"),  # one-vs-rest
+            "accuracy": MulticlassAccuracy(num_classes=k, average="micro"),
+            "balanced_accuracy": MulticlassRecall(num_classes=k, average="macro"),
+            "precision": MulticlassPrecision(num_classes=k, average="macro"),
+            "recall": MulticlassRecall(num_classes=k, average="macro"),
+            "f1": MulticlassF1Score(num_classes=k, average="macro"),
+            "ece": MulticlassCalibrationError(num_classes=k, n_bins=15, norm="l1"),
+        }
+    )
+
+
+class ClassifierModule(L.LightningModule):
+    def __init__(
+        self,
+        net: Classifier,
+        num_classes: int,
+        optim: OptimSettings,
+        class_weights: list[float] | None = None,
+        augment: BatchAugment | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters({"optim": asdict(optim), "num_classes": num_classes, "class_weights": class_weights})
+        self.net, self.optim, self.num_classes, self.augment = net, optim, num_classes, augment
+        self.register_buffer(
+            "loss_weight", torch.tensor(class_weights, dtype=torch.float32) if class_weights else None, persistent=False
+        )
+        self.val_metrics = make_metrics(num_classes).clone(prefix="val_")
+        self.test_metrics = make_metrics(num_classes).clone(prefix="test_")
+        self.test_plain = MetricCollection(
+            {
+                "auc": MulticlassAUROC(num_classes=num_classes),
+                "accuracy": MulticlassAccuracy(num_classes=num_classes, average="micro"),
+            }
+        ).clone(prefix="test_plain_")
+        self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
+        self.test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.confusion: torch.Tensor | None = None  # (K, K) rows = true class, after test
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.optim.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    # --- staged unfreezing -------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        frozen = self.current_epoch < self.optim.freeze_backbone_epochs
+        for p in self.net.backbone.parameters():
+            p.requires_grad_(not frozen)
+        if frozen:
+            self.net.backbone.eval()  # keep pretrained BatchNorm statistics while only the head learns
+
+    # --- steps ---------------------------------------------------------------------------------
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        draw = self.augment.draw_mixup(len(y), x.device) if self.augment is not None else None
+        if draw is not None:
+            target = F.one_hot(y, self.num_classes).float()
+            x, target = mix(x, target, *draw)
+            logits = self(x)
+            logp = F.log_softmax(logits.float(), dim=1)
+            w = self.loss_weight if self.loss_weight is not None else torch.ones_like(logp[0])
+            loss = -(target * logp * w).sum(1).mean()
+        else:
+            logits = self(x)
+            loss = F.cross_entropy(logits.float(), y, weight=self.loss_weight)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x).float()
+        self.log("val_loss", F.cross_entropy(logits, y), on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.val_metrics.update(logits.softmax(1), y)
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute()
+        self.log("val_auc", values.pop("val_auc"), prog_bar=True)
+        self.log_dict(values)
+        self.val_metrics.reset()
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        probs = self(x).float().softmax(1)
+        if self.optim.tta:
+            self.test_plain.update(probs, y)
+            probs = (probs + self(hflip_all(x)).float().softmax(1)) / 2
+        self.test_metrics.update(probs, y)
+        self.test_confusion.update(probs, y)
+        self.test_outputs.append((probs.detach().cpu(), y.detach().cpu()))
+
+    def on_test_epoch_start(self) -> None:
+        self.test_outputs = []
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.confusion = self.test_confusion.compute().cpu()
+        self.test_confusion.reset()
+        if self.optim.tta:
+            self.log_dict(self.test_plain.compute())
+            self.test_plain.reset()
+        self.test_metrics.reset()
+
+    # --- optimisation --------------------------------------------------------------------------
+    def configure_optimizers(self):
+        o = self.optim
+        if o.optimizer == "sgd":
+            opt = torch.optim.SGD(self.parameters(), lr=o.lr, momentum=0.9, weight_decay=o.weight_decay, nesterov=True)
+        else:
+            opt = torch.optim.AdamW(self.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        if o.scheduler == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(o.epochs, 1))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        if o.scheduler == "onecycle":
+            total = int(self.trainer.estimated_stepping_batches)
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=o.lr, total_steps=max(total, 1))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return opt

@@ -1,0 +1,135 @@
+"""Real Lightning training on BreastMNIST: metrics, model folder, MLflow run, resume after a kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from components.data.dataset import load_prepared, load_split
+from components.models.artifacts import load_model_dir
+from components.training.evaluate import evaluate_model_dir
+from components.training.module import METRIC_NAMES
+from components.training.train import TrainResult, train_model
+from medpipe.settings import Settings
+from tests.training.conftest import REPO_ROOT, smoke_cfg
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(
+    prepared_breastmnist: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[TrainResult, Settings]]:
+    """One smoke-profile training run (shared by the assertions below and the transfer test module)."""
+    home = tmp_path_factory.mktemp("train-home")
+    # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI, which Settings prefers: keep this module's store
+    # in the environment for its tests, and clear what an earlier test module left there
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        settings = Settings(home=home)
+        cfg = smoke_cfg("search.enabled=false", "train.tta=true")
+        result = train_model(cfg, load_prepared(prepared_breastmnist), settings, out_dir=home / "model")
+        yield result, settings
+
+
+def test_smoke_training_learns_breastmnist(trained: tuple[TrainResult, Settings]) -> None:
+    result, _ = trained
+    assert result.val_metrics["auc"] > 0.75, result.val_metrics
+    assert set(METRIC_NAMES) <= set(result.test_metrics)
+    assert 0.5 < result.test_metrics["auc"] <= 1.0
+    assert result.checkpoint.is_file() and result.checkpoint.name.startswith("best-")
+    assert result.best_params == {} and result.search_run_id is None
+
+
+def test_model_folder_reproduces_test_metrics(trained: tuple[TrainResult, Settings], prepared_breastmnist) -> None:
+    """The model folder through InferenceModel (raw pixels in, resize + normalise inside) gives the same
+    test metrics as the Lightning test loop (TTA off here: compare with the plain-path numbers)."""
+    result, settings = trained
+    net, pre = load_model_dir(result.model_dir)
+    assert pre.train_image_size == 28 and pre.class_names == ["malignant", "normal_or_benign"]
+    ev = evaluate_model_dir(result.model_dir, load_split(prepared_breastmnist, "test"))
+    run = MlflowClient(settings.tracking_uri).get_run(result.run_id)
+    assert ev.metrics["auc"] == pytest.approx(run.data.metrics["test_plain_auc"], abs=1e-4)
+    assert ev.metrics["accuracy"] == pytest.approx(run.data.metrics["test_plain_accuracy"], abs=1e-4)
+    assert ev.confusion.sum() == 156
+
+
+def test_mlflow_run_has_metrics_plots_lineage(trained: tuple[TrainResult, Settings]) -> None:
+    result, settings = trained
+    client = MlflowClient(settings.tracking_uri)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["medpipe.run_kind"] == "final"
+    assert "medpipe.params_hash" in run.data.tags and "medpipe.data_version" in run.data.tags
+    assert run.data.tags["medpipe.imbalance"] == "weighted_loss"
+    weights = np.array(eval(run.data.tags["medpipe.class_weights"]))  # noqa: S307 - our own JSON list
+    assert weights[0] > 1 > weights[1]  # malignant is the minority class
+    assert run.data.params["train.precision_effective"] == "32-true"
+    history = client.get_metric_history(result.run_id, "val_auc")
+    assert len(history) >= 3 and sorted({m.step for m in history}) == list(range(len(history)))
+    arts = {a.path for a in client.list_artifacts(result.run_id)}
+    arts |= {a.path for a in client.list_artifacts(result.run_id, "evaluation")}
+    arts |= {a.path for a in client.list_artifacts(result.run_id, "model_dir")}
+    assert {
+        "augmentation_preview.png",
+        "evaluation/confusion_matrix.png",
+        "evaluation/roc.png",
+        "model_dir/model.pt",
+        "model_dir/preprocessing.json",
+    } <= arts
+
+
+def test_killed_run_resumes_from_last_checkpoint(prepared_breastmnist: Path, settings: Settings) -> None:
+    """SIGKILL a training process after its first checkpoint; the rerun continues the same run key,
+    the same MLflow run, from the saved epoch (not from scratch)."""
+    overrides = ["search.enabled=false", "train.epochs=3", "train.early_stopping_patience=0"]
+    script = textwrap.dedent(
+        f"""
+        import torch; torch.set_num_threads(1)
+        from pathlib import Path
+        from components.data.dataset import load_prepared
+        from components.training.train import train_model
+        from medpipe.settings import Settings
+        from tests.training.conftest import smoke_cfg
+        train_model(smoke_cfg(*{overrides!r}), load_prepared(Path({str(prepared_breastmnist)!r})),
+                    Settings(home=Path({str(settings.home)!r})), out_dir=Path({str(settings.home / "m")!r}))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and not list(
+            settings.runs_dir.glob("final-*/checkpoints/best-epoch=00[1-9].ckpt")
+        ):
+            assert proc.poll() is None, "training finished or crashed before it could be killed"
+            time.sleep(0.2)
+        time.sleep(0.5)  # let the checkpoint write finish
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    (run_dir,) = settings.runs_dir.glob("final-*")
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file() and not (run_dir / "complete").exists()
+    killed_run_id = (run_dir / "mlflow_run_id").read_text()
+
+    result = train_model(
+        smoke_cfg(*overrides), load_prepared(prepared_breastmnist), settings, out_dir=settings.home / "m"
+    )
+    assert result.run_id == killed_run_id
+    run = MlflowClient(settings.tracking_uri).get_run(result.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["medpipe.resumed"] == "true"
+    assert int(run.data.tags["medpipe.resumed_from_epoch"]) >= 0
+    steps = [m.step for m in MlflowClient(settings.tracking_uri).get_metric_history(result.run_id, "train_loss")]
+    assert sorted(set(steps)) == list(range(3))  # every epoch trained once overall, none restarted from 0
+    assert (run_dir / "complete").is_file()
