@@ -94,13 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--model-dir", type=Path, default=Path("data/models/current"))
     parser.add_argument("--prepared", type=Path, default=Path("data/prepared"))
+    parser.add_argument("--out", type=Path, default=Path("data/models/onnx") / ONNX_NAME)
     parser.add_argument("--metrics", type=Path, default=Path("data/metrics/parity.json"))
     args = parser.parse_args(argv)
 
     from medpipe.config import load_config
 
     cfg = load_config(args.params).export
-    result = deploy_model(args.model_dir, args.model_dir / ONNX_NAME, args.prepared, cfg)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result = deploy_model(args.model_dir, args.out, args.prepared, cfg)
     result.report.to_json(args.metrics)
     if result.quantized_report is not None and not result.quantized_report.passed:
         print(f"quantised graph rejected, shipping fp32: {result.quantized_report.reason}", file=sys.stderr)

@@ -97,7 +97,8 @@ def test_dvc_stage_writes_model_and_metrics(trained_model_dir, prepared_breastmn
     params = tmp_path / "params.yaml"
     params.write_text("export:\n  parity_atol: 0.0001\n")
     argv = ["export", "--params", str(params), "--model-dir", str(model_dir), "--prepared", str(prepared_breastmnist)]
-    assert main([*argv, "--metrics", str(metrics)]) == 0
-    assert (model_dir / "model.onnx").is_file()
+    out = tmp_path / "onnx" / "model.onnx"
+    assert main([*argv, "--out", str(out), "--metrics", str(metrics)]) == 0
+    assert out.is_file() and not (model_dir / "model.onnx").exists()  # train's output stays untouched
     saved = ParityReport.from_json(metrics)
     assert saved.passed and json.loads(metrics.read_text())["n_images"] == 156
