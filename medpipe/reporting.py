@@ -277,7 +277,6 @@ def print_drift_summary(console, summary, outcome=None) -> None:  # noqa: ANN001
 
 def print_pipeline_summary(console, summary, settings) -> None:  # noqa: ANN001 - PipelineSummary, Settings
     """The end of `medpipe run` / `make demo`: champion, its metrics, where everything landed, what to open."""
-    from rich.panel import Panel
     from rich.table import Table
 
     t = summary.training
@@ -306,4 +305,56 @@ def print_pipeline_summary(console, summary, settings) -> None:  # noqa: ANN001 
         "drift history (Evidently): uv run medpipe monitor ui",
         f"state folder:             {settings.home}",
     ]
-    console.print(Panel("\n".join(lines), title="medpipe run finished", expand=False))
+    console.rule("[bold]medpipe run finished")
+    for line in lines:  # one line each, never wrapped: paths must stay copy-pasteable
+        console.print(line, soft_wrap=True, highlight=False)
+
+
+# --- orchestration (Prefect) --------------------------------------------------------------------
+def print_training_summary(console, s) -> None:  # noqa: ANN001 - pipelines.training.TrainingSummary
+    """``medpipe train``: the training flow's outcome: test metrics, gate decision, champion, where things are."""
+    from rich.panel import Panel
+    from rich.table import Table
+
+    table = Table(title=f"{s.model_name} v{s.version} test metrics (MLflow run {s.run_id})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("auc", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "ece"):
+        if key in s.test_metrics:
+            table.add_row(key, f"{s.test_metrics[key]:.4f}")
+    console.print(table)
+    if s.best_params:
+        console.print("best params: " + ", ".join(f"{k}={v}" for k, v in s.best_params.items()))
+    verdict = "[green]PROMOTED to champion[/]" if s.promoted else f"[yellow]not promoted[/] ({s.gate_reason})"
+    lines = [
+        f"data version   {s.data_version}",
+        f"this run       v{s.version}: {verdict}",
+        f"champion       v{s.champion}" if s.champion else "champion       none yet",
+        f"ONNX parity    {'passed' if s.parity_passed else '[red]FAILED[/]'} ({s.onnx_path})",
+        f"model card     {s.model_card}",
+    ]
+    console.print(Panel("\n".join(lines), title="training flow finished", expand=False))
+
+
+def print_deployment_summary(console, s) -> None:  # noqa: ANN001 - pipelines.deployment.DeploymentSummary
+    """``medpipe deploy --flow``: the version now champion, its ONNX file, parity figures, server reload."""
+    console.print(f"[green]champion[/] {s.model_name} v{s.version}: {s.onnx_path}")
+    for key, value in s.parity.items():
+        console.print(f"  {key} = {value}")
+    console.print("running server reloaded" if s.server_reloaded else "no running server reloaded")
+
+
+def print_next_runs(console, planned, runs: dict) -> None:  # noqa: ANN001 - list[PlannedDeployment]
+    """``medpipe schedule --list``: each deployment, its cron / event trigger and its next run times."""
+    from rich.table import Table
+
+    table = Table(title="medpipe deployments (params.yaml schedule:)")
+    table.add_column("deployment (flow)", no_wrap=True)
+    table.add_column("cron", no_wrap=True)
+    table.add_column("also on event", overflow="fold")
+    table.add_column("next runs", no_wrap=True)
+    for d in planned:
+        times = "\n".join(t.strftime("%a %Y-%m-%d %H:%M") for t in runs.get(d.name, []))
+        cron = f"{d.cron} {d.timezone}" if d.cron else "-"
+        table.add_row(f"{d.name}\n({d.flow})", cron, d.triggered_by or "-", times or "-")
+    console.print(table)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from components.deploy.runtime import usable_providers
 from components.errors import RegistryError
 from components.models.artifacts import MODEL_CONFIG, load_model_dir
 from components.preprocessing import FILENAME as PREPROCESSING_FILE
@@ -125,7 +126,8 @@ class _MedpipeFlavor:
                 "onnx",
                 onnx_version=onnx.__version__,
                 data=ONNX_FILE,
-                providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
+                # only what really loads here: asking ORT for CUDA on a GPU-less machine logs an error
+                providers=[p for p in usable_providers() if p != "TensorrtExecutionProvider"],
                 code=None,
             )
             # the serving path: pyfunc runs the ONNX graph on raw pixels
@@ -232,11 +234,13 @@ def register_model(
 
 def _new_run(client: Any, cfg: PipelineConfig, tags: dict[str, str]) -> str:
     import mlflow
+    from mlflow.entities import Param
 
     exp = mlflow.get_experiment_by_name(experiment_name(cfg))
     run = client.create_run(exp.experiment_id, tags=tags, run_name="register")
     trained = cfg.model_dump(mode="json", include={"model", "train", "augment"})
-    client.log_params(run.info.run_id, {k: str(v) for k, v in _flat(trained).items()})
+    params = [Param(k, str(v)[:6000]) for k, v in _flat(trained).items()]
+    client.log_batch(run.info.run_id, params=params)  # MlflowClient has no log_params
     client.set_terminated(run.info.run_id)
     return run.info.run_id
 
