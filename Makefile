@@ -1,7 +1,9 @@
-# The README's two commands: `make demo` and `make test`. Each bootstraps what it needs.
+# The README's two commands: `make demo` and `make test`. Each bootstraps what it needs:
+# uv (installed with pip if missing) and .venv from the committed uv.lock.
 SHELL := /bin/bash
 PYTHON ?= python3
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+UV_BIN := $(shell command -v uv 2>/dev/null)
+UV := $(if $(UV_BIN),$(UV_BIN),$(PYTHON) -m uv)
 SHARED_DATA := $(abspath ../shared/data)
 ifneq ($(wildcard $(SHARED_DATA)/*.npz),)
 export MEDPIPE_DATA_DIR ?= $(SHARED_DATA)
@@ -11,27 +13,32 @@ export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 PROFILE ?= smoke
 PYTEST_ARGS ?=
+ifeq ($(CI),true)
+# CI: list the slowest tests, keep no cache between runs, never wait forever.
+PYTEST_ARGS += --durations=25 -p no:cacheprovider --timeout=1800
+endif
 
 .PHONY: demo test lint bench setup clean
 
-$(UV):
-	$(PYTHON) -m pip install --user --quiet uv || $(PYTHON) -m pip install --quiet uv
-
-.venv/.synced: $(UV) pyproject.toml uv.lock
+setup: ## install uv if missing, then create .venv from uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv || $(PYTHON) -m pip install --quiet --user uv
 	$(UV) sync --frozen
-	@touch $@
 
-setup: .venv/.synced ## create the environment from uv.lock
-
-demo: setup ## run the whole pipeline on BreastMNIST with embedded defaults (no server)
+demo: setup ## the whole pipeline on BreastMNIST with embedded defaults (no server)
 	$(UV) run --frozen medpipe run --profile $(PROFILE)
 
-test: setup ## run the test suite (real DVC, MLflow, Prefect, uvicorn; no GPU, no network)
+test: setup ## the test suite (real DVC, MLflow, Prefect, uvicorn, PostgreSQL; no GPU, no network)
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 lint: setup
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 
-clean:
-	rm -rf .medpipe data/prepared
+bench: setup ## speed and quality targets, measured side by side (see benchmarks/)
+	$(UV) run --frozen python benchmarks/cli_startup.py
+	$(UV) run --frozen python benchmarks/inference.py
+	$(UV) run --frozen python benchmarks/train_throughput.py
+	$(UV) run --frozen python benchmarks/drift_speed.py
+
+clean: ## remove local state (MLflow, DVC cache/remote, reports, inference log) and prepared data
+	rm -rf .medpipe data/prepared data/models data/metrics data/plots
