@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    import subprocess
+
     from medpipe.config import PipelineConfig
 
 console = Console()
@@ -64,6 +66,18 @@ def _settings():
     from medpipe.settings import prepare_environment
 
     return prepare_environment()
+
+
+def _terminate(proc: subprocess.Popen, timeout_s: float) -> None:
+    """Stop a server this command started: SIGTERM, then SIGKILL if it is still up after ``timeout_s``."""
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -151,13 +165,36 @@ def deploy(
     out: Annotated[Path | None, typer.Option(help="Where to write model.onnx (default: inside the folder).")] = None,
     params: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
+    profile: ProfileOpt = None,
+    flow: Annotated[
+        bool,
+        typer.Option(
+            "--flow",
+            help="Run the deployment flow (Prefect) for a registered version: export + parity gate, then make it "
+            "champion (a manual promotion: the promotion gate is not re-run) and tell running servers to reload. "
+            "MODEL: models:/<name>/<version> or a version number.",
+        ),
+    ] = False,
 ) -> None:
-    """Export a model to ONNX and run the parity gate (and optional quantisation) on the whole test split."""
+    """Export a model to ONNX and run the parity gate (and optional quantisation) on the whole test split.
+
+    With --flow, a registered version that passes becomes the champion and running servers reload it."""
     from components.deploy.stage import deploy_model, deploy_registered
     from components.errors import GateError
     from medpipe.reporting import print_deploy_result
 
-    cfg = load_cli_config(params, overrides)
+    cfg = load_cli_config(params, overrides, profile)
+    if flow:
+        from medpipe.reporting import print_deployment_summary
+        from pipelines.deployment import deployment_flow
+
+        _settings()
+        version = model.rsplit("/", 1)[-1] if model.startswith("models:/") else model
+        if not version.isdigit():
+            raise GateError(f"--flow deploys a registered version: got {model!r}; pass models:/<name>/<version> or N")
+        summary = deployment_flow(str(prepared), version, str(params), profile, overrides)
+        print_deployment_summary(console, summary)
+        return
     if model.startswith("models:/"):
         result = deploy_registered(model, prepared, cfg.export, _settings())
     else:
@@ -349,25 +386,59 @@ def train(
     params: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
     profile: ProfileOpt = None,
-    prepared: PreparedOpt = Path("data/prepared"),
-    out: Annotated[Path, typer.Option("--out", help="Where the trained model folder is written.")] = Path(
+    prepared: Annotated[
+        Path | None,
+        typer.Option(
+            "--prepared", help="Train on this prepared folder (default: the data flow versions the data first)."
+        ),
+    ] = None,
+    search: Annotated[bool, typer.Option(help="Run the Optuna search first (default: search.enabled).")] = True,
+    reason: Annotated[str, typer.Option(help="Why this run (shown in Prefect and the audit log).")] = "manual",
+    direct: Annotated[
+        bool,
+        typer.Option(
+            "--direct",
+            help="Only search + train into --out, without Prefect, registration or gate "
+            "(automatic under torchrun: WORLD_SIZE set).",
+        ),
+    ] = False,
+    out: Annotated[Path, typer.Option("--out", help="--direct only: where the model folder is written.")] = Path(
         "data/models/current"
     ),
-    search: Annotated[bool, typer.Option(help="Run the Optuna search first (default: search.enabled).")] = True,
 ) -> None:
-    """Train on a prepared dataset: Optuna search (if enabled), then the final model, evaluated once on test."""
-    settings = _settings()
-    cfg = load_cli_config(params, overrides, profile)
-    if not search:
-        cfg = cfg.with_overrides({"search.enabled": False})
-    from components.data.dataset import load_prepared
-    from components.training.search import train_best
-    from components.training.train import is_rank_zero
-    from medpipe.reporting import print_train_result
+    """Run the training flow (Prefect): search -> final training -> ONNX export + parity -> drift reference ->
+    register as challenger -> promotion gate -> model card. Visible in Prefect when PREFECT_API_URL is set."""
+    import os
 
-    result = train_best(cfg, load_prepared(prepared), settings, out_dir=out)
-    if is_rank_zero():  # under torchrun / DDP every rank runs this command; one reports
-        print_train_result(console, result)
+    settings = _settings()
+    overrides = [*(overrides or []), *([] if search else ["search.enabled=false"])]
+    cfg = load_cli_config(params, overrides, profile)  # fail fast on a bad param, before Prefect starts
+    if direct or int(os.environ.get("WORLD_SIZE", "1")) > 1:  # DDP ranks must not each start a flow run
+        from components.data.dataset import load_prepared
+        from components.training.search import train_best
+        from components.training.train import is_rank_zero
+        from medpipe.reporting import print_train_result
+
+        result = train_best(cfg, load_prepared(prepared or Path("data/prepared")), settings, out_dir=out)
+        if is_rank_zero():  # under torchrun / DDP every rank runs this command; one reports
+            print_train_result(console, result)
+        return
+    from components.data.versioning import data_version
+    from medpipe.reporting import print_training_summary
+    from pipelines.training import training_flow
+
+    version = None
+    if prepared is not None and prepared.resolve() == (settings.project_dir / "data" / "prepared").resolve():
+        version = data_version(settings.project_dir)  # the DVC version of the project's own prepared data
+    summary = training_flow(
+        str(params),
+        profile,
+        overrides,
+        reason=reason,
+        prepared_path=str(prepared) if prepared else None,
+        data_version=version,
+    )
+    print_training_summary(console, summary)
 
 
 @hpo_app.command("worker")
@@ -479,12 +550,108 @@ def monitor_ui(
     except KeyboardInterrupt:
         pass
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _terminate(proc, timeout_s=10)
+
+
+# --- orchestration: schedules and a local Prefect server ---------------------------------------
+def _prefect_api_url() -> str | None:
+    """The Prefect server this process talks to: PREFECT_API_URL (env or the Prefect profile), else None."""
+    import os
+
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
+@app.command("schedule")
+def schedule(
+    list_only: Annotated[bool, typer.Option("--list", help="Only show each deployment's next run times.")] = False,
+    count: Annotated[int, typer.Option("--count", "-n", help="How many next runs to show per deployment.")] = 3,
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Serve every deployment from this process (Ctrl-C stops it): nightly monitoring, weekly training, and
+    training on each `medpipe.drift.detected` event. Crons come from params.yaml `schedule:`.
+
+    Needs a Prefect server: start one with `medpipe server` and export the PREFECT_API_URL it prints."""
+    cfg = load_cli_config(params, overrides, profile)
+    _settings()
+    from pipelines.schedule import next_runs, planned
+
+    if list_only:
+        from medpipe.reporting import print_next_runs
+
+        print_next_runs(console, planned(cfg), next_runs(cfg, n=count))
+        return
+    if not _prefect_api_url():
+        err_console.print(
+            "[bold red]error:[/] schedules and event triggers need a Prefect server, and PREFECT_API_URL is not set.\n"
+            "Start one in another terminal with `medpipe server`, then `export PREFECT_API_URL=<the URL it prints>` "
+            "and run `medpipe schedule` again (or point PREFECT_API_URL at your team's server)."
+        )
+        raise typer.Exit(2)
+    from pipelines.schedule import serve_all
+
+    console.print(f"serving {', '.join(d.name for d in planned(cfg))} against {_prefect_api_url()} (Ctrl-C stops)")
+    serve_all(cfg, str(params), profile, overrides)
+
+
+@app.command("server")
+def server(
+    port: Annotated[int, typer.Option("--port", help="Port of the Prefect API and UI.")] = 4200,
+    host: Annotated[str, typer.Option("--host", help="Bind address.")] = "127.0.0.1",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server to answer.")] = 180.0,
+) -> None:
+    """Start a local Prefect server (SQLite under the state folder, analytics off) for `medpipe schedule` and the
+    Prefect UI; prints the PREFECT_API_URL to export. Ctrl-C stops it."""
+    import os
+    import subprocess
+    import time
+
+    import httpx
+
+    settings = _settings()
+    prefect_home = settings.prefect_home
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)  # the server must not try to talk to another server
+    exe = Path(sys.executable).with_name("prefect")
+    cmd = [str(exe) if exe.exists() else "prefect", "server", "start", "--host", host, "--port", str(port)]
+    url = f"http://{host}:{port}"
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        deadline = time.monotonic() + timeout
+        with console.status(f"starting the Prefect server on {url} (PREFECT_HOME={prefect_home})"):
+            while True:
+                if proc.poll() is not None:
+                    err_console.print(
+                        f"[bold red]error:[/] `prefect server start` exited ({proc.returncode}); "
+                        f"is port {port} in use? try --port"
+                    )
+                    raise typer.Exit(2)
+                try:
+                    if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    err_console.print(
+                        f"[bold red]error:[/] the Prefect server did not answer on {url} in {timeout:.0f} s"
+                    )
+                    raise typer.Exit(2)
+                time.sleep(1)
+        console.print(
+            f"Prefect server up: UI [bold]{url}[/]\nin other terminals: [bold]export PREFECT_API_URL={url}/api[/] "
+            "(then `medpipe schedule`, `medpipe run`, ...); Ctrl-C stops it"
+        )
+        proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _terminate(proc, timeout_s=20)
 
 
 def main() -> None:  # pragma: no cover - console entry

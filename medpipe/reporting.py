@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+METRIC_KEYS = ("auc", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "ece")
+
+
+def _test_metrics_table(title: str, metrics: dict[str, float]):  # noqa: ANN202 - rich Table (lazy import)
+    """A metric/value table of the :data:`METRIC_KEYS` present in ``metrics``."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in METRIC_KEYS:
+        if key in metrics:
+            table.add_row(key, f"{metrics[key]:.4f}")
+    return table
+
 
 def print_deploy_result(console, result) -> None:  # noqa: ANN001 - DeployResult (lazy import keeps the CLI fast)
     """The parity gate of an export (and of its quantised candidate)."""
@@ -234,7 +249,7 @@ def print_train_result(console, result) -> None:
     table.add_column("metric")
     table.add_column("val", justify="right")
     table.add_column("test", justify="right")
-    for key in ("auc", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "ece"):
+    for key in METRIC_KEYS:
         val, test = result.val_metrics.get(key), result.test_metrics.get(key)
         table.add_row(key, "-" if val is None else f"{val:.4f}", "-" if test is None else f"{test:.4f}")
     console.print(table)
@@ -277,22 +292,10 @@ def print_drift_summary(console, summary, outcome=None) -> None:  # noqa: ANN001
 
 def print_pipeline_summary(console, summary, settings) -> None:  # noqa: ANN001 - PipelineSummary, Settings
     """The end of `medpipe run` / `make demo`: champion, its metrics, where everything landed, what to open."""
-    from rich.table import Table
-
     t = summary.training
-    table = Table(title=f"{t.model_name} v{t.version} test metrics", show_header=True)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key in ("auc", "accuracy", "balanced_accuracy", "f1", "precision", "recall", "ece"):
-        if key in t.test_metrics:
-            table.add_row(key, f"{t.test_metrics[key]:.4f}")
-    console.print(table)
-    verdict = "PROMOTED to champion" if t.promoted else f"not promoted ({t.gate_reason})"
+    console.print(_test_metrics_table(f"{t.model_name} v{t.version} test metrics", t.test_metrics))
     lines = [
-        f"data version      {t.data_version}",
-        f"this run          v{t.version}: {verdict}",
-        f"champion          {t.model_name} v{t.champion}" if t.champion else "champion          none yet",
-        f"model card        {t.model_card}",
+        *_training_outcome(t),
         f"ONNX model        {summary.deployment.onnx_path if summary.deployment else t.onnx_path}",
     ]
     if summary.monitoring:
@@ -311,28 +314,26 @@ def print_pipeline_summary(console, summary, settings) -> None:  # noqa: ANN001 
 
 
 # --- orchestration (Prefect) --------------------------------------------------------------------
+def _training_outcome(s) -> list[str]:  # noqa: ANN001 - pipelines.training.TrainingSummary
+    """Data version, gate verdict, champion and model card of a training flow run: one line each."""
+    verdict = "[green]PROMOTED to champion[/]" if s.promoted else f"[yellow]not promoted[/] ({s.gate_reason})"
+    return [
+        f"data version      {s.data_version}",
+        f"this run          v{s.version}: {verdict}",
+        f"champion          {s.model_name} v{s.champion}" if s.champion else "champion          none yet",
+        f"model card        {s.model_card}",
+    ]
+
+
 def print_training_summary(console, s) -> None:  # noqa: ANN001 - pipelines.training.TrainingSummary
     """``medpipe train``: the training flow's outcome: test metrics, gate decision, champion, where things are."""
     from rich.panel import Panel
-    from rich.table import Table
 
-    table = Table(title=f"{s.model_name} v{s.version} test metrics (MLflow run {s.run_id})")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key in ("auc", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "ece"):
-        if key in s.test_metrics:
-            table.add_row(key, f"{s.test_metrics[key]:.4f}")
-    console.print(table)
+    console.print(_test_metrics_table(f"{s.model_name} v{s.version} test metrics", s.test_metrics))
     if s.best_params:
         console.print("best params: " + ", ".join(f"{k}={v}" for k, v in s.best_params.items()))
-    verdict = "[green]PROMOTED to champion[/]" if s.promoted else f"[yellow]not promoted[/] ({s.gate_reason})"
-    lines = [
-        f"data version   {s.data_version}",
-        f"this run       v{s.version}: {verdict}",
-        f"champion       v{s.champion}" if s.champion else "champion       none yet",
-        f"ONNX parity    {'passed' if s.parity_passed else '[red]FAILED[/]'} ({s.onnx_path})",
-        f"model card     {s.model_card}",
-    ]
+    parity = f"ONNX parity       {'passed' if s.parity_passed else '[red]FAILED[/]'} ({s.onnx_path})"
+    lines = [*_training_outcome(s), parity, f"MLflow run        {s.run_id}"]
     console.print(Panel("\n".join(lines), title="training flow finished", expand=False))
 
 

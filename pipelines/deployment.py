@@ -52,7 +52,7 @@ def deployment_flow(
         settings,
     )
     if not result.passed:
-        raise GateError(f"parity gate failed for {name} v{version}: {result.report.reason}; champion unchanged")
+        raise GateError(f"stage 'parity-gate' failed for {name} v{version}: {result.report.reason}; champion unchanged")
     if champion_version(settings, cfg) != version:
         run_stage(
             "set-champion",

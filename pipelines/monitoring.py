@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from monitoring.alerts import send_alerts
@@ -51,11 +52,19 @@ def monitoring_flow(
     cfg, settings = load(params_path, profile, overrides)
     champion = run_stage("load-champion", task(load_champion, name="load-champion", retries=2), cfg, settings)
     if prepared_path:
-        window = run_stage("load-window", task(split_window, name="load-window"), champion, Path(prepared_path))
+        window = run_stage(
+            "load-window", task(split_window, name="load-window", cache_policy=NO_CACHE), champion, Path(prepared_path)
+        )
     else:
         images = Path(images_dir) if images_dir else None
         window = run_stage(
-            "load-window", task(current_window, name="load-window"), champion, cfg, settings, images, last=last
+            "load-window",
+            task(current_window, name="load-window", cache_policy=NO_CACHE),
+            champion,
+            cfg,
+            settings,
+            images,
+            last=last,
         )
     summary = run_stage(
         "drift-check",

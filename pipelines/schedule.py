@@ -62,11 +62,13 @@ def drift_trigger(model_name: str) -> DeploymentEventTrigger:
     )
 
 
-def build_deployments(cfg: PipelineConfig, params_path: str, profile: str | None = None) -> list:
+def build_deployments(
+    cfg: PipelineConfig, params_path: str, profile: str | None = None, overrides: list[str] | None = None
+) -> list:
     from pipelines.monitoring import monitoring_flow
     from pipelines.training import training_flow
 
-    common = {"params_path": params_path, "profile": profile}
+    common = {"params_path": params_path, "profile": profile, **({"overrides": overrides} if overrides else {})}
     s = cfg.schedule
     return [
         monitoring_flow.to_deployment(
@@ -81,8 +83,10 @@ def build_deployments(cfg: PipelineConfig, params_path: str, profile: str | None
     ]
 
 
-def serve_all(cfg: PipelineConfig, params_path: str, profile: str | None = None) -> None:
+def serve_all(
+    cfg: PipelineConfig, params_path: str, profile: str | None = None, overrides: list[str] | None = None
+) -> None:
     """Run every deployment from this process until interrupted (needs a Prefect server: PREFECT_API_URL)."""
     from prefect import serve
 
-    serve(*build_deployments(cfg, params_path, profile), pause_on_shutdown=False)
+    serve(*build_deployments(cfg, params_path, profile, overrides), pause_on_shutdown=False)

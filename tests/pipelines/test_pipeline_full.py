@@ -1,0 +1,108 @@
+"""The whole pipeline on BreastMNIST under real Prefect; a failing stage fails loudly and keeps the champion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pipeline_helpers import (
+    OVERRIDES,
+    PROFILE,
+    FullRun,
+    Project,
+    champion_version,
+    child_flow_runs,
+    markdown_artifact,
+    prefect_client,
+    task_run_named,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def test_full_pipeline_completes_and_publishes_its_artifacts(full_run: FullRun, project: Project) -> None:
+    from pipelines.runtime import GPU_LIMIT
+
+    s = full_run.summary
+    t = s.training
+    assert t.promoted and t.champion == t.version, t.gate_reason
+    assert s.deployment is not None and s.deployment.version == t.champion
+    assert s.monitoring is not None and s.monitoring.champion_version == t.champion
+    assert s.monitoring.status in ("ok", "drift") and s.monitoring.window_size == 156  # the test split
+    assert t.data_version and len(t.best_params) > 0 and 0.0 <= t.test_metrics["auc"] <= 1.0
+    for path in (t.model_card, t.onnx_path, s.deployment.onnx_path, s.monitoring.report_html):
+        assert Path(path).is_file(), path
+    assert champion_version(t.model_name) == t.champion
+
+    with prefect_client() as client:
+        root = client.read_flow_run(full_run.flow_run_id)
+        assert root.state.is_completed()
+        runs = child_flow_runs(client, full_run.flow_run_id)
+        assert set(runs) == {"data", "training", "deployment", "monitoring"}
+        assert all(r.state.is_completed() for r in runs.values())
+
+        data_md = markdown_artifact(client, "data-summary", runs["data"].id)
+        training_md = markdown_artifact(client, "training-summary", runs["training"].id)
+        deploy_md = markdown_artifact(client, "deployment-summary", runs["deployment"].id)
+        drift_md = markdown_artifact(client, "drift-summary", runs["monitoring"].id)
+        assert t.data_version in data_md
+        assert f"v{t.version} — PROMOTED" in training_md and t.run_id in training_md and "auc" in training_md
+        assert f"v{t.champion}" in deploy_md and s.deployment.onnx_path in deploy_md
+        assert f"Drift check: {s.monitoring.status.upper()}" in drift_md and "| signal |" in drift_md
+
+        # GPU work ran under the global `gpu` concurrency limit (created on first use, 1 slot, now free).
+        limit = client.read_global_concurrency_limit_by_name(GPU_LIMIT)
+        assert limit.limit == 1 and limit.active_slots == 0
+        # The tasks are named after what they do.
+        for name in ("hpo-search", "final-training", "onnx-export-and-parity", "register-challenger", "promotion-gate"):
+            assert task_run_named(client, runs["training"].id, name).state.is_completed()
+
+
+def test_a_failing_stage_fails_the_flow_names_the_stage_and_keeps_the_champion(
+    full_run: FullRun, project: Project
+) -> None:
+    from pipelines.full import pipeline
+
+    model = full_run.summary.training.model_name
+    before = champion_version(model)
+    manifest = (project.root / "data" / "prepared" / "manifest.json").read_text()
+
+    missing = project.root / "no-such-scans.npz"
+    state = pipeline(project.params, PROFILE, [*OVERRIDES, f"data.source={missing}"], return_state=True)
+
+    assert state.is_failed()
+    assert "stage 'data' failed" in state.message and "no-such-scans.npz" in state.message
+    with prefect_client() as client:
+        recorded = client.read_flow_run(state.state_details.flow_run_id).state
+        assert recorded.is_failed() and "stage 'data' failed" in recorded.message
+        assert set(child_flow_runs(client, state.state_details.flow_run_id)) == {"data"}  # nothing ran after it
+    assert champion_version(model) == before
+    assert (project.root / "data" / "prepared" / "manifest.json").read_text() == manifest  # data cache intact
+
+
+def test_a_failing_parity_gate_leaves_the_previous_champion(full_run: FullRun, project: Project) -> None:
+    """A new version whose ONNX export cannot pass parity is never made champion by the deployment flow."""
+    from components.registry.register import register_model
+    from medpipe.config import load_config
+    from medpipe.settings import get_settings
+    from pipelines.deployment import deployment_flow
+
+    t = full_run.summary.training
+    cfg = load_config(project.params, overrides=OVERRIDES, profile=PROFILE)
+    candidate = register_model(
+        Path(t.model_dir), Path(t.onnx_path), cfg, get_settings(), run_id=None, data_version=None, metrics={}
+    )
+    assert candidate.version != t.champion
+
+    state = deployment_flow(
+        t.prepared_path,
+        candidate.version,
+        project.params,
+        PROFILE,
+        [*OVERRIDES, "export.parity_atol=1e-30"],
+        return_state=True,
+    )
+
+    assert state.is_failed()
+    assert "stage 'parity-gate' failed" in state.message and f"v{candidate.version}" in state.message
+    assert champion_version(t.model_name) == t.champion
