@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from monitoring.drift import compute_drift
 from monitoring.outputs import write_outputs
 from monitoring.retrain import record_retrain, should_retrain
 from pipelines.runtime import load, publish, run_stage
-from pipelines.schedule import DRIFT_EVENT
+from pipelines.schedule import DRIFT_EVENT, TRAINING_DEPLOYMENT
 
 RETRAIN_STATE = "retrain-state.json"
 
@@ -45,7 +44,7 @@ def monitoring_flow(
 ) -> MonitoringSummary:
     """Check the champion's recent traffic (inference log), a folder of images, or a prepared test split.
 
-    Confirmed drift emits ``medpipe.drift.detected``; with a Prefect server the training deployment's
+    Confirmed drift emits ``medpipe.drift.detected``; when the training deployment exists its
     trigger starts retraining, without one the training flow runs inline. Cooldown and a daily cap
     (params ``monitoring.retrain``) keep it from retraining in a loop.
     """
@@ -114,12 +113,23 @@ def _maybe_retrain(summary, cfg, settings, version, params_path, profile, overri
             "signals": {s.name: {"score": s.score, "threshold": s.threshold} for s in summary.drifted_signals},
         },
     )
-    if os.environ.get("PREFECT_API_URL"):  # a server: the training deployment's event trigger takes it from here
+    if _deployed(TRAINING_DEPLOYMENT):  # served/deployed: its drift trigger starts the run from the event
         return f"started via event {DRIFT_EVENT}: {reason}"
     from pipelines.training import training_flow
 
     result = training_flow(params_path, profile, overrides, reason=f"drift: {reason}")
     return f"started inline: {reason} -> v{result.version} ({'promoted' if result.promoted else 'not promoted'})"
+
+
+def _deployed(name: str) -> bool:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(name)
+        except Exception:  # noqa: BLE001 - ObjectNotFound, or an ephemeral API with no deployments
+            return False
+    return True
 
 
 def _markdown(summary, paths: dict[str, str]) -> str:

@@ -14,6 +14,7 @@ from prefect.schedules import Cron
 from medpipe.config import PipelineConfig
 
 DRIFT_EVENT = "medpipe.drift.detected"
+TRAINING_DEPLOYMENT = "training/training-weekly"  # <flow name>/<deployment name>, also in infra/prefect.yaml
 
 
 @dataclass(frozen=True)
