@@ -20,6 +20,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _models import quick_embed_fn, write_prepared_breastmnist  # noqa: E402
 
 from medpipe.config import load_config  # noqa: E402
 
@@ -55,60 +58,6 @@ def mix(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def prepare_breastmnist(npz_path: Path, out: Path) -> Path:
-    from components.data.dataset import Split, write_manifest, write_split
-
-    names = ["malignant", "normal_or_benign"]
-    with np.load(npz_path) as npz:
-        for split in ("train", "val", "test"):
-            labels = npz[f"{split}_labels"].ravel().astype(np.int64)
-            write_split(out, split, Split(npz[f"{split}_images"][..., None], labels))
-    write_manifest(out, {"class_names": names, "counts": {}, "image_size": 28, "channels": 1})
-    return out
-
-
-def quick_model(prepared: Path, epochs: int, seed: int = 0):
-    """A small CNN trained for ``epochs`` on the train split; returns an embed_fn (uint8 NHWC -> probs, emb)."""
-    import torch
-
-    from components.data.dataset import load_split
-    from components.models.inference import InferenceModel, predict, to_pixels
-    from components.models.registry import create_model
-    from components.preprocessing import Preprocessing
-
-    torch.manual_seed(seed)
-    train = load_split(prepared, "train")
-    mean = float(train.images.mean() / 255.0)
-    std = float(train.images.std() / 255.0)
-    pre = Preprocessing(
-        image_size=28,
-        train_image_size=28,
-        channels=1,
-        mean=[mean],
-        std=[std],
-        class_names=["malignant", "normal_or_benign"],
-        model_name="cnn",
-    )
-    net = create_model("cnn", num_classes=2, in_channels=1, small_input=True, dropout=0.2)
-    model = InferenceModel(net, pre)
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3)
-    x = to_pixels(train.images)
-    y = torch.from_numpy(train.labels)
-    weights = torch.tensor(len(y) / (2.0 * np.bincount(train.labels, minlength=2)), dtype=torch.float32)
-    for _ in range(epochs):
-        net.train()
-        perm = torch.randperm(len(y))
-        for start in range(0, len(y), 64):
-            idx = perm[start : start + 64]
-            xb = (x[idx] - model.mean) / model.std
-            loss = torch.nn.functional.cross_entropy(net(xb), y[idx], weight=weights)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
-    return lambda images: predict(model, images)
-
-
 def run(windows: int, epochs: int, overrides: list[str], seed: int = 0) -> list[tuple[str, int, int, float]]:
     import torch
 
@@ -121,8 +70,8 @@ def run(windows: int, epochs: int, overrides: list[str], seed: int = 0) -> list[
     cfg = load_config(ROOT / "params.yaml", overrides=overrides).monitoring
     npz = ROOT.parent / "shared" / "data" / "breastmnist.npz"
     with tempfile.TemporaryDirectory() as tmp:
-        prepared = prepare_breastmnist(npz, Path(tmp))
-        embed_fn = quick_model(prepared, epochs, seed)
+        prepared = write_prepared_breastmnist(npz, Path(tmp))
+        embed_fn = quick_embed_fn(prepared, epochs, seed)
         reference = build_reference(prepared, embed_fn, cfg)
         pool = np.concatenate([load_split(prepared, "test").images, load_split(prepared, "val").images])
     rng = np.random.default_rng(seed)

@@ -32,7 +32,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from drift_efficacy import prepare_breastmnist, quick_model
+    from _models import quick_embed_fn, write_prepared_breastmnist
 
     from components.data.dataset import load_split
     from components.serving.inference_log import InferenceLog
@@ -45,9 +45,8 @@ def main() -> None:
     cfg = load_config(ROOT / "params.yaml").monitoring
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "prep").mkdir()
-        prepared = prepare_breastmnist(ROOT.parent / "shared" / "data" / "breastmnist.npz", Path(tmp) / "prep")
-        embed_fn = quick_model(prepared, epochs=1)
+        prepared = write_prepared_breastmnist(ROOT.parent / "shared" / "data" / "breastmnist.npz", Path(tmp) / "prep")
+        embed_fn = quick_embed_fn(prepared, epochs=1)
         reference = build_reference(prepared, embed_fn, cfg)
         pool = np.concatenate([load_split(prepared, s).images for s in ("test", "val")])
         images = pool[rng.integers(len(pool), size=args.rows)]

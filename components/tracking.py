@@ -15,13 +15,17 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from components.errors import RegistryError
 from medpipe import __version__
-from medpipe.config import PipelineConfig
+from medpipe.config import PipelineConfig, RegistryConfig
 from medpipe.settings import Settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 
 def experiment_name(cfg: PipelineConfig, kind: str = "training") -> str:
@@ -32,29 +36,35 @@ def experiment_name(cfg: PipelineConfig, kind: str = "training") -> str:
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-DEFAULT_RETRIES = 3
-DEFAULT_BACKOFF_S = 1.0
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How to retry idempotent calls to a remote tracking server: ``retries`` more attempts after the first,
+    waiting ``backoff_s * 2**i``; ``hint`` (what the user can do) ends the final error message."""
+
+    retries: int = 3
+    backoff_s: float = 1.0
+    hint: str = ""
+
+    @classmethod
+    def for_registry(cls, reg: RegistryConfig, hint: str = "") -> RetryPolicy:
+        """The policy of the ``registry:`` params (registry.retries, registry.retry_backoff_s)."""
+        return cls(retries=reg.retries, backoff_s=reg.retry_backoff_s, hint=hint)
 
 
 def is_remote(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
-def with_retries(
-    fn: Callable[[], T],
-    *,
-    what: str,
-    uri: str,
-    retries: int = DEFAULT_RETRIES,
-    backoff_s: float = DEFAULT_BACKOFF_S,
-    hint: str = "",
-) -> T:
-    """Call ``fn``; on a connection-type failure retry ``retries`` times (backoff ``backoff_s * 2**i``).
+def with_retries(fn: Callable[[], T], *, what: str, uri: str, policy: RetryPolicy = RetryPolicy()) -> T:
+    """Call ``fn``; on a connection-type failure retry it as ``policy`` says.
 
     Only wrap idempotent calls (lookups, tags, aliases). The last failure becomes a :class:`RegistryError`
-    naming ``uri`` and what to do (``hint`` is appended).
+    naming ``uri`` and what to do (``policy.hint`` is appended).
     """
     from mlflow.exceptions import MlflowException
+
+    retries, backoff_s, hint = policy.retries, policy.backoff_s, policy.hint
 
     last: Exception | None = None
     for attempt in range(retries + 1):
@@ -83,9 +93,24 @@ def _is_connection_error(err: Exception) -> bool:
     )
 
 
-def ensure_reachable(
-    settings: Settings, *, retries: int = DEFAULT_RETRIES, backoff_s: float = DEFAULT_BACKOFF_S, hint: str = ""
-) -> None:
+def mlflow_client(settings: Settings) -> MlflowClient:
+    """A client on the configured tracking and registry stores (touches no global MLflow state)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+
+
+def use_tracking_store(settings: Settings) -> None:
+    """Point MLflow's module-level API (``mlflow.*``, ``mlflow.artifacts``, ``load_model``) at the configured
+    tracking and registry stores. MLflow also exports both to the environment (``MLFLOW_TRACKING_URI``,
+    ``MLFLOW_REGISTRY_URI``), and :class:`Settings` prefers those: later Settings in this process see this store."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.registry_uri)
+
+
+def ensure_reachable(settings: Settings, policy: RetryPolicy = RetryPolicy()) -> None:
     """Fail fast (bounded retries, short timeouts) when a remote tracking server does not answer ``/health``."""
     uri = settings.tracking_uri
     if not is_remote(uri):
@@ -100,17 +125,10 @@ def ensure_reachable(
             if err.code >= 500:
                 raise OSError(f"HTTP {err.code}") from err
 
-    with_retries(probe, what="connecting to MLflow", uri=uri, retries=retries, backoff_s=backoff_s, hint=hint)
+    with_retries(probe, what="connecting to MLflow", uri=uri, policy=policy)
 
 
-def setup_mlflow(
-    settings: Settings,
-    experiment: str,
-    *,
-    retries: int = DEFAULT_RETRIES,
-    backoff_s: float = DEFAULT_BACKOFF_S,
-    hint: str = "",
-) -> str:
+def setup_mlflow(settings: Settings, experiment: str, policy: RetryPolicy = RetryPolicy()) -> str:
     """Point MLflow at the configured store and make sure ``experiment`` exists; returns its id.
 
     Raises :class:`RegistryError` (after bounded retries) when a remote server is unreachable.
@@ -120,21 +138,15 @@ def setup_mlflow(
     if is_remote(settings.tracking_uri):  # bound MLflow's own HTTP retries (default: minutes)
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    ensure_reachable(settings, retries=retries, backoff_s=backoff_s, hint=hint)
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.registry_uri)
+    ensure_reachable(settings, policy)
+    use_tracking_store(settings)
 
     def get_or_create() -> str:
         found = mlflow.get_experiment_by_name(experiment)
         return found.experiment_id if found else mlflow.create_experiment(experiment, settings.artifact_location)
 
     exp_id = with_retries(
-        get_or_create,
-        what=f"opening experiment {experiment!r}",
-        uri=settings.tracking_uri,
-        retries=retries,
-        backoff_s=backoff_s,
-        hint=hint,
+        get_or_create, what=f"opening experiment {experiment!r}", uri=settings.tracking_uri, policy=policy
     )
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id

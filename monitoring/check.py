@@ -122,9 +122,9 @@ def build_model_reference(
     out = Path(onnx_path).parent / REFERENCE_DIR
     profile.save(out)
     if run_id:
-        from mlflow.tracking import MlflowClient
+        from components.tracking import mlflow_client
 
-        MlflowClient(settings.tracking_uri).log_artifacts(run_id, str(out), REFERENCE_DIR)
+        mlflow_client(settings).log_artifacts(run_id, str(out), REFERENCE_DIR)
     return out
 
 

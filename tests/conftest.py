@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -33,6 +35,7 @@ def medpipe_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "state"
     monkeypatch.setenv("MEDPIPE_HOME", str(home))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     monkeypatch.delenv("MEDPIPE_MLFLOW_TRACKING_URI", raising=False)
     get_settings.cache_clear()
     yield home
@@ -42,16 +45,81 @@ def medpipe_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def prepared_breastmnist(breastmnist_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """BreastMNIST in the canonical prepared layout (session-wide, read-only for tests)."""
-    from components.data.dataset import Split, write_manifest, write_split
+    from helpers.data import write_prepared_breastmnist
 
-    out = tmp_path_factory.mktemp("prepared")
-    names = ["malignant", "normal_or_benign"]
-    counts = {}
-    with np.load(breastmnist_npz) as npz:
-        for split in ("train", "val", "test"):
-            images = npz[f"{split}_images"][..., None]
-            labels = npz[f"{split}_labels"].ravel().astype(np.int64)
-            write_split(out, split, Split(images, labels))
-            counts[split] = {n: int((labels == i).sum()) for i, n in enumerate(names)}
-    write_manifest(out, {"class_names": names, "counts": counts, "image_size": 28, "channels": 1})
-    return out
+    return write_prepared_breastmnist(breastmnist_npz, tmp_path_factory.mktemp("prepared"))
+
+
+# --- the quick CNN (tests/helpers/models.py), trained and exported once per recipe for the whole session ---
+@pytest.fixture(scope="session")
+def trained_cnn(prepared_breastmnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``trained_cnn(Recipe(...))`` -> a model folder of the quick CNN on BreastMNIST, trained the first time a
+    recipe is asked for and shared after that. Read-only: copy it before changing anything in it."""
+    import torch
+    from helpers.models import Recipe, train_cnn_dir
+
+    cache: dict[Recipe, Path] = {}
+
+    def get(recipe: Recipe = Recipe()) -> Path:
+        if recipe not in cache:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # a shared 2-core machine: one thread is as fast and leaves room
+            try:
+                cache[recipe] = train_cnn_dir(prepared_breastmnist, tmp_path_factory.mktemp("cnn"), recipe)
+            finally:
+                torch.set_num_threads(threads)
+        return cache[recipe]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def served_cnn(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
+    """``served_cnn(model_dir)`` -> its ONNX export folder (model.onnx + preprocessing.json), exported once per
+    model folder. Read-only: copy it before changing anything in it."""
+    from helpers.models import export_served_dir
+
+    cache: dict[Path, Path] = {}
+
+    def get(model_dir: Path) -> Path:
+        if model_dir not in cache:
+            cache[model_dir] = export_served_dir(model_dir, tmp_path_factory.mktemp("served"))
+        return cache[model_dir]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def trained_cnn_dir(trained_cnn: Callable[..., Path]) -> Path:
+    """The default quick CNN (``Recipe()``: 6 epochs; test AUC ~0.88) as a model folder (read-only)."""
+    return trained_cnn()
+
+
+@pytest.fixture(scope="session")
+def served_cnn_dir(served_cnn: Callable[[Path], Path], trained_cnn_dir: Path) -> Path:
+    """:func:`trained_cnn_dir` exported to ONNX: a servable folder (model.onnx + preprocessing.json, read-only)."""
+    return served_cnn(trained_cnn_dir)
+
+
+# --- MLflow: a new sqlite store costs 5-15 s of schema migrations here; a copy of a migrated one, milliseconds ---
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], str]:
+    """``empty_mlflow_db(folder)`` writes a new, empty MLflow store to ``folder/mlflow.db``; returns its sqlite URI.
+
+    The store is a copy of one migrated once per session, minus its Default experiment, which MLflow re-creates
+    when the copy is first opened (with that process's artifact root), exactly as for a store created from scratch.
+    """
+    template = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+
+    def make(folder: Path) -> str:
+        if not template.is_file():
+            from mlflow.tracking import MlflowClient
+
+            MlflowClient(f"sqlite:///{template}").search_experiments()  # creates and migrates every table
+            with sqlite3.connect(template) as db:
+                db.execute("DELETE FROM experiments")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, folder / "mlflow.db")
+        return f"sqlite:///{folder / 'mlflow.db'}"
+
+    return make

@@ -220,12 +220,9 @@ def lookup(name: str) -> MedMNISTInfo | None:
     return MedMNISTInfo(canonical, dataset, size, class_names, md5s[SIZES.index(size)])
 
 
-def md5sum(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5()
+def md5sum(path: Path) -> str:
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def _check_md5(path: Path, info: MedMNISTInfo, url: str | None = None) -> None:

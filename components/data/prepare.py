@@ -455,12 +455,9 @@ def _write_atomically(out_dir: Path, write: Any) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def _sha256_file(path: Path) -> str:
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 # --- DVC stage entry point -------------------------------------------------------------------

@@ -68,21 +68,21 @@ def deploy_registered(model_uri: str, prepared_dir: Path, cfg: ExportConfig, set
 
     from components.models.artifacts import MODEL_CONFIG, save_model_dir
     from components.preprocessing import Preprocessing
-    from components.serving.model_source import _client, _download, _registry_version
+    from components.serving.model_source import _download, _registry_version
+    from components.tracking import mlflow_client, use_tracking_store
 
     mv = _registry_version(model_uri, settings)
     folder = _download(mv.name, str(mv.version), settings)
     if not (folder / MODEL_CONFIG).is_file():
         raise GateError(f"{model_uri} has no {MODEL_CONFIG}: it was not registered by medpipe; deploy its model folder")
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.registry_uri)
+    use_tracking_store(settings)
     net = mlflow.pytorch.load_model(str(folder), map_location="cpu").eval()
     work = Path(tempfile.mkdtemp(prefix="deploy-", dir=settings.home))
     model_dir = save_model_dir(
         work / "model", net, json.loads((folder / MODEL_CONFIG).read_text()), Preprocessing.load(folder)
     )
     result = deploy_model(model_dir, work / "onnx" / ONNX_NAME, prepared_dir, cfg)
-    client = _client(settings)
+    client = mlflow_client(settings)
     for key, value in result.report.as_tags().items():
         client.set_model_version_tag(mv.name, str(mv.version), key, value)
     return result

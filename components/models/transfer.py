@@ -42,8 +42,9 @@ def registered_state_dict(uri: str, settings: Settings) -> dict[str, torch.Tenso
     """State dict of a registered pytorch-flavour model (``models:/name@alias`` or ``models:/name/3``)."""
     import mlflow
 
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.registry_uri)
+    from components.tracking import use_tracking_store
+
+    use_tracking_store(settings)
     try:
         net = mlflow.pytorch.load_model(uri, map_location="cpu")
     except Exception as err:  # MlflowException, missing alias, unreachable server, ...

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from components.errors import RegistryError
 from components.registry.audit import append_event, read_events
-from components.tracking import current_flow_run_id, ensure_reachable, with_retries
+from components.tracking import RetryPolicy, current_flow_run_id, ensure_reachable, mlflow_client, with_retries
 from medpipe.config import PipelineConfig
 from medpipe.settings import Settings
 
@@ -23,16 +23,12 @@ CHALLENGER = "challenger"
 
 def get_client(settings: Settings, cfg: PipelineConfig) -> MlflowClient:
     """A client on the configured store, after checking (with bounded retries) that it answers."""
-    from mlflow import MlflowClient
-
-    ensure_reachable(settings, retries=cfg.registry.retries, backoff_s=cfg.registry.retry_backoff_s)
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+    ensure_reachable(settings, RetryPolicy.for_registry(cfg.registry))
+    return mlflow_client(settings)
 
 
 def _retry(settings: Settings, cfg: PipelineConfig, what: str, fn: Any) -> Any:
-    return with_retries(
-        fn, what=what, uri=settings.tracking_uri, retries=cfg.registry.retries, backoff_s=cfg.registry.retry_backoff_s
-    )
+    return with_retries(fn, what=what, uri=settings.tracking_uri, policy=RetryPolicy.for_registry(cfg.registry))
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:

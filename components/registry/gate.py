@@ -33,6 +33,7 @@ from components.preprocessing import Preprocessing
 from components.registry.aliases import CHAMPION, alias_version, check_version, get_client, move_alias
 from components.registry.model_card import CardContent, render_model_card
 from components.registry.register import PARITY_TAG, RegisteredVersion, _publish_card
+from components.tracking import use_tracking_store
 from medpipe.config import PipelineConfig
 from medpipe.settings import Settings
 
@@ -131,11 +132,8 @@ def predict_version(name: str, version: str, images: np.ndarray) -> tuple[np.nda
 
 
 def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+        return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
 
 
 def _checks(
@@ -218,10 +216,7 @@ def evaluate_and_promote(
     name = reg.model_name
     version = str(version.version if isinstance(version, RegisteredVersion) else version)
     client = get_client(settings, cfg)
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.registry_uri)
+    use_tracking_store(settings)
     check_version(client, name, version)
     mv = client.get_model_version(name, version)
     champion = alias_version(client, name, CHAMPION)

@@ -33,7 +33,7 @@ from components.preprocessing import Preprocessing
 from components.registry.aliases import CHALLENGER, move_alias
 from components.registry.model_card import FILENAME as CARD_FILE
 from components.registry.model_card import CardContent, render_model_card
-from components.tracking import experiment_name, lineage_tags, setup_mlflow, with_retries
+from components.tracking import RetryPolicy, experiment_name, lineage_tags, mlflow_client, setup_mlflow, with_retries
 from medpipe.config import PipelineConfig
 from medpipe.settings import Settings
 
@@ -159,7 +159,6 @@ def register_model(
     :class:`RegistryError` says so and the folder stays as it is.
     """
     import mlflow
-    from mlflow import MlflowClient
     from mlflow.models import Model
 
     model_dir = Path(model_dir)
@@ -174,17 +173,16 @@ def register_model(
     )
     net, pre = load_model_dir(model_dir)
     data_version = data_version or pre.data_version
-    setup_mlflow(settings, experiment_name(cfg), retries=reg.retries, backoff_s=reg.retry_backoff_s, hint=hint)
-    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+    policy = RetryPolicy.for_registry(reg, hint)
+    setup_mlflow(settings, experiment_name(cfg), policy)
+    client = mlflow_client(settings)
     tags = lineage_tags(cfg, data_version, settings)
     export_tags = {PARITY_TAG: "not_evaluated"}
     if parity is not None:
         export_tags = {**{k: str(v) for k, v in parity.as_tags().items()}, PARITY_TAG: str(bool(parity.passed)).lower()}
 
     def retry(what: str, fn: Any) -> Any:
-        return with_retries(
-            fn, what=what, uri=settings.tracking_uri, retries=reg.retries, backoff_s=reg.retry_backoff_s, hint=hint
-        )
+        return with_retries(fn, what=what, uri=settings.tracking_uri, policy=policy)
 
     if run_id is None:
         run_id = retry("creating a registration run", lambda: _new_run(client, cfg, tags))

@@ -25,6 +25,7 @@ from components.deploy.runtime import active_provider, create_session, run_sessi
 from components.errors import RegistryError
 from components.preprocessing import FILENAME as PREPROCESSING_FILE
 from components.preprocessing import Preprocessing
+from components.tracking import mlflow_client, use_tracking_store
 from medpipe.config import ExportConfig
 from medpipe.settings import Settings
 
@@ -77,17 +78,11 @@ def parse_registry_uri(uri: str) -> tuple[str, str | None, str | None] | None:
     return name, None, version
 
 
-def _client(settings: Settings) -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
-
-
 def _registry_version(uri: str, settings: Settings) -> Any:
     from mlflow.exceptions import MlflowException
 
     name, alias, version = parse_registry_uri(uri)  # type: ignore[misc]
-    client = _client(settings)
+    client = mlflow_client(settings)
     try:
         if alias is not None:
             return client.get_model_version_by_alias(name, alias)
@@ -157,8 +152,7 @@ def _download(name: str, version: str, settings: Settings) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=dest.parent))
     try:
-        mlflow.set_tracking_uri(settings.tracking_uri)
-        mlflow.set_registry_uri(settings.registry_uri)
+        use_tracking_store(settings)
         got = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp)))
         if not dest.exists():  # another process may have finished first
             os.replace(got, dest)
@@ -170,11 +164,8 @@ def _download(name: str, version: str, settings: Settings) -> Path:
 
 
 def _file_version(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:12]
+        return hashlib.file_digest(f, "sha256").hexdigest()[:12]
 
 
 def load_model(uri: str, export_cfg: ExportConfig, settings: Settings) -> LoadedModel:
@@ -189,7 +180,7 @@ def load_model(uri: str, export_cfg: ExportConfig, settings: Settings) -> Loaded
         tags = dict(mv.tags or {})
         if mv.run_id:
             try:
-                metrics = dict(_client(settings).get_run(mv.run_id).data.metrics)
+                metrics = dict(mlflow_client(settings).get_run(mv.run_id).data.metrics)
             except Exception:  # noqa: BLE001 - metrics are informative only
                 metrics = {}
     else:

@@ -15,11 +15,13 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from components.tracking import mlflow_client
+
 PRUNED_TAG = "optuna.trial_state"
 
 
 def client_for(settings: Any) -> MlflowClient:
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+    return mlflow_client(settings)
 
 
 @contextmanager

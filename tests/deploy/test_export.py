@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import onnx
 import pytest
-from model_fixtures import train_model_dir
 
 from components.deploy.export import META_QUANTIZE, export_onnx, preprocessing_for, read_metadata
 from components.deploy.parity import ParityReport, check_parity
 from components.deploy.runtime import DeployError, create_session, run_session, usable_providers
 from components.deploy.stage import deploy_model, main
+from components.preprocessing import Preprocessing
 from medpipe.config import ExportConfig
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def exported(trained_model_dir, tmp_path_factory):
-    return export_onnx(trained_model_dir, tmp_path_factory.mktemp("onnx") / "model.onnx", ExportConfig())
+def exported(served_cnn_dir):
+    """The session's export of ``trained_cnn_dir``: export_onnx(model_dir, <folder>/model.onnx, ExportConfig())."""
+    return served_cnn_dir / "model.onnx"
 
 
-def test_export_is_one_checked_file_with_dynamic_batch(exported, trained_model_dir) -> None:
+def test_export_is_one_checked_file_with_dynamic_batch(exported, trained_cnn_dir) -> None:
     assert sorted(p.name for p in exported.parent.iterdir()) == ["model.onnx", "preprocessing.json"]
     proto = onnx.load(str(exported))
     onnx.checker.check_model(proto, full_check=True)
@@ -39,8 +41,8 @@ def test_export_is_one_checked_file_with_dynamic_batch(exported, trained_model_d
         np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
 
 
-def test_parity_passes_on_the_test_split(exported, trained_model_dir, prepared_breastmnist) -> None:
-    report = check_parity(trained_model_dir, exported, prepared_breastmnist, ExportConfig(), latency_repeats=10)
+def test_parity_passes_on_the_test_split(exported, trained_cnn_dir, prepared_breastmnist) -> None:
+    report = check_parity(trained_cnn_dir, exported, prepared_breastmnist, ExportConfig(), latency_repeats=10)
     assert report.passed, report.reason
     assert report.n_images == 156 and report.top1_agreement == 1.0 and report.max_abs_diff <= 1e-4
     assert report.provider == usable_providers()[0]
@@ -53,12 +55,13 @@ def test_parity_passes_on_the_test_split(exported, trained_model_dir, prepared_b
     assert {"parity.provider", "parity.latency_ms.p99_b32", "parity.top1_agreement"} <= set(tags)
 
 
-def test_wrong_normalisation_fails_the_gate(trained_model_dir, prepared_breastmnist, tmp_path) -> None:
-    broken_dir = train_model_dir(prepared_breastmnist, tmp_path / "broken", epochs=0, mean_shift=0.3)
-    # same weights, wrong mean recorded: copy the good weights into the broken folder
-    (broken_dir / "model.pt").write_bytes((trained_model_dir / "model.pt").read_bytes())
+def test_wrong_normalisation_fails_the_gate(trained_cnn_dir, prepared_breastmnist, tmp_path) -> None:
+    # same weights, wrong mean recorded
+    broken_dir = shutil.copytree(trained_cnn_dir, tmp_path / "broken")
+    pre = Preprocessing.load(broken_dir)
+    pre.model_copy(update={"mean": [m + 0.3 for m in pre.mean]}).save(broken_dir)
     broken = export_onnx(broken_dir, tmp_path / "broken.onnx", ExportConfig())
-    report = check_parity(trained_model_dir, broken, prepared_breastmnist, ExportConfig(), latency_repeats=3)
+    report = check_parity(trained_cnn_dir, broken, prepared_breastmnist, ExportConfig(), latency_repeats=3)
     assert not report.passed
     assert "export.parity_atol" in report.reason and report.max_abs_diff > 1e-3
     assert report.as_tags()["parity.passed"] == "false"
@@ -73,9 +76,9 @@ def test_require_gpu_is_an_error_on_cpu(exported) -> None:
         create_session(exported.with_name("missing.onnx"), ExportConfig())
 
 
-def test_int8_static_quantisation_gated_on_accuracy(trained_model_dir, prepared_breastmnist, tmp_path) -> None:
+def test_int8_static_quantisation_gated_on_accuracy(trained_cnn_dir, prepared_breastmnist, tmp_path) -> None:
     result = deploy_model(
-        trained_model_dir, tmp_path / "model.onnx", prepared_breastmnist, ExportConfig(quantize="int8-static")
+        trained_cnn_dir, tmp_path / "model.onnx", prepared_breastmnist, ExportConfig(quantize="int8-static")
     )
     q = result.quantized_report
     assert q is not None and q.quantized == "int8-static" and q.accuracy_onnx is not None
@@ -83,16 +86,14 @@ def test_int8_static_quantisation_gated_on_accuracy(trained_model_dir, prepared_
     assert q.passed == (q.accuracy_torch - q.accuracy_onnx <= 0.01)
     shipped = read_metadata(result.onnx_path)[META_QUANTIZE]
     assert shipped == ("int8-static" if q.passed else "none")
-    strict = deploy_model(trained_model_dir, tmp_path / "s" / "model.onnx", prepared_breastmnist,
+    strict = deploy_model(trained_cnn_dir, tmp_path / "s" / "model.onnx", prepared_breastmnist,
                           ExportConfig(quantize="int8-dynamic", max_accuracy_drop=0.0))  # fmt: skip
     sq = strict.quantized_report
     assert sq.passed == (sq.accuracy_onnx >= sq.accuracy_torch)
 
 
-def test_dvc_stage_writes_model_and_metrics(trained_model_dir, prepared_breastmnist, tmp_path) -> None:
-    import shutil
-
-    model_dir = shutil.copytree(trained_model_dir, tmp_path / "current")
+def test_dvc_stage_writes_model_and_metrics(trained_cnn_dir, prepared_breastmnist, tmp_path) -> None:
+    model_dir = shutil.copytree(trained_cnn_dir, tmp_path / "current")
     metrics = tmp_path / "metrics" / "parity.json"
     params = tmp_path / "params.yaml"
     params.write_text("export:\n  parity_atol: 0.0001\n")

@@ -1,4 +1,4 @@
-"""Monitoring fixtures: a random-init CNN as the embed_fn and a reference profile of real BreastMNIST."""
+"""Monitoring fixtures: a random-init CNN (model folder + embed_fn) and a reference profile of real BreastMNIST."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from medpipe.config import MonitoringConfig
 
 
 @pytest.fixture(scope="session")
-def embed_fn():
-    """uint8 (N, H, W, 1) -> (probs, embeddings) through a seeded random-init small CNN (the PyTorch path)."""
+def random_cnn_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded random-init small CNN as a model folder (read-only): drift checks need no trained weights."""
     import torch
 
-    from components.models.inference import InferenceModel, predict
+    from components.models.artifacts import save_model_dir
     from components.models.registry import create_model
     from components.preprocessing import Preprocessing
 
     torch.manual_seed(0)
-    torch.set_num_threads(2)
+    kwargs = {"name": "cnn", "num_classes": 2, "in_channels": 1, "small_input": True}
     pre = Preprocessing(
         image_size=28,
         train_image_size=28,
@@ -30,7 +30,19 @@ def embed_fn():
         class_names=["malignant", "normal_or_benign"],
         model_name="cnn",
     )
-    model = InferenceModel(create_model("cnn", num_classes=2, in_channels=1, small_input=True), pre).eval()
+    return save_model_dir(tmp_path_factory.mktemp("random-cnn"), create_model(**kwargs), kwargs, pre)
+
+
+@pytest.fixture(scope="session")
+def embed_fn(random_cnn_dir: Path):
+    """uint8 (N, H, W, 1) -> (probs, embeddings) through :func:`random_cnn_dir` (the PyTorch path)."""
+    import torch
+
+    from components.models.artifacts import load_model_dir
+    from components.models.inference import InferenceModel, predict
+
+    torch.set_num_threads(2)
+    model = InferenceModel(*load_model_dir(random_cnn_dir)).eval()
     return lambda images: predict(model, images)
 
 

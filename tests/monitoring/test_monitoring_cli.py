@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_monitor_images_json(prepared_breastmnist, test_images, medpipe_home, monkeypatch, tmp_path) -> None:
-    import torch
-
+def test_monitor_images_json(
+    prepared_breastmnist, test_images, random_cnn_dir, medpipe_home, monkeypatch, tmp_path, empty_mlflow_db
+) -> None:
     from components.deploy.export import export_onnx
-    from components.models.artifacts import save_model_dir
-    from components.models.registry import create_model
-    from components.preprocessing import Preprocessing
     from components.serving.model_source import load_model
     from medpipe.cli import app
     from medpipe.config import ExportConfig, load_config
@@ -29,17 +25,9 @@ def test_monitor_images_json(prepared_breastmnist, test_images, medpipe_home, mo
     from monitoring.check import onnx_embed_fn
     from monitoring.reference import build_reference
 
-    torch.manual_seed(0)
-    kwargs = {"name": "cnn", "num_classes": 2, "in_channels": 1, "small_input": True}
-    pre = Preprocessing(
-        image_size=28, train_image_size=28, channels=1, mean=[0.33], std=[0.2],
-        class_names=["malignant", "normal_or_benign"], model_name="cnn",
-    )  # fmt: skip
-    model_dir = save_model_dir(tmp_path / "trained", create_model(**kwargs), kwargs, pre)
     served = tmp_path / "served"
-    export_onnx(model_dir, served / "model.onnx", ExportConfig())
-    shutil.copy(model_dir / "preprocessing.json", served / "preprocessing.json")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    export_onnx(random_cnn_dir, served / "model.onnx", ExportConfig())  # + served/preprocessing.json
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", empty_mlflow_db(tmp_path))
     get_settings.cache_clear()
     cfg = load_config(ROOT / "params.yaml")
     embed = onnx_embed_fn(load_model(str(served), cfg.export, get_settings()))  # the ONNX `embedding` output

@@ -11,13 +11,13 @@ from monitoring.outputs import write_outputs
 from monitoring.window import window_from_images
 
 
-def test_write_outputs(medpipe_home, monkeypatch, reference, embed_fn, test_images, mon_cfg) -> None:
+def test_write_outputs(medpipe_home, monkeypatch, reference, embed_fn, test_images, mon_cfg, empty_mlflow_db) -> None:
     import mlflow
     from evidently.ui.workspace import Workspace
 
     from medpipe.settings import get_settings
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{medpipe_home.parent}/mlflow.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", empty_mlflow_db(medpipe_home.parent))
     monkeypatch.setenv("MEDPIPE_WEBHOOK_URL", "https://hooks.example.org/very-secret-token")
     get_settings.cache_clear()
     settings = get_settings()

@@ -39,7 +39,7 @@ class Story:
 
 
 @pytest.fixture(scope="module")
-def story(trained, prepared_breastmnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Story:
+def story(trained, prepared_breastmnist: Path, tmp_path_factory: pytest.TempPathFactory, empty_mlflow_db) -> Story:
     import mlflow
 
     from components.registry.aliases import rollback
@@ -48,6 +48,7 @@ def story(trained, prepared_breastmnist: Path, tmp_path_factory: pytest.TempPath
     from components.tracking import experiment_name, lineage_tags, setup_mlflow
 
     home = tmp_path_factory.mktemp("store")
+    empty_mlflow_db(home)
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
@@ -185,7 +186,7 @@ def test_registered_model_has_onnx_and_pytorch_flavours(story: Story) -> None:
     assert json.loads((local / "model_config.json").read_text())["name"] == "cnn"
     assert (local / "input_example.json").is_file()
     out = mlflow.pyfunc.load_model(uri).predict(np.zeros((3, 1, 28, 28), np.float32))
-    assert out["probs"].shape == (3, 2) and np.allclose(out["probs"].sum(1), 1, atol=1e-5)
+    assert out["probabilities"].shape == (3, 2) and np.allclose(out["probabilities"].sum(1), 1, atol=1e-5)
 
 
 def test_model_card_and_gate_markdown_are_logged(story: Story) -> None:

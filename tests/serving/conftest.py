@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,14 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
+from helpers.models import BETTER
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
-from model_fixtures import train_model_dir  # noqa: E402
-
-from components.deploy.export import export_onnx  # noqa: E402
-from medpipe.config import ExportConfig, ServingConfig  # noqa: E402
-from medpipe.settings import Settings  # noqa: E402
+from medpipe.config import ExportConfig, ServingConfig
+from medpipe.settings import Settings
 
 
 def free_port() -> int:
@@ -29,26 +23,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _served_folder(prepared: Path, root: Path, seed: int) -> Path:
-    model_dir = train_model_dir(prepared, root / "trained", epochs=2, seed=seed)
-    served = root / "served"
-    export_onnx(model_dir, served / "model.onnx", ExportConfig())
-    shutil.copy(model_dir / "preprocessing.json", served / "preprocessing.json")
-    return served
+@pytest.fixture(scope="session")
+def onnx_folder(served_cnn_dir: Path) -> Path:
+    """A local model folder (model.onnx + preprocessing.json) of ``trained_cnn_dir`` (read-only)."""
+    return served_cnn_dir
 
 
 @pytest.fixture(scope="session")
-def onnx_folder(prepared_breastmnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A local model folder (model.onnx + preprocessing.json)."""
-    torch.set_num_threads(1)
-    return _served_folder(prepared_breastmnist, tmp_path_factory.mktemp("model_a"), seed=0)
-
-
-@pytest.fixture(scope="session")
-def onnx_folder_b(prepared_breastmnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A second, differently trained model folder (the next champion in reload tests)."""
-    torch.set_num_threads(1)
-    return _served_folder(prepared_breastmnist, tmp_path_factory.mktemp("model_b"), seed=1)
+def onnx_folder_b(trained_cnn: Callable[..., Path], served_cnn: Callable[[Path], Path]) -> Path:
+    """A second, differently trained model folder (the next champion in reload tests; read-only)."""
+    return served_cnn(trained_cnn(BETTER))
 
 
 @contextmanager

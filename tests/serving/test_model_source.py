@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    return Settings(home=tmp_path / "state", mlflow_tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+def settings(tmp_path, empty_mlflow_db) -> Settings:
+    return Settings(home=tmp_path / "state", mlflow_tracking_uri=empty_mlflow_db(tmp_path))
 
 
 def _log_onnx(folder, name: str, settings: Settings) -> str:
@@ -105,9 +105,8 @@ def test_truly_registered_model(trained_model_dir_for_registry, settings, serve)
 
 
 @pytest.fixture
-def trained_model_dir_for_registry(onnx_folder, tmp_path):
-    src = onnx_folder.parent / "trained"
-    model_dir = shutil.copytree(src, tmp_path / "trained")
+def trained_model_dir_for_registry(trained_cnn_dir, onnx_folder, tmp_path):
+    model_dir = shutil.copytree(trained_cnn_dir, tmp_path / "trained")
     return model_dir, onnx_folder / "model.onnx"
 
 

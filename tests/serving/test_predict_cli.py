@@ -58,5 +58,5 @@ def test_deploy_command(trained_model_dir_copy, prepared_breastmnist, medpipe_ho
 
 
 @pytest.fixture
-def trained_model_dir_copy(onnx_folder, tmp_path):
-    return shutil.copytree(onnx_folder.parent / "trained", tmp_path / "model")
+def trained_model_dir_copy(trained_cnn_dir, tmp_path):
+    return shutil.copytree(trained_cnn_dir, tmp_path / "model")

@@ -24,7 +24,8 @@ def _few_threads() -> None:
 
 
 @pytest.fixture
-def settings(medpipe_home: Path):
+def settings(medpipe_home: Path, empty_mlflow_db):
     from medpipe.settings import get_settings
 
+    empty_mlflow_db(medpipe_home)  # the default store, sqlite:///<home>/mlflow.db, already migrated
     return get_settings()

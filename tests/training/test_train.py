@@ -28,10 +28,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def trained(
-    prepared_breastmnist: Path, tmp_path_factory: pytest.TempPathFactory
+    prepared_breastmnist: Path, tmp_path_factory: pytest.TempPathFactory, empty_mlflow_db
 ) -> Iterator[tuple[TrainResult, Settings]]:
     """One smoke-profile training run (shared by the assertions below and the transfer test module)."""
     home = tmp_path_factory.mktemp("train-home")
+    empty_mlflow_db(home)
     # mlflow.set_tracking_uri() exports MLFLOW_TRACKING_URI, which Settings prefers: keep this module's store
     # in the environment for its tests, and clear what an earlier test module left there
     with pytest.MonkeyPatch.context() as mp:

@@ -1,0 +1,1 @@
+"""Plain helpers shared by the test fixtures and the benchmarks (no pytest imports)."""

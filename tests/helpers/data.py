@@ -1,0 +1,26 @@
+"""BreastMNIST (the real ``breastmnist.npz``) written in the canonical prepared layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+CLASS_NAMES = ["malignant", "normal_or_benign"]
+
+
+def write_prepared_breastmnist(npz_path: Path, out_dir: Path) -> Path:
+    """``out_dir/{train,val,test}.npz`` (uint8 (N, 28, 28, 1), int64 labels) + manifest.json; returns ``out_dir``."""
+    from components.data.dataset import Split, write_manifest, write_split
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    with np.load(npz_path) as npz:
+        for split in ("train", "val", "test"):
+            images = npz[f"{split}_images"][..., None]
+            labels = npz[f"{split}_labels"].ravel().astype(np.int64)
+            write_split(out_dir, split, Split(images, labels))
+            counts[split] = {n: int((labels == i).sum()) for i, n in enumerate(CLASS_NAMES)}
+    write_manifest(out_dir, {"class_names": CLASS_NAMES, "counts": counts, "image_size": 28, "channels": 1})
+    return out_dir
