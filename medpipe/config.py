@@ -106,6 +106,9 @@ class TrainConfig(_Section):
     num_nodes: Annotated[int, Field(ge=1)] = 1
     strategy: str = "auto"
     num_workers: Annotated[int, Field(ge=0)] = 0
+    cpu_threads: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="torch threads when training on CPU; None keeps torch's default (1 is fastest on a busy box)."
+    )
 
     @field_validator("kfold")
     @classmethod

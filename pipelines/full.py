@@ -8,7 +8,7 @@ from prefect import flow
 
 from pipelines.data import data_flow
 from pipelines.deployment import DeploymentSummary, deployment_flow
-from pipelines.monitoring import MonitoringSummary, monitoring_flow
+from pipelines.monitoring_flow import MonitoringSummary, monitoring_flow
 from pipelines.training import TrainingSummary, training_flow
 
 

@@ -66,7 +66,7 @@ def drift_trigger(model_name: str) -> DeploymentEventTrigger:
 def build_deployments(
     cfg: PipelineConfig, params_path: str, profile: str | None = None, overrides: list[str] | None = None
 ) -> list:
-    from pipelines.monitoring import monitoring_flow
+    from pipelines.monitoring_flow import monitoring_flow
     from pipelines.training import training_flow
 
     common = {"params_path": params_path, "profile": profile, **({"overrides": overrides} if overrides else {})}

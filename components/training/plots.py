@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,9 +101,12 @@ def roc_png(curves: dict[str, dict[str, list[float]]], path: Path, auc: float | 
 def search_history_png(study: optuna.Study, path: Path) -> Path:
     """Optuna's optimisation-history plot (objective per trial + best so far)."""
     plt = _pyplot()
+    import optuna
     from optuna.visualization.matplotlib import plot_optimization_history
 
-    ax = plot_optimization_history(study)
+    with warnings.catch_warnings():  # the matplotlib backend is flagged experimental; the plot is fine
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        ax = plot_optimization_history(study)
     fig = ax.figure
     fig.set_size_inches(7, 4)
     fig.tight_layout()

@@ -13,6 +13,7 @@ import json
 import logging
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ def study_name_for(cfg: PipelineConfig, prepared: PreparedData) -> str:
 def make_storage(url: str) -> optuna.storages.BaseStorage:
     """SQLite/SQLAlchemy URL -> RDBStorage (with heartbeats: a killed trial is failed and retried);
     ``journal:PATH`` or a ``.log``/``.jsonl`` path -> JournalStorage (safe for several worker processes)."""
-    from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend
 
     if url.startswith("journal:") or url.endswith((".log", ".jsonl")):
@@ -78,13 +79,25 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    return RDBStorage(
-        url,
-        engine_kwargs=engine,
-        heartbeat_interval=30,
-        grace_period=120,
-        failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
-    )
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(4):  # workers starting together on an empty database race to create Optuna's tables
+        try:
+            with warnings.catch_warnings():  # heartbeats and the retry callback are flagged experimental in Optuna 5
+                warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine,
+                    heartbeat_interval=30,
+                    grace_period=120,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                )
+        except (IntegrityError, ProgrammingError) as err:  # e.g. duplicate key in pg_type: the other one won
+            if attempt == 3:
+                raise
+            log.info("creating the Optuna schema raced another worker (%s); retrying", type(err).__name__)
+            time.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")
 
 
 class _AnyPruner(optuna.pruners.BasePruner):
@@ -311,7 +324,11 @@ def _summarise(study: optuna.Study, client: Any, parent: str) -> SearchResult:
     """Best params, counts, importances and history plot onto the parent run."""
     states = [t.state for t in study.trials]
     n_complete, n_pruned = states.count(TrialState.COMPLETE), states.count(TrialState.PRUNED)
-    n_failed = states.count(TrialState.FAIL)
+    n_failed = sum(t.state == TrialState.FAIL and not t.user_attrs.get("medpipe.surplus") for t in study.trials)
+    if n_complete == 0 and TrialState.RUNNING in states:  # budget spent, other workers still finishing theirs
+        log.info("study %s: no trial complete yet, %d running in other workers", study.study_name,
+                 states.count(TrialState.RUNNING))  # fmt: skip
+        return SearchResult({}, float("nan"), study.study_name, parent, n_complete, n_pruned)
     ml.log_metrics(client, parent, {"n_complete": n_complete, "n_pruned": n_pruned, "n_failed": n_failed})
     if n_complete == 0:
         raise MedpipeError(

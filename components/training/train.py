@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,22 @@ from medpipe.config import PipelineConfig, TrainConfig
 from medpipe.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class _DropLitLoggerTip(logging.Filter):
+    """Lightning logs a LitLogger advert (rank_zero_info) for every Trainer without one; we log to MLflow."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    logging.getLogger(_name).addFilter(_DropLitLoggerTip())
+# Lightning 2.6's own pytree helper builds torch's deprecated LeafSpec (torch >= 2.10): harmless, shown on every fit
+warnings.filterwarnings(
+    "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning,
+    module=r"lightning\.pytorch\.utilities\._pytree",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -149,6 +166,8 @@ def fit(
     with ``test`` the best weights are evaluated once on the test split (plots into ``work_dir``).
     """
     t, gpu = cfg.train, use_gpu(cfg.train)
+    if t.cpu_threads and not gpu:
+        torch.set_num_threads(t.cpu_threads)  # 2+ threads on an oversubscribed box spin and run several x slower
     L.seed_everything(t.seed, workers=True, verbose=False)
     train = splits["train"]
     k = prepared.num_classes

@@ -40,7 +40,7 @@ def _pool_variables(pool: str) -> dict[str, Any]:
 
 def test_the_documented_deployments_exist(deploy_configs: dict[str, dict[str, Any]]) -> None:
     assert {name: c["entrypoint"] for name, c in deploy_configs.items()} == {
-        "monitoring-nightly": "pipelines/monitoring.py:monitoring_flow",
+        "monitoring-nightly": "pipelines/monitoring_flow.py:monitoring_flow",
         "training-weekly": "pipelines/training.py:training_flow",
         "training-cpu": "pipelines/training.py:training_flow",
         "data": "pipelines/data.py:data_flow",
@@ -162,7 +162,7 @@ def _flow_or_skip(entrypoint: str):
 @pytest.mark.parametrize(
     "entrypoint",
     [
-        "pipelines/monitoring.py:monitoring_flow",
+        "pipelines/monitoring_flow.py:monitoring_flow",
         "pipelines/training.py:training_flow",
         "pipelines/data.py:data_flow",
         "pipelines/deployment.py:deployment_flow",

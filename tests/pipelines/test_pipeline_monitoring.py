@@ -27,7 +27,7 @@ def test_shifted_window_starts_retraining_and_iid_window_does_not(
     full_run: FullRun, project: Project, tmp_path: Path
 ) -> None:
     from components.data.dataset import load_split
-    from pipelines.monitoring import monitoring_flow
+    from pipelines.monitoring_flow import monitoring_flow
 
     test = load_split(Path(full_run.summary.training.prepared_path), "test").images  # (156, 28, 28, 1) uint8
     iid = _write_pngs(test, tmp_path / "iid")

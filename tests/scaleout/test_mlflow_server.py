@@ -1,0 +1,69 @@
+"""A real training + registration through an MLflow tracking server on PostgreSQL with proxied artifacts."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from components.data.dataset import load_prepared
+from components.models.artifacts import load_model_dir
+from components.registry.register import register_model
+from components.training.train import train_model
+from tests.scaleout.conftest import smoke_cfg
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def _get(url: str, endpoint: str, **query: str) -> dict:
+    with urllib.request.urlopen(f"{url}{endpoint}?{urllib.parse.urlencode(query)}", timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def test_training_and_registration_through_pg_backed_server(
+    mlflow_pg, server_env, prepared_breastmnist: Path, tmp_path: Path
+) -> None:
+    import mlflow
+
+    cfg = smoke_cfg("train.epochs=1", "search.enabled=false", "registry.model_name=scaleout-server")
+    result = train_model(cfg, load_prepared(prepared_breastmnist), server_env, out_dir=tmp_path / "model")
+    version = register_model(
+        result.model_dir, None, cfg, server_env, run_id=result.run_id, data_version=None, metrics=result.test_metrics
+    )
+
+    # the server's REST API knows the run, its metrics, the version and the alias
+    run = _get(mlflow_pg.url, "/api/2.0/mlflow/runs/get", run_id=result.run_id)["run"]
+    assert run["info"]["status"] == "FINISHED"
+    metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+    assert metrics["test_auc"] == pytest.approx(result.test_metrics["auc"])
+    mv = _get(mlflow_pg.url, "/api/2.0/mlflow/model-versions/get", name="scaleout-server", version=version.version)
+    assert mv["model_version"]["status"] == "READY" and mv["model_version"]["run_id"] == result.run_id
+    alias = _get(mlflow_pg.url, "/api/2.0/mlflow/registered-models/alias", name="scaleout-server", alias="challenger")
+    assert alias["model_version"]["version"] == version.version
+
+    # artifacts went through the server into its destination folder, none into the client's state folder
+    stored = {p.name for p in mlflow_pg.artifacts_dir.rglob("*") if p.is_file()}
+    assert {"MLmodel", "preprocessing.json", "model_config.json", "model.pt"} <= stored
+    assert not (server_env.home / "mlartifacts").exists()
+
+    # ...and come back: the run's model folder over the REST artifact endpoint, the registered model via models:/
+    listing = _get(mlflow_pg.url, "/api/2.0/mlflow/artifacts/list", run_id=result.run_id, path="model_dir")
+    assert {"model_dir/model.pt", "model_dir/preprocessing.json"} <= {f["path"] for f in listing["files"]}
+    query = urllib.parse.urlencode({"run_uuid": result.run_id, "path": "model_dir/preprocessing.json"})
+    with urllib.request.urlopen(f"{mlflow_pg.url}/get-artifact?{query}", timeout=30) as resp:
+        assert json.loads(resp.read()) == json.loads((result.model_dir / "preprocessing.json").read_text())
+    got = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/scaleout-server/{version.version}", dst_path=str(tmp_path / "dl")
+        )
+    )
+    assert (got / "MLmodel").is_file() and (got / "model_card.md").is_file()
+    served = mlflow.pytorch.load_model("models:/scaleout-server@challenger", map_location="cpu")
+    local, _ = load_model_dir(result.model_dir)
+    x = torch.randn(4, 1, 28, 28)
+    with torch.inference_mode():
+        assert torch.allclose(served.eval()(x), local.eval()(x), atol=1e-5)

@@ -1,0 +1,93 @@
+"""A real Prefect server (on PostgreSQL) + the ``medpipe-process`` work pool + a process worker run
+``training_flow`` from its ``training-cpu`` deployment of infra/prefect.yaml, logging to the PG-backed MLflow server."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.scaleout.conftest import SMOKE
+from tests.scaleout.engines import REPO_ROOT, child_env, free_port, fresh_database, start, stop, tail, wait_http
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+PREFECT = [sys.executable, "-m", "prefect"]
+
+
+def _prefect(args: list[str], env: dict[str, str], timeout: float = 180) -> str:
+    out = subprocess.run(
+        [*PREFECT, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert out.returncode == 0, f"prefect {' '.join(args)}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+def test_flow_file_loads_the_way_a_worker_loads_it() -> None:
+    """A worker imports the entrypoint *file* with its folder first on sys.path (prefect's load_script_as_module):
+    a module in pipelines/ named like a top-level package shadows it (pipelines/monitoring.py once did)."""
+    code = (
+        "from prefect.utilities.importtools import load_script_as_module as load; "
+        "m = load('pipelines/training.py'); print(m.training_flow.name)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=child_env(), capture_output=True,
+                         text=True, timeout=180, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("training")
+
+
+def test_process_worker_runs_training_flow_from_its_deployment(
+    mlflow_pg, postgres, prepared_breastmnist: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    with fresh_database("medpipe_prefect") as db:
+        env = child_env(
+            PREFECT_HOME=str(tmp_path / "prefect-home"),
+            PREFECT_API_DATABASE_CONNECTION_URL=db.replace("+psycopg", "+asyncpg"),
+            PREFECT_UI_ENABLED="false",
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        )
+        server_log = tmp_path / "prefect-server.log"
+        server = start([*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], server_log, env)
+        worker = None
+        try:
+            wait_http(f"{api}/health", 240, server, server_log)
+            env |= {
+                "PREFECT_API_URL": api,
+                "MEDPIPE_HOME": str(tmp_path / "state"),
+                "MLFLOW_TRACKING_URI": mlflow_pg.url,
+            }
+            _prefect(["work-pool", "create", "medpipe-process", "--type", "process"], env)
+            _prefect(["gcl", "create", "gpu", "--limit", "1"], env)
+            _prefect(["--no-prompt", "deploy", "--prefect-file", "infra/prefect.yaml", "--name", "training-cpu"], env)
+
+            overrides = [*SMOKE, "train.epochs=1", "search.n_trials=2",
+                         "project.name=scaleout-prefect", "registry.model_name=scaleout-prefect"]  # fmt: skip
+            params = {"prepared_path": str(prepared_breastmnist), "profile": "smoke", "overrides": overrides,
+                      "reason": "scale-out test"}  # fmt: skip
+            out = _prefect(["deployment", "run", "training/training-cpu", "--params", json.dumps(params)], env)
+            flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", out).group(1)
+
+            worker_log = tmp_path / "prefect-worker.log"
+            worker = start([*PREFECT, "worker", "start", "--pool", "medpipe-process", "--run-once"], worker_log, env)
+            assert worker.wait(timeout=480) == 0, tail(worker_log, 8000)
+            state = json.loads(_prefect(["flow-run", "inspect", flow_run_id, "--output", "json"], env))
+            assert state["state"]["type"] == "COMPLETED", json.dumps(state["state"])[:2000] + tail(worker_log, 8000)
+            assert state["deployment_id"] and state["work_pool_name"] == "medpipe-process"
+        finally:
+            if worker is not None:
+                stop(worker)
+            stop(server)
+
+    # the flow's stages really ran against the shared stores: a registered challenger from this flow run
+    client = MlflowClient(mlflow_pg.url)
+    versions = client.search_model_versions("name = 'scaleout-prefect'")
+    assert len(versions) == 1
+    run = client.get_run(versions[0].run_id)
+    assert run.data.tags.get("medpipe.prefect_flow_run_id") == flow_run_id
+    assert client.get_model_version_by_alias("scaleout-prefect", "challenger").version == versions[0].version
