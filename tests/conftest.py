@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,28 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MEDPIPE_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
 BREASTMNIST = SHARED_DATA / "breastmnist.npz"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the end-to-end flow tests last: they share one session-wide Prefect harness and project
+    (cwd, MEDPIPE_*/PREFECT_HOME env) that must not leak into the other tests."""
+    items.sort(key=lambda item: "/tests/pipelines/" in item.path.as_posix())
+
+
+_MLFLOW_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def _restore_mlflow_uri_env() -> Iterator[None]:
+    """``mlflow.set_tracking_uri`` also writes MLFLOW_TRACKING_URI into os.environ, which Settings prefer:
+    undo that after each test so one test's store never becomes the next one's."""
+    saved = {var: os.environ.get(var) for var in _MLFLOW_URI_VARS}
+    yield
+    for var, value in saved.items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value
 
 
 @pytest.fixture(scope="session")
