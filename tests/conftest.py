@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,15 +27,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: "/tests/pipelines/" in item.path.as_posix())
 
 
-_MLFLOW_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_MLFLOW_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
 
 
 @pytest.fixture(autouse=True)
 def _restore_mlflow_uri_env() -> Iterator[None]:
-    """``mlflow.set_tracking_uri`` also writes MLFLOW_TRACKING_URI into os.environ, which Settings prefer:
-    undo that after each test so one test's store never becomes the next one's."""
+    """``mlflow.set_tracking_uri``/``set_experiment`` also write MLFLOW_TRACKING_URI/MLFLOW_EXPERIMENT_ID into
+    os.environ (and a module global), which later code prefers: undo that after each test so one test's store
+    and experiment never become the next one's."""
     saved = {var: os.environ.get(var) for var in _MLFLOW_URI_VARS}
     yield
+    if "mlflow" in sys.modules:  # and the module globals behind mlflow.set_tracking/registry_uri/set_experiment
+        import mlflow.tracking._model_registry.utils as registry_utils
+        import mlflow.tracking._tracking_service.utils as tracking_utils
+        import mlflow.tracking.fluent as fluent
+
+        fluent._active_experiment_id = None
+        registry_utils._registry_uri = None
+        tracking_utils._tracking_uri = None
     for var, value in saved.items():
         if value is None:
             os.environ.pop(var, None)
@@ -58,6 +68,7 @@ def medpipe_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MEDPIPE_HOME", str(home))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.delenv("PREFECT_HOME", raising=False)  # `import pipelines` sets it for the first home it saw
     monkeypatch.delenv("MEDPIPE_MLFLOW_TRACKING_URI", raising=False)
     get_settings.cache_clear()
     yield home
