@@ -14,8 +14,9 @@ from monitoring.check import current_window, load_champion, split_window
 from monitoring.drift import compute_drift
 from monitoring.outputs import write_outputs
 from monitoring.retrain import record_retrain, should_retrain
-from pipelines.runtime import load, publish, run_stage
+from pipelines.runtime import deployment_exists, load, publish, run_stage
 from pipelines.schedule import DRIFT_EVENT, TRAINING_DEPLOYMENT
+from pipelines.summaries import drift_markdown
 
 RETRAIN_STATE = "retrain-state.json"
 
@@ -82,7 +83,7 @@ def monitoring_flow(
         f"{cfg.project.name}-monitoring",
         champion.version,
     )
-    publish("drift-summary", _markdown(summary, paths), "Drift verdict, signals and report paths")
+    publish("drift-summary", drift_markdown(summary, paths), "Drift verdict, signals and report paths")
     outcome = run_stage("alerts", task(send_alerts, name="send-alerts"), summary, cfg.alerts, settings)
     retrain = _maybe_retrain(summary, cfg, settings, champion.version, params_path, profile, overrides)
     return MonitoringSummary(
@@ -113,37 +114,9 @@ def _maybe_retrain(summary, cfg, settings, version, params_path, profile, overri
             "signals": {s.name: {"score": s.score, "threshold": s.threshold} for s in summary.drifted_signals},
         },
     )
-    if _deployed(TRAINING_DEPLOYMENT):  # served/deployed: its drift trigger starts the run from the event
+    if deployment_exists(TRAINING_DEPLOYMENT):  # served/deployed: its drift trigger starts the run from the event
         return f"started via event {DRIFT_EVENT}: {reason}"
     from pipelines.training import training_flow
 
     result = training_flow(params_path, profile, overrides, reason=f"drift: {reason}")
     return f"started inline: {reason} -> v{result.version} ({'promoted' if result.promoted else 'not promoted'})"
-
-
-def _deployed(name: str) -> bool:
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_deployment_by_name(name)
-        except Exception:  # noqa: BLE001 - ObjectNotFound, or an ephemeral API with no deployments
-            return False
-    return True
-
-
-def _markdown(summary, paths: dict[str, str]) -> str:
-    rows = ["| signal | score | threshold | drifted |", "| --- | --- | --- | --- |"]
-    rows += [
-        f"| {s.name} | {s.score:.4f} | {s.threshold:.4f} | {'YES' if s.drifted else 'no'} |" for s in summary.signals
-    ]
-    est = summary.estimated_accuracy
-    return "\n".join(
-        [
-            f"# Drift check: {summary.status.upper()}",
-            f"- window: {summary.window_size} images; estimated accuracy: {est if est is None else f'{est:.3f}'}",
-            f"- report: `{paths.get('html')}`",
-            "",
-            *rows,
-        ]
-    )

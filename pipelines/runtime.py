@@ -60,3 +60,13 @@ def gpu_slot() -> Iterator[None]:
 
 def publish(key: str, markdown: str, description: str) -> None:
     create_markdown_artifact(markdown=markdown, key=key, description=description)
+
+
+def deployment_exists(name: str) -> bool:
+    """Whether the Prefect API knows deployment ``<flow>/<deployment>`` (never, on the ephemeral server)."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(name)
+        except Exception:  # noqa: BLE001 - ObjectNotFound, or an API with no deployments
+            return False
+    return True

@@ -44,3 +44,21 @@ def training_markdown(s: TrainingSummary, settings: Settings) -> str:
 
 def kv_markdown(title: str, values: dict[str, Any]) -> str:
     return f"# {title}\n\n" + "\n".join(f"- **{k}**: {v}" for k, v in values.items())
+
+
+def drift_markdown(summary, paths: dict[str, str]) -> str:  # noqa: ANN001 - DriftSummary
+    """The monitoring flow's artifact: verdict, window, report path and every signal against its threshold."""
+    rows = ["| signal | score | threshold | drifted |", "| --- | --- | --- | --- |"]
+    rows += [
+        f"| {s.name} | {s.score:.4f} | {s.threshold:.4f} | {'YES' if s.drifted else 'no'} |" for s in summary.signals
+    ]
+    est = summary.estimated_accuracy
+    return "\n".join(
+        [
+            f"# Drift check: {summary.status.upper()}",
+            f"- window: {summary.window_size} images; estimated accuracy: {est if est is None else f'{est:.3f}'}",
+            f"- report: `{paths.get('html')}`",
+            "",
+            *rows,
+        ]
+    )

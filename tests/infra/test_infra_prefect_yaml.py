@@ -150,10 +150,9 @@ def test_k8s_deployments_run_the_code_in_the_image(deploy_configs: dict[str, dic
             assert "pull" not in config  # process pool: the directory `prefect deploy` ran in
 
 
-def _flow_or_skip(entrypoint: str):
+def _load_flow(entrypoint: str):
     path, _, _ = entrypoint.partition(":")
-    if not (REPO_ROOT / path).is_file():
-        pytest.skip(f"{path} is not written yet")
+    assert (REPO_ROOT / path).is_file(), f"prefect.yaml names {path}, which does not exist"
     from prefect.flows import load_flow_from_entrypoint
 
     return load_flow_from_entrypoint(str(REPO_ROOT / entrypoint))
@@ -173,7 +172,7 @@ def test_entrypoints_resolve_and_accept_the_parameters(
     deploy_configs: dict[str, dict[str, Any]], entrypoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(REPO_ROOT)
-    flow = _flow_or_skip(entrypoint)
+    flow = _load_flow(entrypoint)
     accepted = set(inspect.signature(flow.fn).parameters)
     for name, config in deploy_configs.items():
         if config["entrypoint"] != entrypoint:
