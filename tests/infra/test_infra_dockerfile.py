@@ -98,7 +98,7 @@ def test_dockerignore_keeps_the_build_inputs_and_drops_state() -> None:
         "uv.lock",
         "README.md",
         "params.yaml",
-        "medpipe/cli.py",
+        "medpipe/cli/__init__.py",
         "components/data/dataset.py",
         "pipelines/__init__.py",
         "monitoring/features.py",

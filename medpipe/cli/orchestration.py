@@ -1,0 +1,97 @@
+"""``medpipe schedule`` (serve the deployments) and ``medpipe server`` (a local Prefect server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medpipe.cli.common import ParamsOpt, ProfileOpt, SetOpt, console, err_console, load_cli_config, settings
+
+app = typer.Typer()
+
+
+def _prefect_api_url() -> str | None:
+    """The Prefect server this process talks to: PREFECT_API_URL (env or the Prefect profile), else None."""
+    import os
+
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
+@app.command("schedule")
+def schedule(
+    list_only: Annotated[bool, typer.Option("--list", help="Only show each deployment's next run times.")] = False,
+    count: Annotated[int, typer.Option("--count", "-n", help="How many next runs to show per deployment.")] = 3,
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+    profile: ProfileOpt = None,
+) -> None:
+    """Serve every deployment from this process (Ctrl-C stops it): nightly monitoring, weekly training, and
+    training on each `medpipe.drift.detected` event. Crons come from params.yaml `schedule:`.
+
+    Needs a Prefect server: start one with `medpipe server` and export the PREFECT_API_URL it prints."""
+    cfg = load_cli_config(params, overrides, profile)
+    settings()
+    from pipelines.schedule import next_runs, planned
+
+    if list_only:
+        from medpipe.reporting import print_next_runs
+
+        print_next_runs(console, planned(cfg), next_runs(cfg, n=count))
+        return
+    if not _prefect_api_url():
+        err_console.print(
+            "[bold red]error:[/] schedules and event triggers need a Prefect server, and PREFECT_API_URL is not set.\n"
+            "Start one in another terminal with `medpipe server`, then `export PREFECT_API_URL=<the URL it prints>` "
+            "and run `medpipe schedule` again (or point PREFECT_API_URL at your team's server)."
+        )
+        raise typer.Exit(2)
+    from pipelines.schedule import serve_all
+
+    console.print(f"serving {', '.join(d.name for d in planned(cfg))} against {_prefect_api_url()} (Ctrl-C stops)")
+    serve_all(cfg, str(params), profile, overrides)
+
+
+@app.command("server")
+def server(
+    port: Annotated[int, typer.Option("--port", help="Port of the Prefect API and UI.")] = 4200,
+    host: Annotated[str, typer.Option("--host", help="Bind address.")] = "127.0.0.1",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server to answer.")] = 180.0,
+) -> None:
+    """Start a local Prefect server (SQLite under the state folder, analytics off) for `medpipe schedule` and the
+    Prefect UI; prints the PREFECT_API_URL to export. Ctrl-C stops it."""
+    import os
+    import subprocess
+
+    from medpipe.cli.processes import ProcessExited, executable, run_until_interrupted, terminate, wait_for_health
+
+    prefect_home = settings().prefect_home
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)  # the server must not try to talk to another server
+    cmd = [executable("prefect"), "server", "start", "--host", host, "--port", str(port)]
+    url = f"http://{host}:{port}"
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        with console.status(f"starting the Prefect server on {url} (PREFECT_HOME={prefect_home})"):
+            up = wait_for_health(f"{url}/api/health", proc, timeout_s=timeout)
+    except ProcessExited as err:
+        err_console.print(f"[bold red]error:[/] `prefect server start` {err}; is port {port} in use? try --port")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        terminate(proc, timeout_s=20)
+        return
+    if not up:
+        terminate(proc, timeout_s=20)
+        err_console.print(f"[bold red]error:[/] the Prefect server did not answer on {url} in {timeout:.0f} s")
+        raise typer.Exit(2)
+    console.print(
+        f"Prefect server up: UI [bold]{url}[/]\nin other terminals: [bold]export PREFECT_API_URL={url}/api[/] "
+        "(then `medpipe schedule`, `medpipe run`, ...); Ctrl-C stops it"
+    )
+    run_until_interrupted(proc, stop_timeout_s=20)

@@ -1,0 +1,126 @@
+"""``medpipe deploy | serve | predict | feedback``: ONNX export and the ONNX model in use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medpipe.cli.common import (
+    ModelUriOpt,
+    ParamsOpt,
+    ProfileOpt,
+    SetOpt,
+    champion_uri,
+    console,
+    err_console,
+    load_cli_config,
+    settings,
+)
+
+app = typer.Typer()
+
+
+@app.command("deploy")
+def deploy(
+    model: Annotated[str, typer.Argument(help="A trained model folder, or a registered models:/<name>/<version>.")],
+    prepared: Annotated[Path, typer.Option(help="Prepared dataset whose test split the parity gate uses.")] = Path(
+        "data/prepared"
+    ),
+    out: Annotated[Path | None, typer.Option(help="Where to write model.onnx (default: inside the folder).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+    profile: ProfileOpt = None,
+    flow: Annotated[
+        bool,
+        typer.Option(
+            "--flow",
+            help="Run the deployment flow (Prefect) for a registered version: export + parity gate, then make it "
+            "champion (a manual promotion: the promotion gate is not re-run) and tell running servers to reload. "
+            "MODEL: models:/<name>/<version> or a version number.",
+        ),
+    ] = False,
+) -> None:
+    """Export a model to ONNX and run the parity gate (and optional quantisation) on the whole test split.
+
+    With --flow, a registered version that passes becomes the champion and running servers reload it."""
+    from components.deploy.stage import deploy_model, deploy_registered
+    from components.errors import GateError
+    from medpipe.reporting import print_deploy_result
+
+    cfg = load_cli_config(params, overrides, profile)
+    if flow:
+        from medpipe.reporting import print_deployment_summary
+        from pipelines.deployment import deployment_flow
+
+        settings()
+        version = model.rsplit("/", 1)[-1] if model.startswith("models:/") else model
+        if not version.isdigit():
+            raise GateError(f"--flow deploys a registered version: got {model!r}; pass models:/<name>/<version> or N")
+        summary = deployment_flow(str(prepared), version, str(params), profile, overrides)
+        print_deployment_summary(console, summary)
+        return
+    if model.startswith("models:/"):
+        result = deploy_registered(model, prepared, cfg.export, settings())
+    else:
+        folder = Path(model)
+        result = deploy_model(folder, out or folder / "model.onnx", prepared, cfg.export)
+        result.report.to_json(result.onnx_path.parent / "parity.json")
+    print_deploy_result(console, result)
+    if not result.passed:
+        raise GateError(f"parity gate failed for {model}: {result.report.reason}")
+
+
+@app.command("serve")
+def serve(
+    model: ModelUriOpt = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default serving.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default serving.port).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Serve the champion over HTTP (FastAPI + ONNX Runtime), with hot reload and micro-batching."""
+    import uvicorn
+
+    from components.serving.app import create_app
+
+    cfg = load_cli_config(params, overrides)
+    current = settings()
+    host, port = host or cfg.serving.host, port or cfg.serving.port
+    if host not in ("127.0.0.1", "localhost", "::1") and not cfg.serving.require_api_key:
+        err_console.print(f"[yellow]warning:[/] serving on {host} without API keys (-S serving.require_api_key=true)")
+    uri = champion_uri(model, cfg)
+    console.print(f"serving [bold]{uri}[/] on http://{host}:{port} (docs: /docs); log: {current.inference_log}")
+    uvicorn.run(create_app(current, cfg.serving, cfg.export, uri), host=host, port=port, log_level="info")
+
+
+@app.command("predict")
+def predict(
+    folder: Annotated[Path, typer.Argument(help="Folder of PNG/JPEG/TIFF/BMP/.npy images (searched recursively).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write, one row per file.")] = Path("results.csv"),
+    model: ModelUriOpt = None,
+    log: Annotated[bool, typer.Option(help="Append the predictions to the inference log.")] = True,
+    params: ParamsOpt = Path("params.yaml"),
+    overrides: SetOpt = None,
+) -> None:
+    """Score a folder of images offline through the same ONNX session the server uses."""
+    from components.serving.predict import predict_folder
+    from medpipe.reporting import print_batch_prediction
+
+    cfg = load_cli_config(params, overrides)
+    result = predict_folder(folder, out, champion_uri(model, cfg), cfg.export, cfg.serving, settings(), log=log)
+    print_batch_prediction(console, result)
+
+
+@app.command("feedback")
+def feedback(
+    request_id: Annotated[str, typer.Argument(help="The request id the server (or `medpipe predict`) returned.")],
+    label: Annotated[str, typer.Argument(help="The true class: a class name or its index.")],
+    index: Annotated[int | None, typer.Option(help="Only this image of the request.")] = None,
+) -> None:
+    """Record the ground-truth label of a served prediction in the inference log."""
+    from components.serving.inference_log import InferenceLog
+
+    n = InferenceLog(settings().inference_log).add_feedback(request_id, label, index)
+    console.print(f"label [bold]{label}[/] recorded on {n} prediction(s) of request {request_id}")
