@@ -14,6 +14,7 @@ from components.models.inference import to_pixels
 from components.serving.images import InputError, decode_image
 from components.serving.inference_log import InferenceLog
 from components.serving.model_source import load_model
+from components.serving.rows import log_rows
 from medpipe.config import ExportConfig, ServingConfig
 from medpipe.settings import Settings
 
@@ -92,26 +93,5 @@ def predict_folder(
                 counts[cls] += 1
                 writer.writerow([rel, cls, f"{p.max():.6f}", *[f"{v:.6f}" for v in p], ""])
             if inference_log is not None:
-                from monitoring.features import image_features
-
-                feats = image_features(
-                    images, [d.original_size for d in decoded], [d.original_channels for d in decoded]
-                )
-                inference_log.append(
-                    [
-                        {
-                            "request_id": request_id,
-                            "image_index": start + i,
-                            "filename": rel,
-                            "model_name": model.name,
-                            "model_version": model.version,
-                            "predicted_class": names[int(probs[i].argmax())],
-                            "class_names": names,
-                            "probabilities": probs[i].tolist(),
-                            "features": {k: float(v) for k, v in feats.iloc[i].items()},
-                            "embedding": emb[i],
-                        }
-                        for i, rel in enumerate(chunk)
-                    ]
-                )
+                inference_log.append(log_rows(request_id, model, chunk, decoded, probs, emb, first_index=start))
     return BatchPrediction(out_csv, len(files), failed, model.name, model.version, request_id, counts)

@@ -1,0 +1,52 @@
+"""Request bodies -> (filename, bytes) pairs -> decoded images at the model's size and channels."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from fastapi import Request
+from pydantic import ValidationError
+
+from components.serving import schemas
+from components.serving.images import DecodedImage, InputError, decode_image
+from components.serving.model_source import LoadedModel
+from medpipe.config import ServingConfig
+
+
+async def read_inputs(request: Request, cfg: ServingConfig) -> list[tuple[str, bytes]]:
+    """(filename, bytes) of every image in a multipart (``files``) or JSON (base64) request."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    limit = cfg.max_images_per_request
+    if ctype == "multipart/form-data":
+        form = await request.form(max_files=limit + 1, max_fields=limit + 16)
+        files = [f for f in form.getlist("files") if not isinstance(f, str)]
+        if not files:
+            raise InputError(422, "no_images", "multipart request has no file in the form field 'files'")
+        if len(files) > limit:
+            raise InputError(413, "too_many_images", f"more than serving.max_images_per_request={limit} images")
+        return [(f.filename or f"file{i}", await f.read()) for i, f in enumerate(files)]
+    if ctype == "application/json":
+        try:
+            body = schemas.PredictJSON.model_validate_json(await request.body())
+        except ValidationError as err:
+            raise InputError(422, "invalid_json", f"body must be {{'images': [{{'data': base64}}]}}: {err}") from None
+        if len(body.images) > limit:
+            raise InputError(413, "too_many_images", f"more than serving.max_images_per_request={limit} images")
+        out = []
+        for i, img in enumerate(body.images):
+            name = img.filename or f"image{i}"
+            try:
+                out.append((name, base64.b64decode(img.data, validate=True)))
+            except (binascii.Error, ValueError):
+                raise InputError(422, "invalid_base64", "'data' is not valid base64", name) from None
+        return out
+    raise InputError(415, "unsupported_content_type", f"send multipart/form-data or application/json, not {ctype!r}")
+
+
+def decode_all(inputs: list[tuple[str, bytes]], model: LoadedModel, max_pixels: int) -> list[DecodedImage]:
+    pre = model.preprocessing
+    return [
+        decode_image(data, name, channels=pre.channels, image_size=pre.image_size, max_pixels=max_pixels)
+        for name, data in inputs
+    ]

@@ -1,0 +1,1 @@
+"""The serving API's routers, one module per surface (``/v1``, ...)."""

@@ -1,0 +1,47 @@
+"""The hot path every scoring route shares: decoded images -> micro-batched ONNX run -> inference log."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from fastapi.concurrency import run_in_threadpool
+
+from components.models.inference import to_pixels
+from components.serving.images import DecodedImage
+from components.serving.model_source import LoadedModel
+from components.serving.rows import log_rows
+from components.serving.state import ServingState
+
+log = logging.getLogger("medpipe.serving")
+
+
+@dataclass(frozen=True)
+class Scored:
+    request_id: str
+    model: LoadedModel
+    probabilities: np.ndarray  # (N, K)
+    embedding: np.ndarray  # (N, D)
+
+
+async def score(
+    state: ServingState,
+    model: LoadedModel,
+    filenames: Sequence[str],
+    decoded: Sequence[DecodedImage],
+    raw: Sequence[bytes] | None = None,
+) -> Scored:
+    """Run ``decoded`` through ``model`` (batched with concurrent requests) and log one row per image."""
+    request_id = uuid.uuid4().hex
+    pixels = to_pixels(np.stack([d.array for d in decoded])).numpy()
+    probs, emb = await state.batcher.submit(model, pixels)
+    stored = raw if state.cfg.store_images else None
+    rows = await run_in_threadpool(log_rows, request_id, model, filenames, decoded, probs, emb, raw=stored)
+    try:
+        await run_in_threadpool(state.inference_log.append, rows)
+    except Exception as err:  # noqa: BLE001 - the prediction stands; the log failure is reported in the server log
+        log.error("inference log write failed for request %s: %s", request_id, err)
+    return Scored(request_id, model, probs, emb)

@@ -1,0 +1,52 @@
+"""What the serving app holds between requests (on ``app.state.serving``), and the atomic model swap."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from components.serving.batcher import MicroBatcher
+from components.serving.inference_log import InferenceLog
+from components.serving.model_source import LoadedModel, load_model, model_marker
+from medpipe.config import ExportConfig, ServingConfig
+from medpipe.settings import Settings
+
+log = logging.getLogger("medpipe.serving")
+
+
+@dataclass
+class ServingState:
+    settings: Settings
+    cfg: ServingConfig
+    export_cfg: ExportConfig
+    model_uri: str
+    batcher: MicroBatcher
+    inference_log: InferenceLog
+    api_keys: set[str]
+    model: LoadedModel | None = None
+    last_error: str | None = None
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def reload(self, force: bool = False) -> bool:
+        """Load the model ``model_uri`` points at now if it changed (or ``force``); swap atomically.
+
+        Requests that already hold the old :class:`LoadedModel` finish on it. Returns whether it swapped.
+        """
+        async with self.reload_lock:
+            try:
+                marker = await asyncio.to_thread(model_marker, self.model_uri, self.settings)
+                if not force and self.model is not None and marker == self.model.marker:
+                    return False
+                new = await asyncio.to_thread(load_model, self.model_uri, self.export_cfg, self.settings)
+            except Exception as err:
+                self.last_error = f"{type(err).__name__}: {err}"
+                log.error("loading %s failed, keeping version %s: %s", self.model_uri, self.version, err)
+                raise
+            old, self.model, self.last_error = self.model, new, None
+            log.info("serving %s version %s (was %s) on %s", new.name, new.version, old and old.version, new.provider)
+            return old is None or old.version != new.version or old.marker != new.marker
+
+    @property
+    def version(self) -> str | None:
+        return self.model.version if self.model else None
