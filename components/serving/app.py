@@ -21,7 +21,7 @@ from components.serving.errors import install_error_handlers
 from components.serving.images import set_pixel_limit
 from components.serving.inference_log import InferenceLog
 from components.serving.middleware import BodyLimit
-from components.serving.routes import v1
+from components.serving.routes import v1, v2
 from components.serving.state import ServingState
 from medpipe.config import ExportConfig, ServingConfig
 from medpipe.settings import Settings
@@ -79,4 +79,5 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
     app.add_middleware(BodyLimit, max_bytes=cfg.max_request_bytes)
     install_error_handlers(app)
     app.include_router(v1.router)
+    app.include_router(v2.router)
     return app

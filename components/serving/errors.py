@@ -22,7 +22,9 @@ def error_response(status: int, code: str, detail: str, file: str | None = None)
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InputError)
-    async def _input_error(_: Request, err: InputError) -> JSONResponse:
+    async def _input_error(request: Request, err: InputError) -> JSONResponse:
+        if request.url.path.startswith("/v2"):  # the Open Inference Protocol's error body: {"error": message}
+            return JSONResponse(status_code=err.status, content={"error": f"{err.code}: {err.message}"})
         return error_response(err.status, err.code, err.message, err.filename)
 
     @app.exception_handler(MedpipeError)

@@ -33,10 +33,15 @@ async def score(
     filenames: Sequence[str],
     decoded: Sequence[DecodedImage],
     raw: Sequence[bytes] | None = None,
+    pixels: np.ndarray | None = None,
 ) -> Scored:
-    """Run ``decoded`` through ``model`` (batched with concurrent requests) and log one row per image."""
+    """Run ``decoded`` through ``model`` (batched with concurrent requests) and log one row per image.
+
+    ``pixels`` (float32 (N, C, H, W)) is the model input when the client sent tensors, not files.
+    """
     request_id = uuid.uuid4().hex
-    pixels = to_pixels(np.stack([d.array for d in decoded])).numpy()
+    if pixels is None:
+        pixels = to_pixels(np.stack([d.array for d in decoded])).numpy()
     probs, emb = await state.batcher.submit(model, pixels)
     stored = raw if state.cfg.store_images else None
     rows = await run_in_threadpool(log_rows, request_id, model, filenames, decoded, probs, emb, raw=stored)

@@ -1,0 +1,123 @@
+"""Open Inference Protocol (KServe v2) beside ``/v1``: health, server and model metadata, readiness, infer.
+
+The one input is the ONNX graph's own: ``pixels``, FP32 ``[N, C, S, S]`` raw pixel values 0..255 at the
+model's size (the graph normalises). Outputs: ``probabilities`` ``[N, K]`` and ``embedding`` ``[N, D]``.
+Every ``/models/{name}`` route also has its ``/models/{name}/versions/{version}`` form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from components.deploy.runtime import INPUT_NAME, OUTPUT_NAMES
+from components.serving import oip
+from components.serving.deps import ApiKey, State
+from components.serving.images import DecodedImage, InputError
+from components.serving.model_source import LoadedModel
+from components.serving.scoring import score
+from components.serving.state import ServingState
+
+router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"])
+
+
+def _model(state: ServingState, name: str, version: str | None) -> LoadedModel:
+    model = state.model
+    if model is None:
+        raise InputError(503, "model_not_loaded", f"no model loaded yet from {state.model_uri}: {state.last_error}")
+    if name != model.name or (version is not None and version != model.version):
+        asked = name if version is None else f"{name} version {version}"
+        raise InputError(404, "model_not_found", f"{asked} is not served; this server serves {model.name} "
+                         f"version {model.version}")  # fmt: skip
+    return model
+
+
+def _input_shape(model: LoadedModel) -> tuple[int, int, int]:
+    pre = model.preprocessing
+    return pre.channels, pre.image_size, pre.image_size
+
+
+def _metadata(model: LoadedModel) -> dict[str, Any]:
+    pre = model.preprocessing
+    dims = {o.name: o.shape[-1] for o in model.session.get_outputs()}
+    return {
+        "name": model.name,
+        "versions": [model.version],
+        "platform": "onnxruntime_onnx",
+        "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, *_input_shape(model)]}],
+        "outputs": [{"name": n, "datatype": "FP32", "shape": [-1, dims.get(n, -1)]} for n in OUTPUT_NAMES],
+        "parameters": {"class_names": pre.class_names},
+    }
+
+
+@router.get("/health/live")
+async def live() -> dict[str, bool]:
+    return {"live": True}
+
+
+@router.get("/health/ready")
+async def ready(state: State) -> Any:
+    ok = state.model is not None
+    return JSONResponse(status_code=200 if ok else 503, content={"ready": ok})
+
+
+@router.get("")
+async def server_metadata() -> dict[str, Any]:
+    return {"name": "medpipe", "version": "1", "extensions": ["binary_tensor_data"]}
+
+
+@router.get("/models/{name}", dependencies=[ApiKey])
+@router.get("/models/{name}/versions/{version}", dependencies=[ApiKey])
+async def model_metadata(name: str, state: State, version: str | None = None) -> dict[str, Any]:
+    return _metadata(_model(state, name, version))
+
+
+@router.get("/models/{name}/ready", dependencies=[ApiKey])
+@router.get("/models/{name}/versions/{version}/ready", dependencies=[ApiKey])
+async def model_ready(name: str, state: State, version: str | None = None) -> dict[str, Any]:
+    _model(state, name, version)
+    return {"name": name, "ready": True}
+
+
+def _pixels(request: oip.InferRequest, model: LoadedModel, limit: int) -> np.ndarray:
+    expected = _input_shape(model)
+    if set(request.inputs) != {INPUT_NAME}:
+        got = sorted(request.inputs)
+        raise InputError(400, "invalid_infer_request", f"send one input named {INPUT_NAME!r}, not {got}")
+    pixels = request.inputs[INPUT_NAME]
+    if pixels.ndim != 4 or pixels.shape[1:] != expected or len(pixels) == 0:
+        want = ", ".join(map(str, expected))
+        raise InputError(
+            400,
+            "wrong_shape",
+            f"input {INPUT_NAME!r} has shape {list(pixels.shape)}; this model takes [N, {want}] raw pixels 0..255 "
+            f"(see GET /v2/models/{model.name})",
+        )
+    if len(pixels) > limit:
+        raise InputError(413, "too_many_images", f"{len(pixels)} images, over serving.max_images_per_request={limit}")
+    return np.ascontiguousarray(pixels, dtype=np.float32)
+
+
+def _as_images(pixels: np.ndarray) -> list[DecodedImage]:
+    """What the inference log records of tensor inputs: the uint8 (H, W, C) images they are."""
+    images = np.clip(np.rint(pixels), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    return [DecodedImage(im, im.shape[:2], im.shape[2], "TENSOR") for im in images]
+
+
+@router.post("/models/{name}/infer", dependencies=[ApiKey])
+@router.post("/models/{name}/versions/{version}/infer", dependencies=[ApiKey])
+async def infer(name: str, request: Request, state: State, version: str | None = None) -> Response:
+    model = _model(state, name, version)
+    body = await request.body()
+    parsed = await run_in_threadpool(oip.parse_infer, body, request.headers.get(oip.HEADER_LENGTH))
+    pixels = _pixels(parsed, model, state.cfg.max_images_per_request)
+    decoded = _as_images(pixels)
+    names = [f"{parsed.id or 'tensor'}[{i}]" for i in range(len(pixels))]
+    scored = await score(state, model, names, decoded, pixels=pixels)
+    outputs = dict(zip(OUTPUT_NAMES, (scored.probabilities, scored.embedding), strict=True))
+    content, headers = oip.encode_infer(parsed, model.name, model.version, outputs)
+    return Response(content=content, headers={**headers, "x-request-id": scored.request_id})
