@@ -217,6 +217,7 @@ class ServingConfig(_Section):
     reload_interval_s: Annotated[float, Field(gt=0)] = 10.0
     max_batch: Annotated[int, Field(ge=1)] = 32
     max_wait_ms: Annotated[float, Field(ge=0)] = 5.0
+    workers: Annotated[int, Field(ge=1, description="uvicorn worker processes (metrics summed across them).")] = 1
     require_api_key: bool = False
     store_images: bool = False
 

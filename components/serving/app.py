@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -21,8 +24,9 @@ from components.serving.errors import install_error_handlers
 from components.serving.images import set_pixel_limit
 from components.serving.inference_log import InferenceLog
 from components.serving.middleware import BodyLimit
-from components.serving.routes import v1, v2
+from components.serving.routes import metrics, v1, v2
 from components.serving.state import ServingState
+from components.serving.telemetry import RequestMetrics, ServingMetrics
 from medpipe.config import ExportConfig, ServingConfig
 from medpipe.settings import Settings
 
@@ -42,10 +46,12 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
     if cfg.require_api_key and not api_keys:
         raise MedpipeError("serving.require_api_key is true but MEDPIPE_API_KEYS is empty; set comma-separated keys")
 
+    telemetry = ServingMetrics()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         set_pixel_limit(cfg.max_pixels)
-        batcher = MicroBatcher(cfg.max_batch, cfg.max_wait_ms)
+        batcher = MicroBatcher(cfg.max_batch, cfg.max_wait_ms, on_batch=telemetry.observe_batch)
         await batcher.start()
         state = ServingState(
             settings=settings,
@@ -55,6 +61,7 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
             batcher=batcher,
             inference_log=InferenceLog(settings.inference_log),
             api_keys=api_keys,
+            metrics=telemetry,
         )
         app.state.serving = state
         try:
@@ -69,6 +76,7 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
             await batcher.stop()
+            telemetry.process_exited()
 
     app = FastAPI(
         title="medpipe prediction API",
@@ -77,7 +85,29 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, max_bytes=cfg.max_request_bytes)
+    app.add_middleware(RequestMetrics, metrics=telemetry)  # outermost: counts the 413s of BodyLimit too
     install_error_handlers(app)
     app.include_router(v1.router)
     app.include_router(v2.router)
+    app.include_router(metrics.router)
     return app
+
+
+SPEC_ENV = "MEDPIPE_SERVE_SPEC"
+
+
+def write_spec(path: Path, cfg: ServingConfig, export_cfg: ExportConfig, model_uri: str) -> Path:
+    """Write what every ``serve --workers N`` worker builds its app from (read by :func:`create_app_from_spec`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spec = {"serving": cfg.model_dump(mode="json"), "export": export_cfg.model_dump(mode="json"), "uri": model_uri}
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def create_app_from_spec() -> FastAPI:
+    """The app factory a uvicorn worker process calls (``factory=True``): the spec file named by ``SPEC_ENV``."""
+    from medpipe.settings import get_settings
+
+    spec = json.loads(Path(os.environ[SPEC_ENV]).read_text())
+    cfg, export_cfg = ServingConfig(**spec["serving"]), ExportConfig(**spec["export"])
+    return create_app(get_settings(), cfg, export_cfg, spec["uri"])

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -23,6 +25,7 @@ class _Item:
     model: LoadedModel
     pixels: np.ndarray  # float32 (n, C, H, W)
     future: asyncio.Future
+    queued_at: float = field(default_factory=time.perf_counter)
 
 
 @dataclass
@@ -36,10 +39,14 @@ class BatchStats:
         return self.images / self.batches if self.batches else 0.0
 
 
+BatchObserver = Callable[[int, Sequence[float]], None]  # (batch size, each request's queue wait in seconds)
+
+
 class MicroBatcher:
-    def __init__(self, max_batch: int, max_wait_ms: float) -> None:
+    def __init__(self, max_batch: int, max_wait_ms: float, on_batch: BatchObserver | None = None) -> None:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
+        self.on_batch = on_batch
         self.stats = BatchStats()
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task | None = None
@@ -91,7 +98,10 @@ class MicroBatcher:
                 if not live:
                     continue
                 model = live[0].model
-                batch = np.concatenate([it.pixels for it in live])
+                batch = np.concatenate([it.pixels for it in live]) if len(live) > 1 else live[0].pixels
+                if self.on_batch is not None:
+                    started = time.perf_counter()
+                    self.on_batch(len(batch), [started - it.queued_at for it in live])
                 try:
                     probs, emb = await loop.run_in_executor(self._executor, model.run, batch)
                 except Exception as err:  # noqa: BLE001 - handed to every waiting request

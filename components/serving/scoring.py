@@ -43,6 +43,7 @@ async def score(
     if pixels is None:
         pixels = to_pixels(np.stack([d.array for d in decoded])).numpy()
     probs, emb = await state.batcher.submit(model, pixels)
+    state.metrics.count_predictions(model.version, model.preprocessing.class_names, probs)
     stored = raw if state.cfg.store_images else None
     rows = await run_in_threadpool(log_rows, request_id, model, filenames, decoded, probs, emb, raw=stored)
     try:

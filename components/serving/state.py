@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from components.serving.batcher import MicroBatcher
 from components.serving.inference_log import InferenceLog
 from components.serving.model_source import LoadedModel, load_model, model_marker
+from components.serving.telemetry import ServingMetrics
 from medpipe.config import ExportConfig, ServingConfig
 from medpipe.settings import Settings
 
@@ -24,6 +25,7 @@ class ServingState:
     batcher: MicroBatcher
     inference_log: InferenceLog
     api_keys: set[str]
+    metrics: ServingMetrics
     model: LoadedModel | None = None
     last_error: str | None = None
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -41,9 +43,11 @@ class ServingState:
                 new = await asyncio.to_thread(load_model, self.model_uri, self.export_cfg, self.settings)
             except Exception as err:
                 self.last_error = f"{type(err).__name__}: {err}"
+                self.metrics.reloads.labels("failed").inc()
                 log.error("loading %s failed, keeping version %s: %s", self.model_uri, self.version, err)
                 raise
             old, self.model, self.last_error = self.model, new, None
+            self.metrics.swapped(new.name, new.version, (old.name, old.version) if old else None)
             log.info("serving %s version %s (was %s) on %s", new.name, new.version, old and old.version, new.provider)
             return old is None or old.version != new.version or old.marker != new.marker
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +18,9 @@ from medpipe.cli.common import (
     load_cli_config,
     settings,
 )
+
+if TYPE_CHECKING:
+    from medpipe.config import PipelineConfig
 
 app = typer.Typer()
 
@@ -77,6 +80,7 @@ def serve(
     model: ModelUriOpt = None,
     host: Annotated[str | None, typer.Option(help="Bind address (default serving.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default serving.port).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default serving.workers).")] = None,
     params: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -88,11 +92,37 @@ def serve(
     cfg = load_cli_config(params, overrides)
     current = settings()
     host, port = host or cfg.serving.host, port or cfg.serving.port
+    workers = workers or cfg.serving.workers
     if host not in ("127.0.0.1", "localhost", "::1") and not cfg.serving.require_api_key:
         err_console.print(f"[yellow]warning:[/] serving on {host} without API keys (-S serving.require_api_key=true)")
     uri = champion_uri(model, cfg)
     console.print(f"serving [bold]{uri}[/] on http://{host}:{port} (docs: /docs); log: {current.inference_log}")
-    uvicorn.run(create_app(current, cfg.serving, cfg.export, uri), host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(current, cfg.serving, cfg.export, uri), host=host, port=port, log_level="info")
+        return
+    _serve_workers(current.home / "serve" / str(port), cfg, uri, host, port, workers)
+
+
+def _serve_workers(folder: Path, cfg: PipelineConfig, uri: str, host: str, port: int, workers: int) -> None:
+    """``workers`` uvicorn processes, each building the app from one spec file; Prometheus in multiprocess mode."""
+    import os
+    import shutil
+
+    import uvicorn
+
+    from components.serving.app import SPEC_ENV, write_spec
+    from components.serving.telemetry import MULTIPROC_ENV
+
+    metrics_dir = folder / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # samples of an earlier run would be added in
+    metrics_dir.mkdir(parents=True)
+    os.environ[SPEC_ENV] = str(write_spec(folder / "spec.json", cfg.serving, cfg.export, uri))
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)  # read by the workers, which start after this
+    console.print(f"{workers} workers; Prometheus multiprocess samples in {metrics_dir}")
+    uvicorn.run(
+        "components.serving.app:create_app_from_spec", factory=True, host=host, port=port, workers=workers,
+        log_level="info",
+    )  # fmt: skip
 
 
 @app.command("predict")

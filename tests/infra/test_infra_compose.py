@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from infra_helpers import INFRA, compose_config
 
 from medpipe.settings import Settings, get_settings
@@ -24,6 +26,8 @@ def test_compose_renders_every_service(compose_model: dict[str, Any]) -> None:
         "prefect-bootstrap",
         "worker",
         "serving",
+        "prometheus",
+        "grafana",
     }
     for name in MEDPIPE_SERVICES:
         service = compose_model["services"][name]
@@ -140,3 +144,43 @@ def test_env_example_sets_every_variable_compose_reads() -> None:
         if line and not line.startswith("#")
     }
     assert used <= example, f"missing from infra/.env.example: {sorted(used - example)}"
+
+
+def test_prometheus_scrapes_serving_and_grafana_provisions_it(compose_model: dict[str, Any]) -> None:
+    """The scrape target is the compose serving service's port and path; the dashboard reads that Prometheus."""
+    services = compose_model["services"]
+    mounts = {v["target"]: Path(v["source"]) for v in services["prometheus"]["volumes"] if v["type"] == "bind"}
+    config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text())
+    (job,) = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    port = next(p["target"] for p in services["serving"]["ports"])
+    assert job["static_configs"][0]["targets"] == [f"serving:{port}"]
+    grafana = {v["target"]: Path(v["source"]) for v in services["grafana"]["volumes"] if v["type"] == "bind"}
+    (source,) = yaml.safe_load((grafana["/etc/grafana/provisioning"] / "datasources/prometheus.yaml").read_text())[
+        "datasources"
+    ]
+    prom_port = next(p["target"] for p in services["prometheus"]["ports"])
+    assert source["url"] == f"http://prometheus:{prom_port}"
+    provider = yaml.safe_load((grafana["/etc/grafana/provisioning"] / "dashboards/medpipe.yaml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    dashboards = list(grafana["/var/lib/grafana/dashboards"].glob("*.json"))
+    assert dashboards and all(
+        t["datasource"]["uid"] == source["uid"]
+        for d in dashboards
+        for p in json.loads(d.read_text())["panels"]
+        for t in p["targets"]
+    )
+
+
+def test_dashboard_queries_only_metrics_the_server_exports() -> None:
+    """Every ``medpipe_*`` series in the Grafana dashboard is one the server's registry really exposes."""
+    from components.serving.telemetry import ServingMetrics
+
+    exported = set()
+    for family in ServingMetrics().registry.collect():
+        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}.get(family.type, [""])
+        exported |= {family.name + s for s in suffixes}
+    dashboard = json.loads((INFRA / "grafana/dashboards/medpipe-serving.json").read_text())
+    used = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"medpipe_\w+", t["expr"])}
+    assert used and used <= exported, f"not exported: {sorted(used - exported)}"
+    assert {f.name for f in ServingMetrics().registry.collect()} <= {u.rsplit("_", 1)[0] for u in used} | used
