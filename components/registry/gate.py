@@ -28,16 +28,14 @@ import numpy as np
 
 from components.data.dataset import load_split, read_manifest
 from components.errors import GateError, RegistryError
-from components.evaluation import bootstrap_ci, classification_metrics, reliability_table
 from components.preprocessing import Preprocessing
 from components.registry.aliases import CHAMPION, alias_version, check_version, get_client, move_alias
 from components.registry.model_card import CardContent, render_model_card
 from components.registry.register import PARITY_TAG, RegisteredVersion, _publish_card
 from components.tracking import use_tracking_store
+from medpipe import metrics as mx
 from medpipe.config import PipelineConfig
 from medpipe.settings import Settings
-
-CI_METRICS = ("sensitivity_at_specificity", "ece")
 
 
 @dataclass(frozen=True)
@@ -99,20 +97,11 @@ def _f(v: float | None) -> str:
 
 
 def positive_index(positive: str | int | None, class_names: list[str] | tuple[str, ...]) -> int:
-    """``registry.positive_class`` (name, index or None = last class) as a class index."""
-    k = len(class_names)
-    if positive is None:
-        return k - 1
-    if isinstance(positive, int) or (isinstance(positive, str) and positive.isdigit() and positive not in class_names):
-        idx = int(positive)
-        if not 0 <= idx < k:
-            raise GateError(f"registry.positive_class={positive} is outside 0..{k - 1} (classes: {list(class_names)})")
-        return idx
-    if positive not in class_names:
-        raise GateError(
-            f"registry.positive_class={positive!r} is not a class of this model; classes: {list(class_names)}"
-        )
-    return list(class_names).index(positive)
+    """``registry.positive_class`` as a class index (:func:`medpipe.metrics.positive_index`), as a GateError."""
+    try:
+        return mx.positive_index(positive, class_names)
+    except mx.MetricsError as err:
+        raise GateError(str(err)) from None
 
 
 def predict_version(name: str, version: str, images: np.ndarray) -> tuple[np.ndarray, Preprocessing]:
@@ -166,7 +155,7 @@ def _checks(
                 f"{m} {_f(ch[m])} vs champion v{champion} {_f(champ[m])} - tolerance {reg.tolerance}",
             )
         )
-        s, cs = ch["sensitivity_at_specificity"], champ["sensitivity_at_specificity"]
+        s, cs = ch["sensitivity"], champ["sensitivity"]
         threshold = cs - reg.sensitivity_tolerance
         checks.append(
             GateCheck(
@@ -174,8 +163,7 @@ def _checks(
                 ok(s, threshold),
                 s,
                 threshold,
-                f"sensitivity@spec{reg.specificity} {_f(s)} vs champion {_f(cs)} "
-                f"- tolerance {reg.sensitivity_tolerance}",
+                f"sensitivity {_f(s)} vs champion {_f(cs)} - tolerance {reg.sensitivity_tolerance}",
             )
         )
     ece = ch["ece"]
@@ -234,14 +222,11 @@ def evaluate_and_promote(
         )
     pos = positive_index(reg.positive_class, class_names)
     seed = 0
-    ch = classification_metrics(probs, test.labels, class_names, pos, reg.specificity)
+    op = mx.argmax_point(class_names, pos, "argmax")
+    ch = mx.classification_metrics(probs, test.labels, class_names, op)
     m = reg.primary_metric
-    cis = {"challenger": bootstrap_ci(probs, test.labels, m, reg.bootstrap_samples, seed, positive=pos)}
-    card_cis = {m: cis["challenger"]}
-    for extra in CI_METRICS:
-        card_cis[extra] = bootstrap_ci(
-            probs, test.labels, extra, reg.bootstrap_samples, seed, positive=pos, specificity=reg.specificity
-        )
+    card_cis = mx.bootstrap_cis(probs, test.labels, op, reg.bootstrap_samples, seed)
+    cis = {"challenger": card_cis[m]}
     metrics = {"challenger": ch}
     champ = None
     if champion is not None and champion != version:
@@ -251,9 +236,9 @@ def evaluate_and_promote(
                 f"champion v{champion} has classes {champ_pre.class_names}, the test set {class_names}: the gate "
                 "cannot compare them; promote manually with `medpipe registry promote VERSION --reason TEXT`"
             )
-        champ = classification_metrics(champ_probs, test.labels, class_names, pos, reg.specificity)
+        champ = mx.classification_metrics(champ_probs, test.labels, class_names, op)
         metrics["champion"] = champ
-        cis["champion"] = bootstrap_ci(champ_probs, test.labels, m, reg.bootstrap_samples, seed, positive=pos)
+        cis["champion"] = mx.bootstrap_cis(champ_probs, test.labels, op, reg.bootstrap_samples, seed)[m]
 
     if champion == version:
         checks: list[GateCheck] = []
@@ -335,11 +320,15 @@ def _record(
             metrics_source=f"promotion gate on {decision.test_set}",
             cis=card_cis,
             class_counts=manifest.get("counts") or {},
-            reliability=reliability_table(probs, labels),
+            reliability=mx.reliability_table(probs, labels, decision_positive(pre)),
             gate_markdown=markdown,
             export={k: v for k, v in mv.tags.items() if k.startswith(("export.", "parity."))},
         )
         _publish_card(client, name, version, run_id, render_model_card(card, cfg.registry))
+
+
+def decision_positive(pre: Preprocessing) -> int | None:
+    return len(pre.class_names) - 1 if len(pre.class_names) == 2 else None
 
 
 def require_registered(client: Any, name: str) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from components.preprocessing import Preprocessing
 from medpipe.config import RegistryConfig
+from medpipe.metrics import HEADLINE, class_key
 
 FILENAME = "model_card.md"
-HEADLINE = ("auc", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "sensitivity_at_specificity", "ece")
 PER_CLASS = ("precision", "recall", "f1", "auc", "support")
 
 
@@ -85,8 +85,8 @@ def render_model_card(card: CardContent, registry: RegistryConfig) -> str:
                 ci = card.cis.get(key)
                 ci_text = f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""
                 label = key
-                if key == "sensitivity_at_specificity":
-                    label = f"sensitivity @ specificity {registry.specificity} ({_positive_name(registry, pre)})"
+                if key in ("sensitivity", "specificity", "ppv", "npv"):
+                    label = f"{key} ({_positive_name(registry, pre)})"
                 out.append(f"| {label} | {_fmt(card.metrics[key])} | {ci_text} |")
         rows = [c for c in pre.class_names if any(f"{m}.{_key(c)}" in card.metrics for m in PER_CLASS)]
         if rows:
@@ -114,8 +114,6 @@ def render_model_card(card: CardContent, registry: RegistryConfig) -> str:
 
 
 def _key(name: str) -> str:
-    from components.evaluation import class_key
-
     return class_key(name)
 
 

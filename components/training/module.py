@@ -8,21 +8,14 @@ import lightning as L
 import torch
 from torch.nn import functional as F
 from torchmetrics import MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassAUROC,
-    MulticlassCalibrationError,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-    MulticlassPrecision,
-    MulticlassRecall,
-)
+from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassConfusionMatrix
 
 from components.models.registry import Classifier
 from components.training.augment import BatchAugment, hflip_all
 from components.training.augment import mixup as mix
+from medpipe.metrics import EPOCH_METRICS, epoch_metrics
 
-METRIC_NAMES = ("auc", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "ece")
+METRIC_NAMES = EPOCH_METRICS
 
 
 @dataclass(frozen=True)
@@ -35,22 +28,6 @@ class OptimSettings:
     freeze_backbone_epochs: int = 0
     channels_last: bool = False
     tta: bool = False
-
-
-def make_metrics(num_classes: int) -> MetricCollection:
-    """The scalar metrics logged on val each epoch and on test at the end (names in METRIC_NAMES)."""
-    k = num_classes
-    return MetricCollection(
-        {
-            "auc": MulticlassAUROC(num_classes=k, average="macro"),  # one-vs-rest
-            "accuracy": MulticlassAccuracy(num_classes=k, average="micro"),
-            "balanced_accuracy": MulticlassRecall(num_classes=k, average="macro"),
-            "precision": MulticlassPrecision(num_classes=k, average="macro"),
-            "recall": MulticlassRecall(num_classes=k, average="macro"),
-            "f1": MulticlassF1Score(num_classes=k, average="macro"),
-            "ece": MulticlassCalibrationError(num_classes=k, n_bins=15, norm="l1"),
-        }
-    )
 
 
 class ClassifierModule(L.LightningModule):
@@ -68,8 +45,8 @@ class ClassifierModule(L.LightningModule):
         self.register_buffer(
             "loss_weight", torch.tensor(class_weights, dtype=torch.float32) if class_weights else None, persistent=False
         )
-        self.val_metrics = make_metrics(num_classes).clone(prefix="val_")
-        self.test_metrics = make_metrics(num_classes).clone(prefix="test_")
+        self.val_metrics = epoch_metrics(num_classes).clone(prefix="val_")
+        self.test_metrics = epoch_metrics(num_classes).clone(prefix="test_")
         self.test_plain = MetricCollection(
             {
                 "auc": MulticlassAUROC(num_classes=num_classes),

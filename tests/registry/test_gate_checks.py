@@ -14,7 +14,7 @@ CFG = PipelineConfig().with_overrides({"registry.min_primary": 0.75, "registry.t
 
 
 def _m(auc: float, sens: float = 0.8, ece: float = 0.05) -> dict[str, float]:
-    return {"auc": auc, "sensitivity_at_specificity": sens, "ece": ece}
+    return {"auc": auc, "sensitivity": sens, "ece": ece}
 
 
 def _failed(checks) -> set[str]:

@@ -1,0 +1,417 @@
+"""The one metrics module: every surface that shows a number about a model computes it here.
+
+Training (per-epoch validation), the evaluation of the served graph, the promotion gate, the model card,
+the DVC metrics and the summaries all call these functions, so a headline figure is the same everywhere.
+
+- AUC, confusion counts, calibration curve, Brier score: scikit-learn; ECE: torchmetrics (top label, 15 bins);
+  bootstrap CIs and the paired test: ``scipy.stats.bootstrap`` (stratified by class, vectorised), AUC inside the
+  bootstrap as the Mann-Whitney U statistic of ``scipy.stats`` (``AUC = U / (n_pos * n_neg)``, ties count 1/2,
+  identical to ``roc_auc_score``).
+- An :class:`OperatingPoint` is the served decision: a threshold on the positive class's probability chosen on
+  the validation split (binary models), or argmax (multi-class models, which say so).
+
+``probs`` is (N, K) with rows summing to 1, ``labels`` (N,) ints in ``0..K-1``. A metric that is undefined on the
+given labels (AUC with one class present, PPV with no positive call) is ``nan``, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+from sklearn import metrics as skm
+
+ECE_BINS = 15
+RELIABILITY_BINS = 10
+Rule = Literal["specificity", "sensitivity", "youden"]
+# the figures a reader sees first, in order; CI_KEYS get a stratified-bootstrap 95% CI
+HEADLINE = ("auc", "sensitivity", "specificity", "ppv", "npv", "accuracy", "balanced_accuracy", "ece", "brier")
+CI_KEYS = ("auc", "sensitivity", "specificity", "ppv", "npv", "accuracy", "balanced_accuracy")
+# the scalar metrics Lightning logs on validation each epoch (``val_<name>``)
+EPOCH_METRICS = ("auc", "accuracy", "balanced_accuracy", "ece")
+
+
+class MetricsError(ValueError):
+    """Predictions, labels or a positive class that do not fit together; the message says which."""
+
+
+def check(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    if probs.ndim != 2 or probs.shape[0] != labels.shape[0]:
+        raise MetricsError(f"probs must be (N, K) and labels (N,); got {probs.shape} and {labels.shape}")
+    if probs.shape[1] < 2:
+        raise MetricsError(f"probs needs at least 2 class columns, got {probs.shape[1]}")
+    if labels.size and (labels.min() < 0 or labels.max() >= probs.shape[1]):
+        raise MetricsError(f"labels must lie in 0..{probs.shape[1] - 1}, got {labels.min()}..{labels.max()}")
+    return probs, labels
+
+
+def class_key(name: str) -> str:
+    """A class name as used in metric keys (``recall.<class_key>``)."""
+    return re.sub(r"[^0-9A-Za-z_-]+", "_", str(name)).strip("_") or "class"
+
+
+def positive_index(positive: str | int | None, class_names: Sequence[str]) -> int:
+    """``registry.positive_class`` (name, index, or None = the last class) as a class index."""
+    k = len(class_names)
+    if positive is None:
+        return k - 1
+    if isinstance(positive, int) or (isinstance(positive, str) and positive.isdigit() and positive not in class_names):
+        idx = int(positive)
+        if not 0 <= idx < k:
+            raise MetricsError(
+                f"registry.positive_class={positive} is outside 0..{k - 1} (classes: {list(class_names)})"
+            )
+        return idx
+    if positive not in class_names:
+        raise MetricsError(
+            f"registry.positive_class={positive!r} is not a class of this model; classes: {list(class_names)}"
+        )
+    return list(class_names).index(positive)
+
+
+# --- the operating point ------------------------------------------------------------------------------------------
+
+
+class OperatingPoint(BaseModel):
+    """How the served model turns probabilities into a class: stored with the model (preprocessing record)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: Literal["specificity", "sensitivity", "youden", "argmax"]
+    target: float | None = None  # the specificity/sensitivity asked for (None for youden/argmax)
+    positive_class: str | None = None
+    positive_index: int | None = None
+    threshold: float | None = None  # decide positive when p(positive) >= threshold; None: argmax
+    chosen_on: str = "validation"
+    val_sensitivity: float | None = None
+    val_specificity: float | None = None
+    note: str = ""
+
+    def predict(self, probs: np.ndarray) -> np.ndarray:
+        """Class indices (N,) of the served decision."""
+        probs = np.asarray(probs)
+        if self.threshold is None or self.positive_index is None:
+            return probs.argmax(axis=1)
+        other = 1 - self.positive_index
+        return np.where(probs[:, self.positive_index] >= self.threshold, self.positive_index, other)
+
+    def describe(self) -> str:
+        if self.threshold is None:
+            return self.note or "argmax over the class probabilities"
+        goal = "max Youden J" if self.rule == "youden" else f"{self.rule} >= {self.target:g}"
+        return f"p({self.positive_class}) >= {self.threshold:.4f} ({goal} on {self.chosen_on})"
+
+
+def argmax_point(class_names: Sequence[str], positive: int | None, note: str) -> OperatingPoint:
+    name = class_names[positive] if positive is not None else None
+    return OperatingPoint(rule="argmax", positive_class=name, positive_index=positive, note=note)
+
+
+def choose_operating_point(
+    probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str], positive: int, rule: Rule, target: float
+) -> OperatingPoint:
+    """The threshold on p(``positive``) that meets ``rule`` on these (validation) predictions.
+
+    ``specificity``: the most sensitive threshold whose specificity >= target; ``sensitivity``: the most specific
+    threshold whose sensitivity >= target; ``youden``: max sensitivity + specificity - 1. Multi-class models (and
+    a validation split without both outcomes) fall back to argmax, and the note says so.
+    """
+    probs, labels = check(probs, labels)
+    if probs.shape[1] != 2:
+        note = f"multi-class model ({probs.shape[1]} classes): decisions by argmax, no threshold"
+        return argmax_point(class_names, positive, note)
+    y = labels == positive
+    if y.all() or not y.any():
+        return argmax_point(class_names, positive, "validation split lacks one outcome: decisions by argmax")
+    fpr, tpr, thresholds = skm.roc_curve(y, probs[:, positive], drop_intermediate=False)
+    if rule == "specificity":
+        i = int(np.flatnonzero(fpr <= 1.0 - target + 1e-12).max())  # tpr grows with i: the last admissible one
+    elif rule == "sensitivity":
+        i = int(np.flatnonzero(tpr >= target - 1e-12).min())  # fpr grows with i: the first admissible one
+    else:
+        i = int(np.argmax(tpr - fpr))
+    threshold = float(min(thresholds[i], 1.0))  # roc_curve's first threshold is +inf: "call nothing positive"
+    return OperatingPoint(
+        rule=rule,
+        target=None if rule == "youden" else float(target),
+        positive_class=str(class_names[positive]),
+        positive_index=positive,
+        threshold=threshold,
+        val_sensitivity=float(tpr[i]),
+        val_specificity=float(1.0 - fpr[i]),
+    )
+
+
+# --- point metrics --------------------------------------------------------------------------------------------------
+
+
+def auc(probs: np.ndarray, labels: np.ndarray, positive: int | None = None) -> float:
+    """ROC AUC: binary on ``positive`` (default the last column); macro one-vs-rest for K > 2 over the classes
+    present. ``nan`` when undefined."""
+    probs, labels = check(probs, labels)
+    present = np.unique(labels)
+    if present.size < 2:
+        return float("nan")
+    if probs.shape[1] == 2:
+        pos = probs.shape[1] - 1 if positive is None else positive
+        return float(skm.roc_auc_score(labels == pos, probs[:, pos]))
+    return float(np.mean([skm.roc_auc_score(labels == k, probs[:, k]) for k in present]))
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Top-label ECE (equal-width confidence bins, L1), torchmetrics' definition."""
+    import torch
+    from torchmetrics.functional.classification import multiclass_calibration_error
+
+    probs, labels = check(probs, labels)
+    if labels.size == 0:
+        return float("nan")
+    value = multiclass_calibration_error(
+        torch.from_numpy(probs), torch.from_numpy(labels), probs.shape[1], n_bins=bins, norm="l1"
+    )
+    return float(value)
+
+
+def _safe_div(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def decision_metrics(pred: np.ndarray, labels: np.ndarray, positive: int | None) -> dict[str, float]:
+    """Sensitivity, specificity, PPV, NPV of ``positive`` (nan without one) for decided classes ``pred``."""
+    if positive is None:
+        return {k: float("nan") for k in ("sensitivity", "specificity", "ppv", "npv")}
+    y, d = labels == positive, pred == positive
+    tn, fp, fn, tp = skm.confusion_matrix(y, d, labels=[False, True]).ravel()
+    return {
+        "sensitivity": _safe_div(tp, tp + fn),
+        "specificity": _safe_div(tn, tn + fp),
+        "ppv": _safe_div(tp, tp + fp),
+        "npv": _safe_div(tn, tn + fn),
+    }
+
+
+def classification_metrics(
+    probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str], op: OperatingPoint
+) -> dict[str, float]:
+    """All scalar metrics of one prediction set at the served decision ``op``, as a flat dict.
+
+    Keys: :data:`HEADLINE` (sensitivity/specificity/PPV/NPV of ``op.positive_class`` at ``op``'s decision),
+    ``threshold`` (nan for argmax), ``n``, ``prevalence``, and per class ``precision|recall|f1|auc|support.<class>``.
+    """
+    probs, labels = check(probs, labels)
+    k = probs.shape[1]
+    if len(class_names) != k:
+        raise MetricsError(f"{len(class_names)} class names for {k} probability columns")
+    pos = op.positive_index
+    if pos is not None and not 0 <= pos < k:
+        raise MetricsError(f"positive class index {pos} is outside 0..{k - 1}")
+    pred = op.predict(probs)
+    every = list(range(k))
+    p, r, f, support = skm.precision_recall_fscore_support(labels, pred, labels=every, zero_division=0)
+    present = np.unique(labels)
+    n = labels.size
+    out: dict[str, float] = {
+        "auc": auc(probs, labels, pos),
+        **decision_metrics(pred, labels, pos),
+        "accuracy": float(skm.accuracy_score(labels, pred)) if n else float("nan"),
+        "balanced_accuracy": float(np.mean(r[present])) if present.size else float("nan"),
+        "ece": expected_calibration_error(probs, labels),
+        "brier": float(skm.brier_score_loss(labels == pos, probs[:, pos])) if k == 2 and n else float("nan"),
+        "threshold": float("nan") if op.threshold is None else float(op.threshold),
+        "n": float(n),
+        "prevalence": float(np.mean(labels == pos)) if pos is not None and n else float("nan"),
+    }
+    for i, name in enumerate(class_names):
+        y = labels == i
+        key = class_key(name)
+        out[f"precision.{key}"] = float(p[i])
+        out[f"recall.{key}"] = float(r[i])
+        out[f"f1.{key}"] = float(f[i])
+        out[f"auc.{key}"] = float(skm.roc_auc_score(y, probs[:, i])) if 0 < y.sum() < y.size else float("nan")
+        out[f"support.{key}"] = float(support[i])
+    return out
+
+
+def reliability_table(
+    probs: np.ndarray, labels: np.ndarray, positive: int | None, bins: int = RELIABILITY_BINS
+) -> list[tuple[float, float, float, int]]:
+    """Calibration curve rows ``(bin_low, mean_predicted, observed_rate, n)`` over non-empty equal-width bins:
+    of p(positive) against the positive rate (binary), else of the top-label confidence against accuracy."""
+    from sklearn.calibration import calibration_curve
+
+    probs, labels = check(probs, labels)
+    if probs.shape[1] == 2 and positive is not None:
+        score, event = probs[:, positive], labels == positive
+    else:
+        score, event = probs.max(axis=1), probs.argmax(axis=1) == labels
+    if labels.size == 0 or event.all() or not event.any():
+        return []
+    observed, predicted = calibration_curve(event, score, n_bins=bins, strategy="uniform")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    counts = np.bincount(np.searchsorted(edges[1:-1], score), minlength=bins)  # calibration_curve's binning
+    lows = edges[:-1][counts > 0]
+    rows = zip(lows, predicted, observed, counts[counts > 0], strict=True)
+    return [(float(lo), float(pr), float(ob), int(c)) for lo, pr, ob, c in rows]
+
+
+# --- bootstrap: stratified by class, paired across models ----------------------------------------------------------
+
+
+def _batch_auc(scores: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """AUC of class ``k`` for each row of a (B, n) batch of resampled scores with fixed labels ``y`` (n,)."""
+    from scipy.stats import mannwhitneyu
+
+    pos, neg = y == k, y != k
+    u = mannwhitneyu(scores[..., pos], scores[..., neg], axis=-1, method="asymptotic").statistic
+    return u / (pos.sum() * neg.sum())
+
+
+def _batch_metrics(probs: np.ndarray, pred: np.ndarray, idx: np.ndarray, y: np.ndarray, pos: int | None) -> np.ndarray:
+    """:data:`CI_KEYS` for each resample (row of ``idx``); labels ``y`` are fixed by the class strata."""
+    k = probs.shape[1]
+    present = np.unique(y)
+    if k == 2:
+        auc_b = _batch_auc(probs[idx, pos if pos is not None else 1], y, pos if pos is not None else 1)
+    else:
+        auc_b = np.mean([_batch_auc(probs[idx, c], y, c) for c in present], axis=0)
+    d = pred[idx]
+    recall = np.stack([(d[..., y == c] == c).mean(-1) for c in present])
+    accuracy = (d == y).mean(-1)
+    if pos is None:
+        nan = np.full(accuracy.shape, np.nan)
+        return np.stack([auc_b, nan, nan, nan, nan, accuracy, recall.mean(0)])
+    is_pos = y == pos
+    tp = (d[..., is_pos] == pos).sum(-1)
+    fn = is_pos.sum() - tp
+    fp = (d[..., ~is_pos] == pos).sum(-1)
+    tn = (~is_pos).sum() - fp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ppv, npv = tp / (tp + fp), tn / (tn + fn)
+    return np.stack([auc_b, tp / (tp + fn), tn / (tn + fp), ppv, npv, accuracy, recall.mean(0)])
+
+
+def _stratified_bootstrap(labels: np.ndarray, statistic: Any, n_resamples: int, seed: int, level: float) -> Any:
+    """``scipy.stats.bootstrap`` over the case indices of each class (classes resampled separately, so every
+    resample keeps the class counts and AUC stays defined); ``statistic(idx, y)`` gets (B, n) indices."""
+    from scipy.stats import bootstrap
+
+    classes = np.unique(labels)
+    groups = [np.flatnonzero(labels == c) for c in classes]
+    if len(groups) < 2 or min(len(g) for g in groups) < 2:
+        return None
+    y = np.concatenate([np.full(len(g), c) for g, c in zip(groups, classes, strict=True)])
+
+    def stat(*idx: np.ndarray, axis: int = -1) -> np.ndarray:
+        return statistic(np.concatenate(idx, axis=-1), y)
+
+    import warnings
+
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # nan resamples (e.g. PPV without a positive call)
+        return bootstrap(
+            groups, stat, n_resamples=n_resamples, vectorized=True, method="percentile",
+            confidence_level=level, rng=np.random.default_rng(seed),
+        )  # fmt: skip
+
+
+def bootstrap_cis(
+    probs: np.ndarray, labels: np.ndarray, op: OperatingPoint, n_resamples: int, seed: int = 0, level: float = 0.95
+) -> dict[str, tuple[float, float]]:
+    """Percentile ``level`` CIs of :data:`CI_KEYS` at ``op`` (stratified bootstrap, deterministic per ``seed``).
+    ``(nan, nan)`` where a class has fewer than two cases."""
+    probs, labels = check(probs, labels)
+    pred = op.predict(probs)
+    res = _stratified_bootstrap(
+        labels, lambda idx, y: _batch_metrics(probs, pred, idx, y, op.positive_index), n_resamples, seed, level
+    )
+    if res is None:
+        return {key: (math.nan, math.nan) for key in CI_KEYS}
+    lo, hi = res.confidence_interval
+    return {key: (float(lo[i]), float(hi[i])) for i, key in enumerate(CI_KEYS)}
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """AUC(challenger) - AUC(champion) on the same images, with a paired stratified-bootstrap CI."""
+
+    challenger_auc: float
+    champion_auc: float
+    difference: float
+    ci: tuple[float, float]
+    level: float
+    n_resamples: int
+    n: int
+
+    def describe(self) -> str:
+        lo, hi = self.ci
+        return (
+            f"AUC difference {self.difference:+.4f} (challenger {self.challenger_auc:.4f} - champion "
+            f"{self.champion_auc:.4f}), paired bootstrap {self.level:.0%} CI [{lo:+.4f}, {hi:+.4f}] on {self.n} images"
+        )
+
+
+def paired_auc_difference(
+    challenger: np.ndarray,
+    champion: np.ndarray,
+    labels: np.ndarray,
+    positive: int | None,
+    n_resamples: int,
+    seed: int = 0,
+    level: float = 0.95,
+) -> PairedComparison:
+    """Paired bootstrap of the AUC difference: both models are scored on the same resampled images each time."""
+    a, labels = check(challenger, labels)
+    b, _ = check(champion, labels)
+    if a.shape != b.shape:
+        raise MetricsError(f"challenger probs {a.shape} and champion probs {b.shape} must cover the same images")
+
+    def diff(idx: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return _batch_metrics(a, a.argmax(1), idx, y, positive)[0] - _batch_metrics(b, b.argmax(1), idx, y, positive)[0]
+
+    point_a, point_b = auc(a, labels, positive), auc(b, labels, positive)
+    res = _stratified_bootstrap(labels, diff, n_resamples, seed, level)
+    ci = (math.nan, math.nan) if res is None else tuple(float(v) for v in res.confidence_interval)
+    return PairedComparison(point_a, point_b, point_a - point_b, ci, level, n_resamples, int(labels.size))  # type: ignore[arg-type]
+
+
+# --- training ------------------------------------------------------------------------------------------------------
+
+
+def epoch_metrics(num_classes: int) -> Any:
+    """The torchmetrics collection Lightning logs on validation each epoch (names in :data:`EPOCH_METRICS`).
+
+    Same definitions as :func:`classification_metrics` (macro one-vs-rest AUC = the binary AUC for two classes,
+    top-label ECE with 15 bins) at the argmax decision.
+    """
+    from torchmetrics import MetricCollection
+    from torchmetrics.classification import (
+        MulticlassAccuracy,
+        MulticlassAUROC,
+        MulticlassCalibrationError,
+        MulticlassRecall,
+    )
+
+    k = num_classes
+    return MetricCollection(
+        {
+            "auc": MulticlassAUROC(num_classes=k, average="macro"),
+            "accuracy": MulticlassAccuracy(num_classes=k, average="micro"),
+            "balanced_accuracy": MulticlassRecall(num_classes=k, average="macro"),
+            "ece": MulticlassCalibrationError(num_classes=k, n_bins=ECE_BINS, norm="l1"),
+        }
+    )
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; sd nan for one value) of per-seed figures."""
+    arr = np.asarray([v for v in values if not math.isnan(v)], dtype=np.float64)
+    if arr.size == 0:
+        return math.nan, math.nan
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else math.nan
