@@ -44,26 +44,62 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(uri: Path, home: Path, max_batch: int, max_wait_ms: float) -> tuple[mp.Process, str]:
+    """The real app under uvicorn in its own process; returns once ``/v1/ready`` answers 200."""
+    port = _free_port()
+    proc = mp.get_context("spawn").Process(target=_serve, args=(str(uri), str(home), port, max_batch, max_wait_ms))
+    proc.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or not proc.is_alive():
+            proc.terminate()
+            raise RuntimeError("server did not become ready")
+        time.sleep(0.2)
+
+
+def throughput_images(work: Path, served: Path, args: argparse.Namespace, batch: int, deadline: float) -> float:
+    """Images/s through ``/v1/predict`` with ``batch`` images per request from ``args.clients`` clients."""
+    work.mkdir(parents=True, exist_ok=True)
+    proc, url = start_server(served, work / "home", batch, args.max_wait_ms)
+    buf = io.BytesIO()
+    np.save(buf, (np.random.default_rng(0).random((args.size, args.size)) * 255).astype(np.uint8))
+    files = [("files", (f"x{i}.npy", buf.getvalue(), "application/octet-stream")) for i in range(batch)]
+    sent = [0]
+    lock = threading.Lock()
+
+    def client() -> int:
+        done = 0
+        with httpx.Client(timeout=120) as c:
+            while time.monotonic() < deadline:
+                with lock:
+                    if sent[0] >= args.requests:
+                        break
+                    sent[0] += 1
+                c.post(f"{url}/v1/predict", files=files).raise_for_status()
+                done += batch
+        return done
+
+    try:
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(args.clients) as pool:
+            images = sum(pool.map(lambda _: client(), range(args.clients)))
+        return images / (time.perf_counter() - t0)
+    finally:
+        proc.terminate()
+        proc.join(10)
+
+
 def run_load(work: Path, a: Path, b: Path, args: argparse.Namespace, max_batch: int) -> dict[str, float]:
     current = work / f"current-{max_batch}"
     current.symlink_to(a, target_is_directory=True)
-    port = _free_port()
-    proc = mp.get_context("spawn").Process(
-        target=_serve, args=(str(current), str(work / f"home-{max_batch}"), port, max_batch, args.max_wait_ms)
-    )
-    proc.start()
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_server(current, work / f"home-{max_batch}", max_batch, args.max_wait_ms)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or not proc.is_alive():
-                raise RuntimeError("server did not become ready")
-            time.sleep(0.2)
         buf = io.BytesIO()
         np.save(buf, (np.random.default_rng(0).random((args.size, args.size)) * 255).astype(np.uint8))
         payload = buf.getvalue()

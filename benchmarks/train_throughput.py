@@ -55,6 +55,10 @@ def _sync() -> None:
 def _setup(args: argparse.Namespace, gpu: bool) -> tuple[InMemoryDataModule, torch.nn.Module]:
     with np.load(args.data) as npz:
         train = Split(npz["train_images"][..., None], npz["train_labels"].ravel().astype(np.int64))
+    n = getattr(args, "n_images", None)
+    if n:  # tile (or cut) the training split to n images so an epoch is long enough to time
+        idx = np.resize(np.arange(len(train)), n)
+        train = Split(train.images[idx], train.labels[idx])
     mean, std = channel_stats(train.images)
     dm = InMemoryDataModule(
         {"train": train},
@@ -67,6 +71,8 @@ def _setup(args: argparse.Namespace, gpu: bool) -> tuple[InMemoryDataModule, tor
     net = create_model(args.model, num_classes=2, in_channels=1, small_input=True, dropout=0.3)
     if gpu:
         net = net.to("cuda", memory_format=torch.channels_last)
+    if getattr(args, "compile", False):
+        net.compile()  # in place, as the training engine does with train.compile
     return dm, net
 
 
@@ -131,6 +137,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--cpu", action="store_true")
+    p.add_argument("--n-images", type=int, default=None, help="tile the train split to this many images")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network in both loops")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
