@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import subprocess
 import time
 import urllib.error
@@ -193,6 +194,49 @@ def _prefect_flow_run_id() -> str | None:
 
     ctx = FlowRunContext.get()
     return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
+
+
+OWNER_TAG = "medpipe.owner"  # host:pid:process-start of the process that keeps a run RUNNING
+
+
+def owner_tag() -> dict[str, str]:
+    """Tag a run with the process that owns it, so a later start can tell a crashed run from a live one."""
+    import psutil
+
+    me = psutil.Process()
+    return {OWNER_TAG: f"{socket.gethostname()}:{me.pid}:{me.create_time():.0f}"}
+
+
+def _owner_alive(owner: str) -> bool | None:
+    """Whether the owning process still runs: None when it ran on another host (cannot tell from here)."""
+    import psutil
+
+    host, pid, started = owner.rsplit(":", 2)
+    if host != socket.gethostname():
+        return None
+    try:
+        return f"{psutil.Process(int(pid)).create_time():.0f}" == started
+    except psutil.NoSuchProcess:
+        return False
+
+
+def close_orphaned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of ``experiment_id`` whose owning process on this host is gone (SIGKILL,
+    OOM, a dead worker), so a crashed run does not stay RUNNING forever. Returns their ids."""
+    from mlflow.entities import ViewType
+
+    runs = client.search_runs(
+        [experiment_id], filter_string="attributes.status = 'RUNNING'", run_view_type=ViewType.ACTIVE_ONLY
+    )
+    closed = []
+    for run in runs:
+        owner = run.data.tags.get(OWNER_TAG)
+        if owner and _owner_alive(owner) is False:
+            client.set_tag(run.info.run_id, "medpipe.killed_reason", f"its process {owner} died while it ran")
+            client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+            log.warning("MLflow run %s was left RUNNING by a dead process (%s): marked KILLED", run.info.run_id, owner)
+    return closed
 
 
 def short_hash(text: str) -> str:

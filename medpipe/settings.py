@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     dvc_remote: str | None = None
     reports_dir: Path | None = None
     inference_db: Path | None = None
+    gpu_lease_seconds: float = Field(
+        120.0, ge=60, le=86400, description="Lease on the `gpu` slot: a killed holder's slot frees itself after this."
+    )
 
     # Secrets: only ever from the environment (or Prefect secret blocks), never params.yaml.
     slack_webhook_url: SecretStr | None = None
@@ -113,6 +116,9 @@ class Settings(BaseSettings):
         return {k.strip() for k in raw.split(",") if k.strip()}
 
 
+FILE_LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (call ``get_settings.cache_clear()`` after changing the environment)."""
@@ -125,6 +131,8 @@ def prepare_environment(settings: Settings | None = None) -> Settings:
     settings.home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Concurrency leases on disk: they outlive a killed process and its temporary server (pipelines/leases.py).
+    os.environ.setdefault("PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", FILE_LEASE_STORAGE)
     # A loaded 2-core machine can take longer than Prefect's default to boot the ephemeral server.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("DO_NOT_TRACK", "1")

@@ -12,14 +12,12 @@ from typing import Any, TypeVar
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency.sync import concurrency
 
 from medpipe.config import PipelineConfig, load_config
 from medpipe.settings import Settings, get_settings, prepare_environment
+from pipelines.leases import GPU_LIMIT, hold_slot
 
 T = TypeVar("T")
-GPU_LIMIT = "gpu"
 
 
 class StageFailed(RuntimeError):
@@ -41,20 +39,13 @@ def run_stage(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         raise StageFailed(f"stage '{name}' failed: {type(err).__name__}: {err}") from err
 
 
-def ensure_gpu_limit(slots: int = 1) -> None:
-    """Create the global `gpu` concurrency limit (default 1 slot) if the server has none yet."""
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(GPU_LIMIT)
-        except Exception:  # noqa: BLE001 - ObjectNotFound: create it
-            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GPU_LIMIT, limit=slots))
-
-
 @contextmanager
-def gpu_slot() -> Iterator[None]:
-    """Hold one slot of the `gpu` limit so two flows never train on one GPU at once."""
-    ensure_gpu_limit()
-    with concurrency(GPU_LIMIT, occupy=1, strict=True):
+def gpu_slot(settings: Settings) -> Iterator[None]:
+    """Hold one slot of the `gpu` limit so two flows never train on one GPU at once. The slot is leased:
+    a killed holder's slot frees itself within ``settings.gpu_lease_seconds`` (see :mod:`pipelines.leases`)."""
+    from prefect.runtime import flow_run
+
+    with hold_slot(GPU_LIMIT, lease_seconds=settings.gpu_lease_seconds, holder_run_id=flow_run.get_id()):
         yield
 
 

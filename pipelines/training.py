@@ -66,7 +66,7 @@ def training_flow(
         prepared = load_prepared(Path(prepared_path), data_version=data_version)
     run_dir = settings.models_dir / (flow_run.get_id() or "local")
 
-    with gpu_slot():
+    with gpu_slot(settings):
         best: dict[str, Any] = {}
         parent = None
         if cfg.search.enabled:

@@ -15,7 +15,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from components.tracking import mlflow_client
+from components.tracking import close_orphaned_runs, mlflow_client, owner_tag
 
 PRUNED_TAG = "optuna.trial_state"
 
@@ -41,14 +41,16 @@ def tracked_run(
     """
     import optuna
 
+    if parent_run_id is None:  # a new top-level run: first close the runs that crashed processes left RUNNING
+        close_orphaned_runs(client, experiment_id)
     if run_id is None:
-        all_tags = {**tags, MLFLOW_RUN_NAME: name}
+        all_tags = {**tags, **owner_tag(), MLFLOW_RUN_NAME: name}
         if parent_run_id:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
         run_id = client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
     else:
         client.update_run(run_id, status="RUNNING")
-        client.set_tag(run_id, "medpipe.resumed", "true")
+        set_tags(client, run_id, {"medpipe.resumed": "true", **owner_tag()})
     try:
         yield run_id
     except optuna.TrialPruned as err:

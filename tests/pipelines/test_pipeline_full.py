@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_full_pipeline_completes_and_publishes_its_artifacts(full_run: FullRun, project: Project) -> None:
-    from pipelines.runtime import GPU_LIMIT
+    from pipelines.leases import GPU_LIMIT
 
     s = full_run.summary
     t = s.training
