@@ -218,7 +218,10 @@ class ServingConfig(_Section):
     max_batch: Annotated[int, Field(ge=1)] = 32
     max_wait_ms: Annotated[float, Field(ge=0)] = 5.0
     workers: Annotated[int, Field(ge=1, description="uvicorn worker processes (metrics summed across them).")] = 1
-    require_api_key: bool = False
+    require_api_key: bool | None = Field(
+        None, description="null: auth is on exactly when MEDPIPE_API_KEYS is set; true/false must agree with the keys."
+    )
+    allow_unauthenticated: bool = Field(False, description="Allow serving a non-loopback address with no API keys.")
     store_images: bool = False
 
 

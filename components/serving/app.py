@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from components.errors import MedpipeError
+from components.serving.auth import api_keys
 from components.serving.batcher import MicroBatcher
 from components.serving.errors import install_error_handlers
 from components.serving.images import set_pixel_limit
@@ -42,9 +42,7 @@ async def _poll(state: ServingState) -> None:
 
 def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig, model_uri: str) -> FastAPI:
     """The serving app for ``model_uri`` (``models:/name@champion`` or a local model folder)."""
-    api_keys = settings.api_key_set()
-    if cfg.require_api_key and not api_keys:
-        raise MedpipeError("serving.require_api_key is true but MEDPIPE_API_KEYS is empty; set comma-separated keys")
+    keys = api_keys(cfg, settings)
 
     telemetry = ServingMetrics()
 
@@ -60,7 +58,7 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
             model_uri=model_uri,
             batcher=batcher,
             inference_log=InferenceLog(settings.inference_log),
-            api_keys=api_keys,
+            api_keys=keys,
             metrics=telemetry,
         )
         app.state.serving = state

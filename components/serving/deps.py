@@ -30,7 +30,8 @@ CurrentModel = Annotated[LoadedModel, Depends(current_model)]
 
 
 def require_api_key(state: State, x_api_key: Annotated[str | None, Header()] = None) -> None:
-    if not state.cfg.require_api_key:
+    """Keys set: every call but health/ready needs one (see :mod:`components.serving.auth`)."""
+    if not state.api_keys:
         return
     if not x_api_key or not any(secrets.compare_digest(x_api_key, k) for k in state.api_keys):
         raise InputError(401, "unauthorized", "missing or wrong X-API-Key header")

@@ -16,7 +16,7 @@ def signal_reload(cfg: ServingConfig, settings: Settings | None = None, timeout_
     """
     settings = settings or get_settings()
     headers = {}
-    if cfg.require_api_key and (keys := sorted(settings.api_key_set())):
+    if keys := sorted(settings.api_key_set()):
         headers["X-API-Key"] = keys[0]
     host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
     try:

@@ -24,7 +24,7 @@ class ServingState:
     model_uri: str
     batcher: MicroBatcher
     inference_log: InferenceLog
-    api_keys: set[str]
+    api_keys: frozenset[str]
     metrics: ServingMetrics
     model: LoadedModel | None = None
     last_error: str | None = None

@@ -88,13 +88,16 @@ def serve(
     import uvicorn
 
     from components.serving.app import create_app
+    from components.serving.auth import api_keys, check_bind, is_loopback
 
     cfg = load_cli_config(params, overrides)
     current = settings()
     host, port = host or cfg.serving.host, port or cfg.serving.port
     workers = workers or cfg.serving.workers
-    if host not in ("127.0.0.1", "localhost", "::1") and not cfg.serving.require_api_key:
-        err_console.print(f"[yellow]warning:[/] serving on {host} without API keys (-S serving.require_api_key=true)")
+    keys = api_keys(cfg.serving, current)
+    check_bind(host, keys, cfg.serving)
+    if not keys and not is_loopback(host):  # allowed by serving.allow_unauthenticated
+        err_console.print(f"[yellow]warning:[/] no API keys: anyone who reaches {host}:{port} can call the API")
     uri = champion_uri(model, cfg)
     console.print(f"serving [bold]{uri}[/] on http://{host}:{port} (docs: /docs); log: {current.inference_log}")
     if workers == 1:

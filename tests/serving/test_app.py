@@ -140,7 +140,7 @@ def test_api_key_when_required(onnx_folder, serve, client, tmp_path) -> None:
     from pydantic import SecretStr
 
     settings = Settings(home=tmp_path / "keyed", api_keys=SecretStr("k1, k2"))
-    with serve(str(onnx_folder), settings=settings, require_api_key=True) as (url, _):
+    with serve(str(onnx_folder), settings=settings, require_api_key=True) as (url, _):  # explicit true agrees
         npy_file = [("files", ("a.npy", npy(np.zeros((28, 28), np.uint8)), "x"))]
         assert client.post(f"{url}/v1/predict", files=npy_file).status_code == 401
         assert client.post(f"{url}/v1/predict", files=npy_file, headers={"X-API-Key": "bad"}).status_code == 401
