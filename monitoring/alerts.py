@@ -1,10 +1,10 @@
 """Drift alerts: Slack incoming webhook, generic JSON webhook, SMTP email, and always a local JSONL log.
 
-:func:`send_alerts` consumes a :class:`DriftSummary`. The same condition is not re-alerted within
-``alerts.cooldown_minutes``; a recovery after drift sends an all-clear. A failing channel is retried with
-exponential backoff, reported, and never stops the others; the alert stays in the local log, marked
-undelivered. Secrets (webhook URLs, SMTP credentials) come from settings as ``SecretStr`` and are
-redacted from everything written or raised.
+:func:`send_alerts` consumes a :class:`DriftSummary`. The same condition is not re-alerted on a channel
+within ``alerts.cooldown_minutes`` of its delivery there; a recovery after drift sends an all-clear. A
+failing channel is retried with exponential backoff, reported, and never stops the others; the alert stays
+in the local log, marked undelivered, and the channel gets it again on the next check. Secrets (webhook
+URLs, SMTP credentials) come from settings as ``SecretStr`` and are redacted from everything written.
 """
 
 from __future__ import annotations
@@ -39,13 +39,14 @@ class AlertOutcome:
 
     action: str
     reason: str
-    deliveries: dict[str, str] = field(default_factory=dict)  # channel -> "delivered" | "failed: ..."
+    # channel -> "delivered" | "failed: ..." | "suppressed: ..."
+    deliveries: dict[str, str] = field(default_factory=dict)
     delivered: bool = True
     alert: dict[str, Any] | None = None
 
     @property
     def failed_channels(self) -> list[str]:
-        return [c for c, r in self.deliveries.items() if r != "delivered"]
+        return [c for c, r in self.deliveries.items() if r.startswith("failed")]
 
 
 def redact(text: str, secrets: list[SecretStr | None] = ()) -> str:
@@ -206,17 +207,19 @@ def _read_state(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _decide(summary: DriftSummary, state: dict[str, Any], cfg: AlertsConfig, now: datetime) -> tuple[str, str]:
+def _channel_action(
+    summary: DriftSummary, channel: dict[str, Any], cfg: AlertsConfig, now: datetime
+) -> tuple[str, str]:
+    """What one channel should get, from what it was last *delivered*: drift | recovered | suppressed | none."""
     if summary.status == "not_enough_data":
         return "none", "not enough data for a verdict: no alert"
-    last_status = state.get("status", "ok")
     if summary.drift_detected:
-        last_sent = state.get("last_sent")
-        same = state.get("condition") == summary.condition() and last_status == "drift"
+        last_sent = channel.get("last_sent")
+        same = channel.get("condition") == summary.condition() and channel.get("kind") == "drift"
         if same and last_sent and now - datetime.fromisoformat(last_sent) < timedelta(minutes=cfg.cooldown_minutes):
-            return "suppressed", f"same condition alerted at {last_sent}; within {cfg.cooldown_minutes:g} min cooldown"
+            return "suppressed", f"same condition delivered at {last_sent} ({cfg.cooldown_minutes:g} min cooldown)"
         return "drift", "new drift condition" if not same else "cooldown expired"
-    if last_status == "drift":
+    if channel.get("kind") == "drift":
         return "recovered", "drift has recovered: all-clear"
     return "none", "no drift"
 
@@ -224,22 +227,36 @@ def _decide(summary: DriftSummary, state: dict[str, Any], cfg: AlertsConfig, now
 def send_alerts(
     summary: DriftSummary, cfg: AlertsConfig, settings: Settings, now: datetime | None = None
 ) -> AlertOutcome:
-    """Alert on ``summary`` through every enabled channel, honouring dedup/cooldown; always log locally."""
+    """Alert on ``summary`` through every enabled channel, honouring dedup/cooldown; always log locally.
+
+    State is kept per channel and only a delivered alert starts a channel's cooldown: a channel that failed
+    gets the alert again on the next check, even while the channels that delivered it stay quiet. With no
+    channel enabled, the local log itself is deduplicated the same way.
+    """
     now = now or datetime.now(UTC)
     path = _state_path(settings)
-    state = _read_state(path)
-    action, reason = _decide(summary, state, cfg, now)
-    if action in ("none", "suppressed"):
-        if action == "none" and summary.status != "not_enough_data":
-            state.update(status=summary.status, condition=summary.condition())
-            _write_state(path, state)
-        return AlertOutcome(action, reason)
+    state = _read_state(path).get("channels", {})
+    senders = _channels(cfg, settings)
+    names = list(senders) or ["log"]
+    plans = {name: _channel_action(summary, state.get(name, {}), cfg, now) for name in names}
+    to_send = {name: kind for name, (kind, _) in plans.items() if kind in ("drift", "recovered")}
+    if not to_send:
+        action = "suppressed" if any(kind == "suppressed" for kind, _ in plans.values()) else "none"
+        return AlertOutcome(action, next(reason for kind, reason in plans.values() if kind == action))
+    action = "drift" if "drift" in to_send.values() else "recovered"
     alert = build_alert(summary, action)
-    deliveries = {name: _deliver(name, send, alert, cfg, settings) for name, send in _channels(cfg, settings).items()}
-    delivered = all(r == "delivered" for r in deliveries.values())
+    deliveries = {
+        name: (_deliver(name, senders[name], alert, cfg, settings) if name in senders else "delivered")
+        for name in to_send
+    }
+    deliveries |= {name: f"suppressed: {reason}" for name, (kind, reason) in plans.items() if kind == "suppressed"}
+    delivered = all(r == "delivered" for name, r in deliveries.items() if name in to_send)
     _append_log(settings.alert_log, {**alert, "deliveries": deliveries, "delivered": delivered}, settings)
-    state.update(status=summary.status, condition=summary.condition(), last_sent=now.isoformat(), last_kind=action)
-    _write_state(path, state)
+    for name, kind in to_send.items():
+        if deliveries[name] == "delivered":
+            state[name] = {"kind": kind, "condition": summary.condition(), "last_sent": now.isoformat()}
+    _write_state(path, {"channels": state})
+    reason = "; ".join(sorted({plans[name][1] for name in to_send}))
     return AlertOutcome(action, reason, deliveries, delivered, alert)
 
 

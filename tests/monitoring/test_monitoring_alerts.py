@@ -31,12 +31,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def http_receiver():
+def failing_paths() -> set[str]:
+    """Path prefixes the local receiver answers with HTTP 500 (a channel that is down); edit it in a test."""
+    return set()
+
+
+@pytest.fixture
+def http_receiver(failing_paths: set[str]):
     received: list[tuple[str, dict]] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            if any(self.path.startswith(p) for p in failing_paths):
+                self.send_response(500)
+                self.end_headers()
+                return
             received.append((self.path, json.loads(body)))
             self.send_response(200)
             self.end_headers()
@@ -225,6 +235,29 @@ def test_dead_channel_does_not_lose_the_alert(alert_env, monkeypatch, caplog) ->
     assert caplog.text.count("alert channel slack failed") == cfg.retries + 1  # retried, and reported
     blob = settings.alert_log.read_text() + caplog.text + json.dumps(out.deliveries)
     assert SLACK_TOKEN not in blob
+
+
+def test_only_a_delivered_alert_starts_a_channel_cooldown(alert_env, failing_paths) -> None:
+    """The webhook receiver answers 500 during the first check: that channel is not in cooldown afterwards."""
+    cfg, settings, received, messages, _ = alert_env
+    t0 = datetime(2026, 1, 1, tzinfo=dt.UTC)
+    failing_paths.add("/hook/")
+    first = send_alerts(_summary(), cfg, settings, now=t0)
+    assert first.failed_channels == ["webhook"] and not first.delivered
+    assert [p.split("/")[1] for p, _ in received] == ["services"] and len(messages) == 1
+
+    failing_paths.clear()  # the webhook is back: the same condition, inside the cooldown
+    second = send_alerts(_summary(), cfg, settings, now=t0 + timedelta(minutes=10))
+    assert second.action == "drift" and second.deliveries["webhook"] == "delivered", second.deliveries
+    assert second.deliveries["slack"].startswith("suppressed") and second.deliveries["email"].startswith("suppressed")
+    assert [p.split("/")[1] for p, _ in received] == ["services", "hook"] and len(messages) == 1
+
+    # now every channel has it: all in cooldown; recovery reaches every channel that got the drift
+    assert send_alerts(_summary(), cfg, settings, now=t0 + timedelta(minutes=20)).action == "suppressed"
+    clear = send_alerts(_summary(drift=False), cfg, settings, now=t0 + timedelta(minutes=30))
+    assert clear.action == "recovered" and set(clear.deliveries) == {"slack", "webhook", "email"}
+    records = read_alert_log(settings.alert_log)
+    assert [(r["kind"], r["delivered"]) for r in records] == [("drift", False), ("drift", True), ("recovered", True)]
 
 
 def test_not_enough_data_never_alerts(alert_env) -> None:
