@@ -17,13 +17,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from components.serving.auth import api_keys
 from components.serving.batcher import MicroBatcher
 from components.serving.errors import install_error_handlers
 from components.serving.images import set_pixel_limit
 from components.serving.inference_log import InferenceLog
-from components.serving.middleware import BodyLimit
+from components.serving.middleware import BodyLimit, RequestContext
 from components.serving.routes import metrics, v1, v2
 from components.serving.state import ServingState
 from components.serving.telemetry import RequestMetrics, ServingMetrics
@@ -76,13 +77,14 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
             await batcher.stop()
             telemetry.process_exited()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their assets served from the package: they work offline
         title="medpipe prediction API",
         version="1",
         description="Medical image classification with the registered champion model (ONNX Runtime).",
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimit, max_bytes=cfg.max_request_bytes)
+    app.add_middleware(RequestContext)
     app.add_middleware(RequestMetrics, metrics=telemetry)  # outermost: counts the 413s of BodyLimit too
     install_error_handlers(app)
     app.include_router(v1.router)

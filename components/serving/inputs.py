@@ -13,9 +13,15 @@ from components.serving.images import DecodedImage, InputError, decode_image
 from components.serving.model_source import LoadedModel
 from medpipe.config import ServingConfig
 
+RAW_TYPES = {"application/dicom", "application/octet-stream"}  # one image as the whole body (like image/*)
+
 
 async def read_inputs(request: Request, cfg: ServingConfig) -> list[tuple[str, bytes]]:
-    """(filename, bytes) of every image in a multipart (``files``) or JSON (base64) request."""
+    """(filename, bytes) of every image in a multipart (``files``), JSON (base64) or raw-body request.
+
+    A raw body (``image/png``, ``application/dicom``, ...) is one image, named by an optional ``X-Filename``
+    header; its content decides the format, as for files.
+    """
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     limit = cfg.max_images_per_request
     if ctype == "multipart/form-data":
@@ -41,7 +47,16 @@ async def read_inputs(request: Request, cfg: ServingConfig) -> list[tuple[str, b
             except (binascii.Error, ValueError):
                 raise InputError(422, "invalid_base64", "'data' is not valid base64", name) from None
         return out
-    raise InputError(415, "unsupported_content_type", f"send multipart/form-data or application/json, not {ctype!r}")
+    if ctype.startswith("image/") or ctype in RAW_TYPES:
+        data = await request.body()
+        if not data:
+            raise InputError(400, "empty_file", f"the {ctype} body is empty")
+        return [(request.headers.get("x-filename") or "body", data)]
+    raise InputError(
+        415,
+        "unsupported_content_type",
+        f"send multipart/form-data, application/json, one raw image/* or application/dicom body, not {ctype!r}",
+    )
 
 
 def decode_all(inputs: list[tuple[str, bytes]], model: LoadedModel, max_pixels: int) -> list[DecodedImage]:

@@ -1,8 +1,9 @@
-"""ASGI middleware of the serving app: the request-body size limit."""
+"""ASGI middleware of the serving app: the request-body size limit, request-id and model-version headers."""
 
 from __future__ import annotations
 
 import json
+import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -58,3 +59,27 @@ class BodyLimit:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class RequestContext:
+    """Give every request an id (``request.state.request_id``, also the inference log's) and answer with the
+    ``X-Request-Id`` header, plus ``X-Model-Version`` when a route recorded which model answered."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        state = scope.setdefault("state", {})
+        state["request_id"] = uuid.uuid4().hex
+
+        async def add_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"x-request-id", state["request_id"].encode())]
+                if version := state.get("model_version"):
+                    headers.append((b"x-model-version", str(version).encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, add_headers)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ class Scored:
 
 
 async def score(
+    request_id: str,
     state: ServingState,
     model: LoadedModel,
     filenames: Sequence[str],
@@ -39,7 +39,6 @@ async def score(
 
     ``pixels`` (float32 (N, C, H, W)) is the model input when the client sent tensors, not files.
     """
-    request_id = uuid.uuid4().hex
     if pixels is None:
         pixels = to_pixels(np.stack([d.array for d in decoded])).numpy()
     probs, emb = await state.batcher.submit(model, pixels)

@@ -62,6 +62,15 @@ def test_predictions_match_offline_ort(onnx_folder, prepared_breastmnist, serve,
             info["class_names"][k] for k in expected.argmax(1)
         ]
         assert body["model"] == {"name": onnx_folder.name, "version": info["version"]}
+        assert r.headers["x-request-id"] == body["request_id"] and r.headers["x-model-version"] == info["version"]
+
+        # one raw image/png body (named by X-Filename)
+        r = client.post(f"{url}/v1/predict", content=png(images[0, ..., 0]), headers={"content-type": "image/png",
+                        "x-filename": "scan.png"})  # fmt: skip
+        assert r.status_code == 200, r.text
+        (only,) = r.json()["predictions"]
+        assert only["filename"] == "scan.png"
+        np.testing.assert_allclose([only["probabilities"][c] for c in info["class_names"]], expected[0], atol=1e-6)
 
         # JSON with base64 images
         payload = {"images": [{"data": base64.b64encode(png(images[i, ..., 0])).decode()} for i in range(3)]}
@@ -76,7 +85,7 @@ def test_predictions_match_offline_ort(onnx_folder, prepared_breastmnist, serve,
         assert fb.json() == {"updated": 1}
         assert client.post(f"{url}/v1/feedback", json={"request_id": "nope", "label": 0}).status_code == 404
     rows = InferenceLog(settings.inference_log).read_window()
-    assert len(rows) == 15
+    assert len(rows) == 16
     mine = rows[rows.request_id == rid].sort_values("image_index")
     assert mine.label.tolist() == [None, None, "malignant"] + [None] * 9
     assert len(mine.embedding.iloc[0]) == 256 and "sharpness" in mine.features.iloc[0]
@@ -126,8 +135,12 @@ def test_bad_inputs_get_the_right_4xx(onnx_folder, prepared_breastmnist, serve, 
         assert (r.status_code, r.json()["error"]) == (422, "invalid_base64")
         r = client.post(f"{url}/v1/predict", json={"pictures": []})
         assert (r.status_code, r.json()["error"]) == (422, "invalid_json")
-        r = client.post(f"{url}/v1/predict", content=good, headers={"content-type": "image/png"})
+        r = client.post(f"{url}/v1/predict", content=good, headers={"content-type": "text/plain"})
         assert (r.status_code, r.json()["error"]) == (415, "unsupported_content_type")
+        r = client.post(f"{url}/v1/predict", content=b"", headers={"content-type": "image/png"})
+        assert (r.status_code, r.json()["error"]) == (400, "empty_file")
+        r = client.post(f"{url}/v1/predict", content=b"text" * 9, headers={"content-type": "application/dicom"})
+        assert (r.status_code, r.json()["error"]) == (415, "unsupported_type")
         r = client.post(f"{url}/v1/predict", data={"other": "x"}, files=[("notfiles", ("a.png", good, "image/png"))])
         assert (r.status_code, r.json()["error"]) == (422, "no_images")
         # the worker survived all of it

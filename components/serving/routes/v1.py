@@ -29,6 +29,7 @@ _PREDICT_BODY = {
                 }
             },
             "application/json": {"schema": schemas.PredictJSON.model_json_schema()},
+            **{t: {"schema": {"type": "string", "format": "binary"}} for t in ("image/*", "application/dicom")},
         },
     }
 }
@@ -78,11 +79,12 @@ async def model_info(state: State, model: CurrentModel) -> schemas.ModelInfo:
     openapi_extra=_PREDICT_BODY,
 )
 async def predict(request: Request, state: State, model: CurrentModel) -> schemas.PredictResponse:
-    """Classify one or many images (multipart field ``files``, repeatable, or JSON with base64 images)."""
+    """Classify one or many images: multipart field ``files`` (repeatable), JSON with base64 images, or one raw
+    ``image/*`` / ``application/dicom`` body (optional ``X-Filename`` header)."""
     inputs = await read_inputs(request, state.cfg)
     decoded = await run_in_threadpool(decode_all, inputs, model, state.cfg.max_pixels)
     names = [name for name, _ in inputs]
-    scored = await score(state, model, names, decoded, raw=[data for _, data in inputs])
+    scored = await score(request.state.request_id, state, model, names, decoded, raw=[data for _, data in inputs])
     classes = model.preprocessing.class_names
     return schemas.PredictResponse(
         request_id=scored.request_id,

@@ -25,7 +25,7 @@ from components.serving.state import ServingState
 router = APIRouter(prefix="/v2", tags=["v2 (Open Inference Protocol)"])
 
 
-def _model(state: ServingState, name: str, version: str | None) -> LoadedModel:
+def _model(request: Request, state: ServingState, name: str, version: str | None) -> LoadedModel:
     model = state.model
     if model is None:
         raise InputError(503, "model_not_loaded", f"no model loaded yet from {state.model_uri}: {state.last_error}")
@@ -33,6 +33,7 @@ def _model(state: ServingState, name: str, version: str | None) -> LoadedModel:
         asked = name if version is None else f"{name} version {version}"
         raise InputError(404, "model_not_found", f"{asked} is not served; this server serves {model.name} "
                          f"version {model.version}")  # fmt: skip
+    request.state.model_version = model.version
     return model
 
 
@@ -72,14 +73,14 @@ async def server_metadata() -> dict[str, Any]:
 
 @router.get("/models/{name}", dependencies=[ApiKey])
 @router.get("/models/{name}/versions/{version}", dependencies=[ApiKey])
-async def model_metadata(name: str, state: State, version: str | None = None) -> dict[str, Any]:
-    return _metadata(_model(state, name, version))
+async def model_metadata(name: str, request: Request, state: State, version: str | None = None) -> dict[str, Any]:
+    return _metadata(_model(request, state, name, version))
 
 
 @router.get("/models/{name}/ready", dependencies=[ApiKey])
 @router.get("/models/{name}/versions/{version}/ready", dependencies=[ApiKey])
-async def model_ready(name: str, state: State, version: str | None = None) -> dict[str, Any]:
-    _model(state, name, version)
+async def model_ready(name: str, request: Request, state: State, version: str | None = None) -> dict[str, Any]:
+    _model(request, state, name, version)
     return {"name": name, "ready": True}
 
 
@@ -111,13 +112,13 @@ def _as_images(pixels: np.ndarray) -> list[DecodedImage]:
 @router.post("/models/{name}/infer", dependencies=[ApiKey])
 @router.post("/models/{name}/versions/{version}/infer", dependencies=[ApiKey])
 async def infer(name: str, request: Request, state: State, version: str | None = None) -> Response:
-    model = _model(state, name, version)
+    model = _model(request, state, name, version)
     body = await request.body()
     parsed = await run_in_threadpool(oip.parse_infer, body, request.headers.get(oip.HEADER_LENGTH))
     pixels = _pixels(parsed, model, state.cfg.max_images_per_request)
     decoded = _as_images(pixels)
     names = [f"{parsed.id or 'tensor'}[{i}]" for i in range(len(pixels))]
-    scored = await score(state, model, names, decoded, pixels=pixels)
+    scored = await score(request.state.request_id, state, model, names, decoded, pixels=pixels)
     outputs = dict(zip(OUTPUT_NAMES, (scored.probabilities, scored.embedding), strict=True))
     content, headers = oip.encode_infer(parsed, model.name, model.version, outputs)
-    return Response(content=content, headers={**headers, "x-request-id": scored.request_id})
+    return Response(content=content, headers=headers)
