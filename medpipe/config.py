@@ -381,15 +381,21 @@ def load_config(
     overrides: list[str] | dict[str, Any] | None = None,
     profile: str | None = None,
 ) -> PipelineConfig:
-    """Load and validate ``params.yaml``, then a named profile, then ``-S`` overrides (last wins)."""
+    """Load and validate ``params.yaml``, then a named profile, then ``-S`` overrides (last wins).
+
+    ``profile`` defaults to the file's own top-level ``profile:`` key (what ``dvc repro`` runs); an
+    override ``profile=NAME`` (``dvc exp run -S profile=full``) picks another one the same way.
+    """
     raw = copy.deepcopy(read_params(Path(path)))
     profiles = raw.pop("profiles", {}) or {}
+    pairs = dict(overrides) if isinstance(overrides, dict) else dict(map(parse_override, overrides or []))
+    profile = pairs.pop("profile", None) or profile or raw.pop("profile", None)
+    raw.pop("profile", None)
     if profile:
         if profile not in profiles:
             raise ConfigError(
                 f"profile {profile!r} is not defined in {path}; defined profiles: {sorted(profiles) or 'none'}"
             )
         _apply_overrides(raw, profiles[profile] or {})
-    if overrides:
-        _apply_overrides(raw, overrides)
+    _apply_overrides(raw, pairs)
     return _validate(raw, str(path) + (f" (profile {profile})" if profile else ""))

@@ -303,6 +303,7 @@ def print_pipeline_summary(console, summary, settings) -> None:  # noqa: ANN001 
         lines.append(f"drift report      {m.report_html}  ({m.status}, window {m.window_size})")
     lines += [
         "",
+        "DVC metrics/plots:        dvc metrics show ; dvc plots show",
         "open the MLflow UI:       uv run medpipe ui",
         "serve the champion:       uv run medpipe serve",
         "drift history (Evidently): uv run medpipe monitor ui",
@@ -322,6 +323,7 @@ def _training_outcome(s) -> list[str]:  # noqa: ANN001 - pipelines.training.Trai
         f"this run          v{s.version}: {verdict}",
         f"champion          {s.model_name} v{s.champion}" if s.champion else "champion          none yet",
         f"model card        {s.model_card}",
+        f"DVC               {s.dvc_note or 'not recorded'}",
     ]
 
 

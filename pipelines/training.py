@@ -11,6 +11,7 @@ from prefect.runtime import flow_run
 
 from components.data.dataset import PreparedData, load_prepared
 from components.deploy.stage import ONNX_NAME, deploy_model
+from components.dvc_pipeline import record_training
 from components.registry.gate import evaluate_and_promote
 from components.registry.model_card import download_model_card
 from components.registry.register import register_model
@@ -42,6 +43,7 @@ class TrainingSummary:
     gate_reason: str
     model_card: str
     gate_markdown: str = field(repr=False, default="")
+    dvc_note: str = ""  # whether dvc.lock records this run as the `train` stage, and why not
 
 
 @flow(name="training", log_prints=True)
@@ -128,6 +130,17 @@ def training_flow(
         registered.version,
         run_dir,
     )
+    dvc = run_stage(
+        "dvc-record",
+        task(record_training, name="dvc-metrics-and-lock", retries=0),
+        settings,
+        cfg,
+        Path(params_path),
+        prepared.path,
+        trained.model_dir,
+        version=registered.version,
+        promoted=decision.promoted,
+    )
     summary = TrainingSummary(
         data_version=prepared.data_version,
         prepared_path=str(prepared.path),
@@ -145,6 +158,7 @@ def training_flow(
         gate_reason=decision.reason,
         model_card=str(card),
         gate_markdown=decision.as_markdown(),
+        dvc_note=dvc.note,
     )
     publish("training-summary", training_markdown(summary, settings), "Training, registration and gate decision")
     return summary

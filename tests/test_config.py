@@ -12,12 +12,23 @@ PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
 def test_repo_params_validate_and_profiles_apply() -> None:
-    full = load_config(PARAMS)
+    full = load_config(PARAMS, profile="full")
     smoke = load_config(PARAMS, profile="smoke")
     assert full.search.enabled and full.search.space
     assert smoke.model.name == "cnn" and smoke.search.n_trials <= 3
     assert set(smoke.search.space) == {"train.lr", "model.dropout"}
     assert full.params_hash() != smoke.params_hash()
+
+
+def test_default_profile_comes_from_params_and_dash_s_profile_picks_another(tmp_path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("profile: small\ntrain: {epochs: 40}\nprofiles:\n  small: {train.epochs: 2}\n  big: {}\n")
+    assert load_config(params).train.epochs == 2  # what `dvc repro` runs: params.yaml's own profile
+    assert load_config(params, profile="big").train.epochs == 40
+    assert load_config(params, overrides=["profile=big"]).train.epochs == 40  # as `dvc exp run -S profile=big`
+    assert load_config(params, overrides=["profile=big", "train.epochs=3"]).train.epochs == 3
+    with pytest.raises(ConfigError, match="profile 'huge' is not defined"):
+        load_config(params, overrides=["profile=huge"])
 
 
 def test_override_wins_over_profile_and_parses_yaml_values() -> None:

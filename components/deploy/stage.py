@@ -1,16 +1,13 @@
 """The deploy stage: export -> parity gate -> (optional) quantise -> parity gate, one folder out.
 
-``python -m components.deploy.stage export`` is the DVC stage: it reads ``data/models/current`` and
-``data/prepared``, writes ``data/models/current/model.onnx`` and ``data/metrics/parity.json``, and exits
-non-zero when the shipped graph fails its gate.
+The training flow calls :func:`deploy_model` on the model it trained (``dvc.yaml``'s ``train`` stage runs
+that flow); the deployment flow verifies what was registered with :func:`deploy_registered`.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,57 +57,24 @@ def deploy_model(model_dir: Path, out_path: Path, prepared_dir: Path, cfg: Expor
 
 
 def deploy_registered(model_uri: str, prepared_dir: Path, cfg: ExportConfig, settings: Settings) -> DeployResult:
-    """Re-export a registered version from its PyTorch flavour, gate it, and tag the version with the report."""
-    import json
-    import tempfile
+    """Verify a registered version as it will be served: its own ``model.onnx`` against its own weights
+    (``model.pt``, a state dict) on the current test split; the version is tagged with the report.
 
-    import mlflow.pytorch
-
-    from components.models.artifacts import MODEL_CONFIG, save_model_dir
-    from components.preprocessing import Preprocessing
+    Nothing is exported again and nothing is unpickled: the graph checked is the graph the server loads.
+    """
+    from components.models.artifacts import MODEL_CONFIG, WEIGHTS
     from components.serving.model_source import _download, _registry_version
-    from components.tracking import mlflow_client, use_tracking_store
+    from components.tracking import mlflow_client
 
     mv = _registry_version(model_uri, settings)
     folder = _download(mv.name, str(mv.version), settings)
-    if not (folder / MODEL_CONFIG).is_file():
-        raise GateError(f"{model_uri} has no {MODEL_CONFIG}: it was not registered by medpipe; deploy its model folder")
-    use_tracking_store(settings)
-    net = mlflow.pytorch.load_model(str(folder), map_location="cpu").eval()
-    work = Path(tempfile.mkdtemp(prefix="deploy-", dir=settings.home))
-    model_dir = save_model_dir(
-        work / "model", net, json.loads((folder / MODEL_CONFIG).read_text()), Preprocessing.load(folder)
-    )
-    result = deploy_model(model_dir, work / "onnx" / ONNX_NAME, prepared_dir, cfg)
+    missing = [f for f in (MODEL_CONFIG, WEIGHTS, ONNX_NAME) if not (folder / f).is_file()]
+    if missing:
+        raise GateError(
+            f"{model_uri} lacks {', '.join(missing)}: it was not registered by medpipe; deploy its model folder"
+        )
+    report = check_parity(folder, folder / ONNX_NAME, prepared_dir, cfg)
     client = mlflow_client(settings)
-    for key, value in result.report.as_tags().items():
+    for key, value in report.as_tags().items():
         client.set_model_version_tag(mv.name, str(mv.version), key, value)
-    return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("stage", choices=["export"])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--model-dir", type=Path, default=Path("data/models/current"))
-    parser.add_argument("--prepared", type=Path, default=Path("data/prepared"))
-    parser.add_argument("--out", type=Path, default=Path("data/models/onnx") / ONNX_NAME)
-    parser.add_argument("--metrics", type=Path, default=Path("data/metrics/parity.json"))
-    args = parser.parse_args(argv)
-
-    from medpipe.config import load_config
-
-    cfg = load_config(args.params).export
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    result = deploy_model(args.model_dir, args.out, args.prepared, cfg)
-    result.report.to_json(args.metrics)
-    if result.quantized_report is not None and not result.quantized_report.passed:
-        print(f"quantised graph rejected, shipping fp32: {result.quantized_report.reason}", file=sys.stderr)
-    if not result.passed:
-        raise GateError(f"parity gate failed for {args.model_dir}: {result.report.reason}")
-    print(f"exported {result.onnx_path}: parity passed (max |Δprob| {result.report.max_abs_diff:.2g})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return DeployResult(folder / ONNX_NAME, report, report)

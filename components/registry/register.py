@@ -7,6 +7,7 @@ Layout of the registered model (``models:/<name>@<alias>``)::
     model.onnx            # raw pixels (N, C, H, W) 0..255 -> probabilities, embedding (when exported)
     preprocessing.json    # image size, channels, mean/std, class names
     model_config.json     # create_model() arguments
+    model.pt              # the same weights as a state dict (loaded with weights_only=True)
     model_card.md
     input_example.json, serving_input_example.json, requirements.txt, ...
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from components.deploy.runtime import usable_providers
 from components.errors import RegistryError
-from components.models.artifacts import MODEL_CONFIG, load_model_dir
+from components.models.artifacts import MODEL_CONFIG, WEIGHTS, load_model_dir
 from components.preprocessing import FILENAME as PREPROCESSING_FILE
 from components.preprocessing import Preprocessing
 from components.registry.aliases import CHALLENGER, move_alias
@@ -115,7 +116,8 @@ class _MedpipeFlavor:
             serialization_format="pickle",
         )
         out = Path(path)
-        for name in (PREPROCESSING_FILE, MODEL_CONFIG):
+        # the state dict too: deploy verifies the registered ONNX against these weights without unpickling
+        for name in (PREPROCESSING_FILE, MODEL_CONFIG, WEIGHTS):
             shutil.copy2(self.model_dir / name, out / name)
         (out / CARD_FILE).write_text(self.card)
         if self.onnx_path is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -10,9 +9,9 @@ import onnx
 import pytest
 
 from components.deploy.export import META_QUANTIZE, export_onnx, preprocessing_for, read_metadata
-from components.deploy.parity import ParityReport, check_parity
+from components.deploy.parity import check_parity
 from components.deploy.runtime import DeployError, create_session, run_session, usable_providers
-from components.deploy.stage import deploy_model, main
+from components.deploy.stage import deploy_model
 from components.preprocessing import Preprocessing
 from medpipe.config import ExportConfig
 
@@ -90,16 +89,3 @@ def test_int8_static_quantisation_gated_on_accuracy(trained_cnn_dir, prepared_br
                           ExportConfig(quantize="int8-dynamic", max_accuracy_drop=0.0))  # fmt: skip
     sq = strict.quantized_report
     assert sq.passed == (sq.accuracy_onnx >= sq.accuracy_torch)
-
-
-def test_dvc_stage_writes_model_and_metrics(trained_cnn_dir, prepared_breastmnist, tmp_path) -> None:
-    model_dir = shutil.copytree(trained_cnn_dir, tmp_path / "current")
-    metrics = tmp_path / "metrics" / "parity.json"
-    params = tmp_path / "params.yaml"
-    params.write_text("export:\n  parity_atol: 0.0001\n")
-    argv = ["export", "--params", str(params), "--model-dir", str(model_dir), "--prepared", str(prepared_breastmnist)]
-    out = tmp_path / "onnx" / "model.onnx"
-    assert main([*argv, "--out", str(out), "--metrics", str(metrics)]) == 0
-    assert out.is_file() and not (model_dir / "model.onnx").exists()  # train's output stays untouched
-    saved = ParityReport.from_json(metrics)
-    assert saved.passed and json.loads(metrics.read_text())["n_images"] == 156

@@ -33,6 +33,9 @@ def test_full_pipeline_completes_and_publishes_its_artifacts(full_run: FullRun, 
     for path in (t.model_card, t.onnx_path, s.deployment.onnx_path, s.monitoring.report_html):
         assert Path(path).is_file(), path
     assert champion_version(t.model_name) == t.champion
+    # one pipeline: the run wrote the train stage's DVC metrics; -S overrides keep it out of dvc.lock, said why
+    assert (project.root / "data" / "metrics" / "model.json").is_file()
+    assert not t.dvc_note.startswith("recorded") and "train.epochs=2" in t.dvc_note
 
     with prefect_client() as client:
         root = client.read_flow_run(full_run.flow_run_id)

@@ -1,0 +1,118 @@
+"""One pipeline: dvc.yaml's train stage is the training flow, and a flow run leaves DVC's own record."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+from components.dvc_pipeline import (
+    CONFUSION,
+    METRICS,
+    ROC,
+    TRAIN_STAGE,
+    differences,
+    record_training,
+    stage_params,
+)
+from medpipe.config import load_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
+from data_helpers import make_project  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_train_stage_runs_the_training_flow_and_lists_only_config_keys() -> None:
+    stage = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"][TRAIN_STAGE]
+    assert stage["cmd"].startswith("medpipe train --prepared data/prepared")  # the flow, not a second path
+    keys = stage_params(REPO_ROOT)
+    tree = load_config(REPO_ROOT / "params.yaml").model_dump(mode="json")
+    for key in keys:  # every listed key is a real config key
+        node = tree
+        for part in key.split("."):
+            assert isinstance(node, dict) and part in node, key
+            node = node[part]
+    # prose, secrets' neighbours and unrelated sections are not dependencies of training
+    assert not any(k.startswith(("alerts", "serving", "schedule", "ui", "data")) for k in keys)
+    assert "registry" not in keys and "registry.intended_use" not in keys
+    assert stage["params"][:2] == ["profile", "profiles.${profile}"]  # the active profile is a dependency
+
+
+def test_differences_name_the_overridden_keys() -> None:
+    params = REPO_ROOT / "params.yaml"
+    keys = stage_params(REPO_ROOT)
+    base = load_config(params)
+    assert differences(load_config(params, profile="smoke"), base, keys) == []  # params.yaml's default profile
+    changed = differences(load_config(params, overrides=["train.epochs=3", "serving.port=9"]), base, keys)
+    assert changed == ["train.epochs=3"]  # serving is not a training dependency
+    assert any(c.startswith("model.name=") for c in differences(load_config(params, profile="full"), base, keys))
+
+
+def _project_with_code(root: Path, prepared: Path) -> Path:
+    project = make_project(root)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("components", "monitoring", "pipelines", "medpipe"):
+        shutil.copytree(REPO_ROOT / name, project / name, ignore=ignore, dirs_exist_ok=True)
+    shutil.copy(REPO_ROOT / ".dvcignore", project / ".dvcignore")
+    shutil.copytree(prepared, project / "data" / "prepared")
+    return project
+
+
+def test_a_flow_run_with_params_yaml_values_is_recorded_so_dvc_status_is_clean(
+    tmp_path, monkeypatch, prepared_breastmnist, trained_cnn_dir
+) -> None:
+    from dvc.repo import Repo
+
+    from medpipe.settings import Settings
+
+    project = _project_with_code(tmp_path, prepared_breastmnist)
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    settings = Settings(home=tmp_path / "state", project_dir=project)
+    from components.data.versioning import ensure_project
+
+    ensure_project(settings)
+    params = project / "params.yaml"
+    prepared = project / "data" / "prepared"
+
+    overridden = load_config(params, overrides=["train.epochs=3"])
+    note = record_training(settings, overridden, params, prepared, trained_cnn_dir, version="2", promoted=False)
+    assert not note.recorded and "train.epochs=3" in note.note
+    assert (project / METRICS).is_file() and not (project / "dvc.lock").exists()
+
+    note = record_training(settings, load_config(params), params, prepared, trained_cnn_dir, version="3", promoted=True)
+    assert note.recorded, note.note
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"][TRAIN_STAGE]
+    assert lock["params"]["params.yaml"]["profile"] == "smoke"
+    assert {o["path"] for o in lock["outs"]} == {str(METRICS), str(ROC), str(CONFUSION)}
+    with Repo(str(project)) as repo:
+        assert repo.status(targets=[TRAIN_STAGE]) == {}  # `dvc status` up to date for what the run built
+        metrics = repo.metrics.show()[""]["data"][str(METRICS)]["data"]
+    assert metrics["version"] == 3 and metrics["promoted"] is True and 0.5 < metrics["test"]["auc"] <= 1.0
+
+    # elsewhere-prepared data never touches the project's record
+    other = record_training(
+        settings, load_config(params), params, prepared_breastmnist, trained_cnn_dir, version="4", promoted=False
+    )
+    assert not other.recorded and "not data/prepared" in other.note.replace(str(prepared_breastmnist), "")
+
+
+def test_inside_dvc_repro_the_flow_leaves_the_lock_to_dvc(
+    tmp_path, monkeypatch, prepared_breastmnist, trained_cnn_dir
+) -> None:
+    from medpipe.settings import Settings
+
+    project = make_project(tmp_path)
+    shutil.copytree(prepared_breastmnist, project / "data" / "prepared")
+    monkeypatch.setenv("DVC_STAGE", "train")
+    settings = Settings(home=tmp_path / "state", project_dir=project)
+    params = project / "params.yaml"
+    overridden = load_config(params, overrides=["train.epochs=3"])  # under DVC the params *are* params.yaml
+    note = record_training(
+        settings, overridden, params, project / "data" / "prepared", trained_cnn_dir, version="1", promoted=True
+    )
+    assert note.recorded and "DVC" in note.note
+    assert (project / METRICS).is_file() and not (project / "dvc.lock").exists()
