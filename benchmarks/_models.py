@@ -12,8 +12,8 @@ from components.deploy.export import export_onnx
 from components.models.artifacts import save_model_dir
 from components.models.inference import InferenceModel, predict
 from components.models.registry import create_model
-from components.preprocessing import Preprocessing
 from medpipe.config import ExportConfig
+from medpipe.imaging.preprocessing import Preprocessing
 from tests.helpers.data import write_prepared_breastmnist
 from tests.helpers.models import Recipe, train_cnn
 

@@ -1,17 +1,5 @@
-"""Errors a user can act on. The CLI prints their message (no traceback) and exits non-zero."""
+"""Re-export of :mod:`medpipe.errors` (the errors live in the core so that every layer can raise them)."""
 
+from medpipe.errors import DataError, GateError, MedpipeError, RegistryError
 
-class MedpipeError(Exception):
-    """Base for expected, user-facing failures: the message names the input and what to do."""
-
-
-class DataError(MedpipeError):
-    """Bad input data (unreadable file, too few classes, ...). The message names the file."""
-
-
-class RegistryError(MedpipeError):
-    """The model registry cannot answer (unreachable server, missing alias, ...)."""
-
-
-class GateError(MedpipeError):
-    """A promotion/export gate refused a model."""
+__all__ = ["DataError", "GateError", "MedpipeError", "RegistryError"]

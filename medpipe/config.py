@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from medpipe.imaging.policy import DecodePolicy
+
 DEFAULT_PARAMS = Path("params.yaml")
 MODEL_NAMES = ("cnn", "resnet18", "resnet50", "efficientnet_b0", "convnext_tiny")
 
@@ -53,6 +55,9 @@ class DataConfig(_Section):
     on_invalid: Literal["fail", "skip-and-report"] = "fail"
     mixed_sizes: Literal["resize", "reject"] = "resize"
     class_names: list[str] | None = Field(None, description="Override class names (in label order).")
+    decode: DecodePolicy = Field(
+        DecodePolicy(), description="How 16-bit, float and DICOM pixels become 8-bit (saved with the model)."
+    )
 
 
 class AugmentConfig(_Section):

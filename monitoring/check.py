@@ -6,6 +6,7 @@ The Prefect flow wraps the same pieces (``load_champion``, ``current_window``, `
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ import pandas as pd
 
 from components.errors import RegistryError
 from medpipe.config import PipelineConfig
+from medpipe.imaging import ImageSpec
 from medpipe.settings import Settings
 from monitoring.reference import EmbedFn, ReferenceProfile
 
@@ -29,6 +31,10 @@ class Champion:
     reference: ReferenceProfile
     version: str
     uri: str
+    spec: ImageSpec | None = None  # the model's imaging spec (preprocessing record); None: the reference's size
+
+
+log = logging.getLogger(__name__)
 
 
 def onnx_embed_fn(loaded) -> EmbedFn:
@@ -79,7 +85,8 @@ def load_champion(
     loaded = load_model(uri, cfg.export, settings)
     run_id = _registry_version(uri, settings).run_id if parse_registry_uri(uri) else None
     ref_dir = Path(reference_dir) if reference_dir else find_reference(loaded.source_dir, settings, run_id)
-    return Champion(onnx_embed_fn(loaded), ReferenceProfile.load(ref_dir), str(loaded.version), uri)
+    reference = ReferenceProfile.load(ref_dir)
+    return Champion(onnx_embed_fn(loaded), reference, str(loaded.version), uri, loaded.preprocessing.spec)
 
 
 def current_window(
@@ -96,8 +103,13 @@ def current_window(
 
     ref = champion.reference
     if images_dir is not None:
-        images, sizes, channels, _ = load_image_folder(Path(images_dir), ref.image_size, ref.channels)
-        return window_from_images(images, champion.embed_fn, ref, sizes, channels)
+        spec = champion.spec or ImageSpec(ref.image_size, ref.channels)
+        folder = load_image_folder(Path(images_dir), spec, cfg.serving.max_pixels)
+        for name, reason in folder.skipped:
+            log.warning("skipped %s: %s", Path(images_dir) / name, reason)
+        frame = window_from_images(folder.images, champion.embed_fn, ref, folder.sizes, folder.channels)
+        frame.attrs["skipped"] = [{"file": n, "reason": r} for n, r in folder.skipped]
+        return frame
     if since is None and last is None:
         since = datetime.now(UTC) - timedelta(hours=cfg.monitoring.window_hours)
     frame = read_log_window(settings.inference_log, ref, since, until)

@@ -9,6 +9,7 @@ label (None when no feedback), timestamp.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,43 +18,51 @@ import numpy as np
 import pandas as pd
 
 from components.errors import DataError
+from medpipe.imaging import DEFAULT_MAX_PIXELS, EXTENSIONS, ImageError, ImageSpec, load_image
 from monitoring.features import FEATURE_COLUMNS, image_features
 from monitoring.reference import EmbedFn, ReferenceProfile, model_view, pc_columns
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
+
+@dataclass(frozen=True)
+class FolderImages:
+    """The decoded files of a folder, and the files that could not be decoded (skipped, with why)."""
+
+    images: np.ndarray  # uint8 (N, S, S, C) model input
+    sizes: list[tuple[int, int]]  # original (height, width)
+    channels: list[int]  # original channel counts
+    names: list[str]  # relative paths of the decoded files
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
 
 
-def load_image_folder(
-    directory: Path, image_size: int, channels: int
-) -> tuple[np.ndarray, list[tuple[int, int]], list[int], list[str]]:
-    """Decode every image under ``directory`` (recursively) with PIL, resized to the model's input.
+def load_image_folder(directory: Path, spec: ImageSpec, max_pixels: int = DEFAULT_MAX_PIXELS) -> FolderImages:
+    """Decode every image under ``directory`` (recursively) through the imaging contract, as the server does.
 
-    Returns (uint8 (N, S, S, C) images, original (height, width), original channel counts, file names).
-    Unreadable files are skipped and named in the error only when nothing could be read.
+    A file that cannot be decoded is skipped and listed in ``skipped`` (with the reason); only a folder where
+    nothing can be read is an error.
     """
-    from PIL import Image, UnidentifiedImageError
-
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"image folder {directory} does not exist; pass --images DIR with image files in it")
-    files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
     images, sizes, chans, names, bad = [], [], [], [], []
     for path in files:
+        rel = str(path.relative_to(directory))
         try:
-            with Image.open(path) as img:
-                sizes.append((img.height, img.width))
-                chans.append(len(img.getbands()))
-                img = img.convert("L" if channels == 1 else "RGB").resize((image_size, image_size), Image.BILINEAR)
-                arr = np.asarray(img, dtype=np.uint8)
-        except (OSError, UnidentifiedImageError):
-            bad.append(path.name)
+            image = load_image(path.read_bytes(), rel, spec, max_pixels=max_pixels)
+        except ImageError as err:
+            bad.append((rel, err.reason))
             continue
-        images.append(arr[..., None] if arr.ndim == 2 else arr)
-        names.append(str(path.relative_to(directory)))
+        except OSError as err:
+            bad.append((rel, f"unreadable file ({err.strerror or err})"))
+            continue
+        images.append(image.array)
+        sizes.append(image.original_size)
+        chans.append(image.original_channels)
+        names.append(rel)
     if not images and bad:
-        raise DataError(f"no readable image in {directory} ({len(bad)} unreadable, e.g. {bad[0]})")
-    stack = np.stack(images) if images else np.zeros((0, image_size, image_size, channels), np.uint8)
-    return stack, sizes, chans, names
+        raise DataError(f"no readable image in {directory} ({len(bad)} unreadable, e.g. {bad[0][0]}: {bad[0][1]})")
+    stack = np.stack(images) if images else np.zeros((0, spec.size, spec.size, spec.channels), np.uint8)
+    return FolderImages(stack, sizes, chans, names, bad)
 
 
 def window_from_images(

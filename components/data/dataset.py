@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from medpipe.imaging.policy import DecodePolicy
+
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
 
@@ -41,6 +43,7 @@ class PreparedData:
     image_size: int
     channels: int
     data_version: str | None = None  # DVC md5 of the prepared folder, once versioned
+    decode: DecodePolicy = DecodePolicy()  # how the files became pixels (goes into the model's preprocessing)
 
     @property
     def num_classes(self) -> int:
@@ -75,6 +78,7 @@ def load_prepared(prepared_dir: Path, data_version: str | None = None) -> Prepar
         image_size=int(m["image_size"]),
         channels=int(m["channels"]),
         data_version=data_version or m.get("data_version"),
+        decode=DecodePolicy.model_validate(m.get("params", {}).get("decode") or {}),
     )
 
 

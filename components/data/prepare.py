@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from components.data import images as imgs
 from components.data.dataset import SPLITS, PreparedData, Split, write_manifest, write_split
 from components.data.sources import (
     DataSource,
@@ -39,12 +38,23 @@ from components.data.sources import (
 )
 from components.data.splits import group_split, stratified_split
 from components.errors import DataError
+from medpipe import imaging
 from medpipe.config import DataConfig
+from medpipe.imaging.dicom import patient_hash
 
 log = logging.getLogger(__name__)
 
 # The data.* keys the stage reads (dvc.yaml lists exactly these under `params:`).
-PREPARE_PARAMS = ("image_size", "channels", "split", "min_images_per_class", "on_invalid", "mixed_sizes", "class_names")
+PREPARE_PARAMS = (
+    "image_size",
+    "channels",
+    "split",
+    "min_images_per_class",
+    "on_invalid",
+    "mixed_sizes",
+    "class_names",
+    "decode",
+)
 VALIDATION_REPORT = "validation.json"
 FORMAT_VERSION = 1
 _MAX_LISTED = 12
@@ -120,6 +130,7 @@ def prepare(source: DataSource | Path, out_dir: Path, cfg: DataConfig) -> Prepar
         counts=manifest["counts"],
         image_size=cfg.image_size,
         channels=cfg.channels,
+        decode=cfg.decode,
     )
 
 
@@ -177,7 +188,7 @@ def _collect_npz(source: DataSource, cfg: DataConfig) -> _Collected:
             out.problems.append(
                 (f"{path} [{lk}[{i}]]", f"label {int(labels[i])} is outside the class list {list(names)}")
             )
-        converted = imgs.convert_array(images[valid], cfg.channels, cfg.image_size)
+        converted = _conform_npz(images[valid], np.flatnonzero(valid), f"{path} [{ik}", cfg)
         size = (int(images.shape[2]), int(images.shape[1]))
         for j, i in enumerate(np.flatnonzero(valid)):
             ref = f"{ik}[{i}]"
@@ -205,17 +216,24 @@ def _npz_labels(arrays: dict[str, np.ndarray], key: str, path: Path) -> np.ndarr
 
 
 def _npz_images(images: np.ndarray, key: str, path: Path) -> np.ndarray:
-    if images.ndim == 4 and images.shape[-1] == 4:
-        images = images[..., :3]
-    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3)):
-        raise DataError(f"{path}: {key} has shape {images.shape}; expected (N, H, W) or (N, H, W, 1|3)")
-    if images.dtype == np.uint8:
-        return images
-    if np.issubdtype(images.dtype, np.floating) and images.size and images.min() >= 0 and images.max() <= 1:
-        return np.round(images * 255).astype(np.uint8)
-    if images.size == 0 or (images.min() >= 0 and images.max() <= 255):
-        return images.astype(np.uint8)
-    raise DataError(f"{path}: {key} is {images.dtype} with values outside 0..255; store uint8 pixels")
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3, 4)):
+        raise DataError(f"{path}: {key} has shape {images.shape}; expected (N, H, W) or (N, H, W, 1|3|4)")
+    return images
+
+
+def _conform_npz(images: np.ndarray, index: np.ndarray, shown: str, cfg: DataConfig) -> np.ndarray:
+    """An (N, H, W[, C]) stack -> (N, S, S, C) model input, image by image as the imaging contract decodes
+    an in-memory array (a stack of plain uint8 grey/RGB takes the vectorised path: same pixels, faster)."""
+    if images.dtype == np.uint8 and (images.ndim == 3 or images.shape[-1] in (1, 3)):
+        return imaging.conform_stack(images, cfg.image_size, cfg.channels)
+    out = np.empty((len(images), cfg.image_size, cfg.image_size, cfg.channels), dtype=np.uint8)
+    for j, (i, img) in enumerate(zip(index, images, strict=True)):
+        try:
+            decoded = imaging.from_array(img, f"{shown}[{i}]]", cfg.decode)
+        except imaging.ImageError as err:
+            raise DataError(str(err)) from None
+        out[j] = imaging.conform(decoded.pixels, cfg.image_size, cfg.channels)
+    return out
 
 
 def _collect_folder(source: DataSource, cfg: DataConfig) -> _Collected:
@@ -269,6 +287,8 @@ def _collect_csv(source: DataSource, cfg: DataConfig) -> _Collected:
 def _decode_all(out: _Collected, items: list, cfg: DataConfig, where: Callable[[str], str]) -> None:
     """Read, hash, validate and convert each (path, ref, label, shown, extra) item into ``out``."""
     index = {name: i for i, name in enumerate(out.class_names)}
+    spec = imaging.ImageSpec(cfg.image_size, cfg.channels, cfg.decode)
+    from_patient: list[int] = []  # images grouped by their DICOM patient (no group column in the source)
     for path, ref, label, shown, extra in items:
         try:
             data = path.read_bytes()
@@ -284,15 +304,28 @@ def _decode_all(out: _Collected, items: list, cfg: DataConfig, where: Callable[[
         if label not in index:
             out.problems.append((shown, f"label {label!r} ({where(label)}) is not in data.class_names {list(index)}"))
             continue
+        if path.suffix.lower() not in imaging.EXTENSIONS:
+            allowed = ", ".join(sorted(imaging.EXTENSIONS))
+            out.problems.append(
+                (shown, f"not an image file (extension {path.suffix or '(none)'!r}; expected {allowed})")
+            )
+            continue
         try:
-            imgs.check_extension(path)
-            image = imgs.decode(data)
-            size = image.size
-            arr = imgs.to_array(image, cfg.channels, cfg.image_size)
-        except imgs.InvalidImage as err:
+            image = imaging.load_image(data, shown, spec)
+        except imaging.ImageError as err:
             out.problems.append((shown, err.reason))
             continue
+        if extra.get("group") is None and image.patient is not None:
+            extra = {**extra, "group": image.patient}
+            from_patient.append(len(out.images))
+        arr, size = image.array, (image.original_size[1], image.original_size[0])
         out.add(arr, index[label], ref, shown, size, **extra)
+    if from_patient:
+        # Salt the patient keys with a secret of the dataset (a hash of every file's digest, never written):
+        # groups stay stable across reruns, and a list of patient IDs cannot be matched against them.
+        salt = hashlib.sha256("\n".join(["medpipe-phi", *sorted(out.fingerprint_lines)]).encode()).hexdigest()
+        for i in from_patient:
+            out.groups[i] = f"patient-{patient_hash(out.groups[i], salt)}"
 
 
 # --- validation ------------------------------------------------------------------------------

@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Literal
 
 from components.data import medmnist
 from components.errors import DataError
+from medpipe.imaging.decode import EXTENSIONS
 
 if TYPE_CHECKING:
     from medpipe.settings import Settings
 
 SourceKind = Literal["npz", "imagefolder", "csv"]
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = EXTENSIONS  # what the imaging contract decodes
 IGNORED_NAMES = frozenset({"Thumbs.db", "desktop.ini"})
 SPLIT_DIRS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 SOURCE_JSON = "source.json"

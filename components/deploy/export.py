@@ -19,8 +19,8 @@ import torch
 from components.deploy.runtime import INPUT_NAME, OUTPUT_NAMES, DeployError
 from components.models.artifacts import load_model_dir
 from components.models.inference import InferenceModel
-from components.preprocessing import Preprocessing
 from medpipe.config import ExportConfig
+from medpipe.imaging.preprocessing import Preprocessing
 
 META_PREPROCESSING = "medpipe.preprocessing"
 META_QUANTIZE = "medpipe.quantize"

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from components.models.registry import Classifier, create_model
-from components.preprocessing import Preprocessing
+from medpipe.imaging.preprocessing import Preprocessing
 
 WEIGHTS = "model.pt"
 MODEL_CONFIG = "model_config.json"

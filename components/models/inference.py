@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from components.models.registry import Classifier
-from components.preprocessing import Preprocessing
+from medpipe.imaging.preprocessing import Preprocessing
 
 
 class InferenceModel(nn.Module):

@@ -28,13 +28,13 @@ import numpy as np
 
 from components.data.dataset import load_split, read_manifest
 from components.errors import GateError, RegistryError
-from components.preprocessing import Preprocessing
 from components.registry.aliases import CHAMPION, alias_version, check_version, get_client, move_alias
 from components.registry.model_card import CardContent, render_model_card
 from components.registry.register import PARITY_TAG, RegisteredVersion, _publish_card
 from components.tracking import use_tracking_store
 from medpipe import metrics as mx
 from medpipe.config import PipelineConfig
+from medpipe.imaging.preprocessing import Preprocessing
 from medpipe.settings import Settings
 
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.preprocessing import Preprocessing
 from medpipe.config import RegistryConfig
+from medpipe.imaging.preprocessing import Preprocessing
 from medpipe.metrics import HEADLINE, class_key
 
 FILENAME = "model_card.md"

@@ -29,13 +29,13 @@ import numpy as np
 from components.deploy.runtime import usable_providers
 from components.errors import RegistryError
 from components.models.artifacts import MODEL_CONFIG, WEIGHTS, load_model_dir
-from components.preprocessing import FILENAME as PREPROCESSING_FILE
-from components.preprocessing import Preprocessing
 from components.registry.aliases import CHALLENGER, move_alias
 from components.registry.model_card import FILENAME as CARD_FILE
 from components.registry.model_card import CardContent, render_model_card
 from components.tracking import RetryPolicy, experiment_name, lineage_tags, mlflow_client, setup_mlflow, with_retries
 from medpipe.config import PipelineConfig
+from medpipe.imaging.preprocessing import FILENAME as PREPROCESSING_FILE
+from medpipe.imaging.preprocessing import Preprocessing
 from medpipe.settings import Settings
 
 if TYPE_CHECKING:

@@ -22,7 +22,6 @@ from fastapi_offline import FastAPIOffline
 from components.serving.auth import api_keys
 from components.serving.batcher import MicroBatcher
 from components.serving.errors import install_error_handlers
-from components.serving.images import set_pixel_limit
 from components.serving.inference_log import InferenceLog
 from components.serving.middleware import BodyLimit, RequestContext
 from components.serving.routes import metrics, v1, v2
@@ -49,7 +48,6 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        set_pixel_limit(cfg.max_pixels)
         batcher = MicroBatcher(cfg.max_batch, cfg.max_wait_ms, on_batch=telemetry.observe_batch)
         await batcher.start()
         state = ServingState(

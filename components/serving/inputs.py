@@ -60,8 +60,4 @@ async def read_inputs(request: Request, cfg: ServingConfig) -> list[tuple[str, b
 
 
 def decode_all(inputs: list[tuple[str, bytes]], model: LoadedModel, max_pixels: int) -> list[DecodedImage]:
-    pre = model.preprocessing
-    return [
-        decode_image(data, name, channels=pre.channels, image_size=pre.image_size, max_pixels=max_pixels)
-        for name, data in inputs
-    ]
+    return [decode_image(data, name, model.preprocessing, max_pixels=max_pixels) for name, data in inputs]

@@ -23,10 +23,10 @@ import yaml
 from components.deploy.export import META_QUANTIZE, read_metadata
 from components.deploy.runtime import active_provider, create_session, run_session
 from components.errors import RegistryError
-from components.preprocessing import FILENAME as PREPROCESSING_FILE
-from components.preprocessing import Preprocessing
 from components.tracking import mlflow_client, use_tracking_store
 from medpipe.config import ExportConfig
+from medpipe.imaging.preprocessing import FILENAME as PREPROCESSING_FILE
+from medpipe.imaging.preprocessing import Preprocessing
 from medpipe.settings import Settings
 
 GATE_PREFIXES = ("parity.", "gate.", "gates.", "promotion.", "export.")

@@ -16,9 +16,10 @@ from components.serving.inference_log import InferenceLog
 from components.serving.model_source import load_model
 from components.serving.rows import log_rows
 from medpipe.config import ExportConfig, ServingConfig
+from medpipe.imaging import EXTENSIONS
 from medpipe.settings import Settings
 
-SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy"}
+SUFFIXES = EXTENSIONS  # every format the imaging contract decodes
 
 
 @dataclass(frozen=True)
@@ -71,15 +72,7 @@ def predict_folder(
             for path in files[start : start + batch_size]:
                 rel = str(path.relative_to(folder))
                 try:
-                    decoded.append(
-                        decode_image(
-                            path.read_bytes(),
-                            rel,
-                            channels=pre.channels,
-                            image_size=pre.image_size,
-                            max_pixels=serving_cfg.max_pixels,
-                        )
-                    )
+                    decoded.append(decode_image(path.read_bytes(), rel, pre, max_pixels=serving_cfg.max_pixels))
                     chunk.append(rel)
                 except InputError as err:
                     failed += 1

@@ -29,7 +29,6 @@ from components.data.dataset import PreparedData, Split, load_split
 from components.models.artifacts import save_model_dir
 from components.models.registry import Classifier
 from components.models.transfer import build_model
-from components.preprocessing import Preprocessing
 from components.tracking import experiment_name, lineage_tags, setup_mlflow, short_hash
 from components.training import mlflow_log as ml
 from components.training import plots
@@ -37,6 +36,7 @@ from components.training.augment import BatchAugment
 from components.training.data import InMemoryDataModule, LoaderSettings, channel_stats, class_weights
 from components.training.module import METRIC_NAMES, ClassifierModule, OptimSettings
 from medpipe.config import PipelineConfig, TrainConfig
+from medpipe.imaging.preprocessing import Preprocessing
 from medpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -218,6 +218,7 @@ def fit(
         class_names=list(prepared.class_names),
         model_name=cfg.model.name,
         data_version=prepared.data_version,
+        decode=prepared.decode,
     )
 
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="medpipe-fit-"))

@@ -41,7 +41,7 @@ def git(project: Path, *args: str) -> str:
 
 
 def make_project(root: Path) -> Path:
-    """A fresh git repo holding the project's params.yaml, dvc.yaml and the prepare stage's code."""
+    """A fresh git repo holding the project's params.yaml, dvc.yaml and the prepare stage's code (+ the core)."""
     project = root / "project"
     project.mkdir(parents=True)
     git(project, "init", "-q")
@@ -53,4 +53,5 @@ def make_project(root: Path) -> Path:
     shutil.copytree(
         REPO_ROOT / "components" / "data", project / "components" / "data", ignore=shutil.ignore_patterns("__pycache__")
     )
+    shutil.copytree(REPO_ROOT / "medpipe", project / "medpipe", ignore=shutil.ignore_patterns("__pycache__"))
     return project

@@ -12,8 +12,8 @@ from components.deploy.export import META_QUANTIZE, export_onnx, preprocessing_f
 from components.deploy.parity import check_parity
 from components.deploy.runtime import DeployError, create_session, run_session, usable_providers
 from components.deploy.stage import deploy_model
-from components.preprocessing import Preprocessing
 from medpipe.config import ExportConfig
+from medpipe.imaging.preprocessing import Preprocessing
 
 pytestmark = pytest.mark.slow
 

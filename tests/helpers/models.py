@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from components.models.registry import Classifier
-from components.preprocessing import Preprocessing
+from medpipe.imaging.preprocessing import Preprocessing
 
 DATA_VERSION = "test-data-v1"
 

@@ -17,7 +17,7 @@ def random_cnn_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from components.models.artifacts import save_model_dir
     from components.models.registry import create_model
-    from components.preprocessing import Preprocessing
+    from medpipe.imaging.preprocessing import Preprocessing
 
     torch.manual_seed(0)
     kwargs = {"name": "cnn", "num_classes": 2, "in_channels": 1, "small_input": True}

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
+from medpipe.imaging import ImageSpec
 from monitoring.drift import compute_drift
 from monitoring.reference import ReferenceProfile
 from monitoring.window import load_image_folder, window_from_images, window_from_log
@@ -104,7 +105,9 @@ def test_image_folder_window(tmp_path, reference, embed_fn, test_images) -> None
     for i, img in enumerate(test_images[:5]):
         Image.fromarray(np.repeat(img, 3, axis=2)).resize((56, 40)).save(tmp_path / f"{i}.png")
     (tmp_path / "notes.png").write_bytes(b"not an image")
-    images, sizes, channels, names = load_image_folder(tmp_path, 28, 1)
-    assert images.shape == (5, 28, 28, 1) and sizes[0] == (40, 56) and channels[0] == 3 and len(names) == 5
+    folder = load_image_folder(tmp_path, ImageSpec(28, 1))
+    images, sizes, channels = folder.images, folder.sizes, folder.channels
+    assert images.shape == (5, 28, 28, 1) and sizes[0] == (40, 56) and channels[0] == 3 and len(folder.names) == 5
+    assert [name for name, _ in folder.skipped] == ["notes.png"] and "not an image file" in folder.skipped[0][1]
     frame = window_from_images(images, embed_fn, reference, sizes, channels)
     assert frame["aspect"].iloc[0] == pytest.approx(56 / 40) and "pc_7" in frame

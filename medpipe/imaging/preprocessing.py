@@ -1,11 +1,15 @@
-"""Preprocessing that travels with the model: one JSON next to the checkpoint, the ONNX file and
-the MLflow model. Export, serving and monitoring read it and never repeat the values."""
+"""The preprocessing record that travels with the model: one JSON next to the checkpoint, the ONNX file
+and the MLflow model. It is the single source of class names, channels, size, normalisation and decode
+policy; export, serving, batch predict and monitoring read it and never repeat the values."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
+
+from medpipe.imaging.conform import ImageSpec
+from medpipe.imaging.policy import DecodePolicy
 
 FILENAME = "preprocessing.json"
 
@@ -21,6 +25,12 @@ class Preprocessing(BaseModel):
     class_names: list[str]
     model_name: str
     data_version: str | None = None
+    decode: DecodePolicy = DecodePolicy()  # how files became pixels when the training data was prepared
+
+    @property
+    def spec(self) -> ImageSpec:
+        """What every entry point conforms a file to before the model sees it."""
+        return ImageSpec(self.image_size, self.channels, self.decode)
 
     def save(self, directory: Path) -> Path:
         path = Path(directory) / FILENAME
