@@ -228,6 +228,9 @@ class ServingConfig(_Section):
     )
     allow_unauthenticated: bool = Field(False, description="Allow serving a non-loopback address with no API keys.")
     store_images: bool = False
+    log_buffer_rows: Annotated[int, Field(ge=0)] = Field(
+        10_000, description="Rows kept in memory while the inference log cannot be written; then requests get 503."
+    )
 
 
 class RetrainConfig(_Section):

@@ -23,6 +23,7 @@ from components.serving.auth import api_keys
 from components.serving.batcher import MicroBatcher
 from components.serving.errors import install_error_handlers
 from components.serving.inference_log import InferenceLog
+from components.serving.log_writer import BufferedLogWriter
 from components.serving.middleware import BodyLimit, RequestContext
 from components.serving.routes import metrics, v1, v2
 from components.serving.state import ServingState
@@ -38,6 +39,7 @@ async def _poll(state: ServingState) -> None:
         await asyncio.sleep(state.cfg.reload_interval_s)
         with contextlib.suppress(Exception):  # reload() records and logs the error; keep serving the old model
             await state.reload()
+        await asyncio.to_thread(state.log_writer.flush)  # an idle server recovers from a log outage too
 
 
 def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig, model_uri: str) -> FastAPI:
@@ -50,13 +52,15 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         batcher = MicroBatcher(cfg.max_batch, cfg.max_wait_ms, on_batch=telemetry.observe_batch)
         await batcher.start()
+        inference_log = InferenceLog(settings.inference_log)
         state = ServingState(
             settings=settings,
             cfg=cfg,
             export_cfg=export_cfg,
             model_uri=model_uri,
             batcher=batcher,
-            inference_log=InferenceLog(settings.inference_log),
+            inference_log=inference_log,
+            log_writer=BufferedLogWriter(inference_log, cfg.log_buffer_rows, telemetry),
             api_keys=keys,
             metrics=telemetry,
         )
@@ -73,6 +77,11 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
             await batcher.stop()
+            if not await asyncio.to_thread(state.log_writer.flush):
+                log.error(
+                    "%d predictions could not be written to the inference log %s before shutdown and are lost: %s",
+                    state.log_writer.pending, inference_log.path, state.log_writer.error,
+                )  # fmt: skip
             telemetry.process_exited()
 
     app = FastAPIOffline(  # /docs and /redoc with their assets served from the package: they work offline

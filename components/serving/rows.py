@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -32,8 +33,10 @@ def log_rows(
     )
     names = model.preprocessing.class_names
     records = feats.to_dict("records")
+    now = datetime.now(UTC)  # the time served, even when the row waits in memory before it is written
     return [
         {
+            "timestamp": now,
             "request_id": request_id,
             "image_index": first_index + i,
             "filename": filenames[i],

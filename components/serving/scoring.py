@@ -45,8 +45,5 @@ async def score(
     state.metrics.count_predictions(model.version, model.preprocessing.class_names, probs)
     stored = raw if state.cfg.store_images else None
     rows = await run_in_threadpool(log_rows, request_id, model, filenames, decoded, probs, emb, raw=stored)
-    try:
-        await run_in_threadpool(state.inference_log.append, rows)
-    except Exception as err:  # noqa: BLE001 - the prediction stands; the log failure is reported in the server log
-        log.error("inference log write failed for request %s: %s", request_id, err)
+    await run_in_threadpool(state.log_writer.write, rows)  # buffered on failure; 503 once the buffer is full
     return Scored(request_id, model, probs, emb)

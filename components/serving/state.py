@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from components.serving.batcher import MicroBatcher
 from components.serving.inference_log import InferenceLog
+from components.serving.log_writer import BufferedLogWriter
 from components.serving.model_source import LoadedModel, load_model, model_marker
 from components.serving.telemetry import ServingMetrics
 from medpipe.config import ExportConfig, ServingConfig
@@ -24,6 +25,7 @@ class ServingState:
     model_uri: str
     batcher: MicroBatcher
     inference_log: InferenceLog
+    log_writer: BufferedLogWriter
     api_keys: frozenset[str]
     metrics: ServingMetrics
     model: LoadedModel | None = None
@@ -50,6 +52,17 @@ class ServingState:
             self.metrics.swapped(new.name, new.version, (old.name, old.version) if old else None)
             log.info("serving %s version %s (was %s) on %s", new.name, new.version, old and old.version, new.provider)
             return old is None or old.version != new.version or old.marker != new.marker
+
+    def not_ready(self) -> str | None:
+        """Why the server must not take traffic now (no model, or an inference log it cannot write), or None."""
+        if self.model is None:
+            return self.last_error or "loading"
+        if self.log_writer.error is not None:
+            return (
+                f"inference log {self.inference_log.path.name} not writable ({self.log_writer.error}); "
+                f"{self.log_writer.pending}/{self.log_writer.capacity} rows held in memory"
+            )
+        return None
 
     @property
     def version(self) -> str | None:

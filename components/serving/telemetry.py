@@ -55,6 +55,14 @@ class ServingMetrics:
         self.reloads = Counter(
             "medpipe_model_reloads", "Model loads by result (swapped, failed).", ["result"], registry=r
         )
+        self.log_failures = Counter(
+            "medpipe_inference_log_write_failures", "Failed writes to the inference log (rows kept in memory).",
+            registry=r,
+        )  # fmt: skip
+        self.log_pending = Gauge(
+            "medpipe_inference_log_pending_rows", "Rows waiting in memory because the inference log is not writable.",
+            multiprocess_mode="livesum", registry=r,
+        )  # fmt: skip
         self.predictions = Counter(
             "medpipe_predictions", "Served images by model version and predicted class.",
             ["model_version", "predicted_class"], registry=r,

@@ -42,8 +42,8 @@ async def health() -> schemas.Health:
 
 @router.get("/ready", response_model=schemas.Ready, responses={503: {"model": schemas.Ready}})
 async def ready(state: State) -> Any:
-    if state.model is None:
-        body = schemas.Ready(ready=False, detail=state.last_error or "loading")
+    if (reason := state.not_ready()) is not None:
+        body = schemas.Ready(ready=False, detail=reason)
         return JSONResponse(status_code=503, content=body.model_dump())
     return schemas.Ready(ready=True, model_version=state.model.version)
 

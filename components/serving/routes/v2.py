@@ -62,7 +62,7 @@ async def live() -> dict[str, bool]:
 
 @router.get("/health/ready")
 async def ready(state: State) -> Any:
-    ok = state.model is not None
+    ok = state.not_ready() is None
     return JSONResponse(status_code=200 if ok else 503, content={"ready": ok})
 
 
