@@ -149,7 +149,9 @@ class InferenceLog:
             found = conn.execute(f"SELECT class_names FROM predictions WHERE {where} LIMIT 1", args).fetchone()
             if found is None:
                 which = f" image {image_index}" if image_index is not None else ""
-                raise DataError(f"no prediction with request id {request_id!r}{which} in the inference log {self.path}")
+                raise UnknownPrediction(  # the file name only: API clients must not learn server paths
+                    f"no prediction with request id {request_id!r}{which} in the inference log ({self.path.name})"
+                )
             name = _label_name(label, json.loads(found[0]) if found[0] else None)
             cur = conn.execute(
                 f"UPDATE predictions SET label = ?, label_timestamp = ? WHERE {where}", [name, _iso(None), *args]
@@ -187,7 +189,13 @@ class InferenceLog:
             return int(conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
 
 
+class UnknownPrediction(DataError):
+    """Feedback for a request id (or image index) the log does not hold."""
+
+
 def _label_name(label: str | int, class_names: list[str] | None) -> str:
+    if isinstance(label, bool):
+        raise DataError(f"label {label!r} is a boolean, not a class name or index")
     if class_names is None:
         return str(label)
     if isinstance(label, str) and label in class_names:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 
 class ImagePayload(BaseModel):
@@ -75,9 +75,11 @@ class ReloadResponse(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    request_id: str
-    label: str | int = Field(description="The true class: a class name or its index.")
-    index: int | None = Field(None, description="Only this image of the request (default: all its images).")
+    request_id: str = Field(min_length=1, max_length=128)
+    label: StrictStr | StrictInt = Field(description="The true class: a class name or its index (not a bool).")
+    index: StrictInt | None = Field(
+        None, ge=0, lt=2**31, description="Only this image of the request (default: all its images)."
+    )
 
 
 class FeedbackResponse(BaseModel):

@@ -12,6 +12,7 @@ from components.errors import MedpipeError
 from components.serving import schemas
 from components.serving.deps import ApiKey, CurrentModel, State
 from components.serving.errors import ERROR_RESPONSES, error_response
+from components.serving.inference_log import UnknownPrediction
 from components.serving.inputs import decode_all, read_inputs
 from components.serving.scoring import score
 
@@ -118,6 +119,8 @@ async def feedback(body: schemas.FeedbackRequest, state: State) -> Any:
     """Attach the true label to a served request (for accuracy monitoring)."""
     try:
         n = await run_in_threadpool(state.inference_log.add_feedback, body.request_id, body.label, body.index)
-    except MedpipeError as err:
+    except UnknownPrediction as err:
         return error_response(404, "not_found", str(err))
+    except MedpipeError as err:  # a label that is not a class of the model
+        return error_response(422, "invalid_label", str(err))
     return schemas.FeedbackResponse(updated=n)
