@@ -10,7 +10,7 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -25,8 +25,33 @@ class ConfigError(ValueError):
     """A params file or override that does not validate; the message names key, value and what is allowed."""
 
 
+def _accepts_bool(annotation: Any) -> bool:
+    """Whether a field's type takes a bool (``bool``, ``bool | None``, ``Any``...), not just a number."""
+    if annotation is bool or annotation is Any:
+        return True
+    if get_origin(annotation) is Literal:
+        return any(isinstance(a, bool) for a in get_args(annotation))
+    return any(_accepts_bool(a) for a in get_args(annotation))
+
+
+def _kind(annotation: Any) -> str:
+    text = str(annotation)
+    return "whole number" if "int" in text and "float" not in text else "number" if "float" in text else "value"
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # No inf/nan anywhere (`-S train.lr=1e400` is inf), and no bool where a number is meant (`epochs: true`).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                if isinstance(value, bool) and field is not None and not _accepts_bool(field.annotation):
+                    raise ValueError(f"{name} = {str(value).lower()} is a boolean; give a {_kind(field.annotation)}")
+        return data
 
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -289,6 +314,26 @@ class ScheduleConfig(_Section):
     training_cron: str = "0 3 * * 0"
     timezone: str = "UTC"
 
+    @field_validator("monitoring_cron", "training_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value) or any(part.lower() in ("r", "h") for part in value.split()):
+            raise ValueError("not a cron expression: five fields, minute hour day month weekday (e.g. '0 2 * * *')")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not an IANA time zone (e.g. UTC, Europe/Paris)") from None
+        return value
+
 
 class UIConfig(_Section):
     host: str = "127.0.0.1"
@@ -354,7 +399,7 @@ def _format_error(err: ValidationError, source: str) -> str:
         key = ".".join(str(p) for p in e["loc"]) or "(root)"
         value = e.get("input")
         shown = "" if isinstance(value, dict) else f" = {value!r}"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check spelling; see params.yaml for the allowed keys)"
         elif e["type"] == "literal_error":
@@ -376,9 +421,11 @@ def read_params(path: Path = DEFAULT_PARAMS) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"params file {path} not found; run from the project root or pass --params PATH")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"params file {path} is not valid YAML: {err}") from None
+    if raw is None:
+        raise ConfigError(f"params file {path} is empty; copy the project's params.yaml and edit it")
     if not isinstance(raw, dict):
         raise ConfigError(f"params file {path} must hold a mapping of sections, got {type(raw).__name__}")
     return raw
@@ -399,6 +446,7 @@ def load_config(
     pairs = dict(overrides) if isinstance(overrides, dict) else dict(map(parse_override, overrides or []))
     profile = pairs.pop("profile", None) or profile or raw.pop("profile", None)
     raw.pop("profile", None)
+    _validate(raw, str(path))  # the base file on its own: a profile must not hide an invalid base value
     if profile:
         if profile not in profiles:
             raise ConfigError(

@@ -80,3 +80,42 @@ def test_override_into_scalar_is_rejected() -> None:
 
 def test_defaults_alone_are_valid() -> None:
     assert PipelineConfig().search.enabled is False
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lr=1e400", "train.lr = '1e400': Input should be a finite number"),  # YAML reads it as a string: inf
+        ("train.lr=.nan", "train.lr = nan: Input should be a finite number"),
+        ("registry.tolerance=.inf", "registry.tolerance = inf"),
+        ("train.epochs=true", "epochs = true is a boolean; give a whole number"),
+        ("train.lr=false", "lr = false is a boolean; give a number"),
+        ("schedule.monitoring_cron=61 * * * *", "schedule.monitoring_cron = '61 * * * *': not a cron expression"),
+        ("schedule.training_cron=H 3 * * 0", "not a cron expression"),  # croniter's hashed form: Prefect refuses it
+        ("schedule.timezone=Mars/Olympus", "not an IANA time zone"),
+    ],
+)
+def test_non_finite_bools_for_numbers_and_crons_are_refused_at_load(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(PARAMS, overrides=[override])
+    assert message in str(err.value)
+
+
+def test_bools_stay_valid_where_a_bool_is_meant() -> None:
+    cfg = load_config(PARAMS, overrides=["train.tta=false", "serving.require_api_key=true", "search.enabled=false"])
+    assert cfg.train.tta is False and cfg.serving.require_api_key is True
+
+
+def test_empty_params_file_is_an_error(tmp_path: Path) -> None:
+    empty = tmp_path / "params.yaml"
+    empty.write_text("# nothing here\n")
+    with pytest.raises(ConfigError, match="is empty"):
+        load_config(empty)
+
+
+def test_base_file_is_validated_before_a_profile_can_hide_a_bad_value(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("train: {epochs: -3}\nprofiles:\n  fix: {train.epochs: 2}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(params, profile="fix")
+    assert "train.epochs = -3" in str(err.value) and "(profile" not in str(err.value).splitlines()[0]
