@@ -3,10 +3,12 @@
 Layout of a prepared folder::
 
     prepared/
-      train.npz  val.npz  test.npz   # images: uint8 (N, H, W, C); labels: int64 (N,)
-      manifest.json                 # class names, counts per split, per-image sha256, source fingerprint
+      shards/<sha256>.tar  index.json  # the images, content-addressed (see components.data.shards)
+      manifest.json                    # class names, counts per split, per-image sha256, source fingerprint
 
-Small (MedMNIST-sized) datasets load whole into memory; that is what training wants.
+Folders prepared before the sharded format hold ``train.npz val.npz test.npz`` instead (images uint8
+(N, H, W, C), labels int64 (N,)); :func:`load_split` reads both, so older data versions still load.
+Small (MedMNIST-sized) datasets load whole into memory; large ones stream (``components.training.streaming``).
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ def load_split(prepared_dir: Path, split: str) -> Split:
     """Load one split of a prepared folder into memory."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    from components.data import shards
+
+    if shards.has_shards(prepared_dir):
+        images, labels = shards.read_split(Path(prepared_dir), split)
+        return Split(images=images, labels=labels)
     path = Path(prepared_dir) / f"{split}.npz"
     if not path.is_file():
         raise FileNotFoundError(f"prepared split {path} is missing; run `medpipe data ingest` (or `dvc repro prepare`)")

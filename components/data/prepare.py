@@ -20,14 +20,16 @@ import tempfile
 import uuid
 import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from components.data.dataset import SPLITS, PreparedData, Split, write_manifest, write_split
+from components.data import shards
+from components.data.dataset import SPLITS, PreparedData, write_manifest
+from components.data.shard_sink import ShardSink, conform_key, decode_files, previous_index
 from components.data.sources import (
     DataSource,
     class_dirs,
@@ -62,10 +64,11 @@ _MAX_LISTED = 12
 
 @dataclass
 class _Collected:
-    """Every usable image of a source (converted), plus every problem found on the way."""
+    """Every usable image of a source (its key; the pixels went to ``sink``), plus every problem found."""
 
     class_names: tuple[str, ...]
-    images: list[np.ndarray] = field(default_factory=list)  # (S, S, C) uint8 each
+    sink: ShardSink
+    keys: list[str] = field(default_factory=list)  # content address of each image (see components.data.shards)
     labels: list[int] = field(default_factory=list)
     refs: list[str] = field(default_factory=list)  # where the image came from, relative to the source
     groups: list[str | None] = field(default_factory=list)
@@ -77,8 +80,8 @@ class _Collected:
     locations: dict[str, str] = field(default_factory=dict)  # class name -> where its images are
     keep_refs: bool = True
 
-    def add(self, arr: np.ndarray, label: int, ref: str, shown: str, size: tuple[int, int], **kw: Any) -> None:
-        self.images.append(arr)
+    def add(self, key: str, label: int, ref: str, shown: str, size: tuple[int, int], **kw: Any) -> None:
+        self.keys.append(key)
         self.labels.append(label)
         self.refs.append(ref)
         self.shown.append(shown)
@@ -88,9 +91,21 @@ class _Collected:
 
 
 # --- public API ------------------------------------------------------------------------------
-def prepare(source: DataSource | Path, out_dir: Path, cfg: DataConfig) -> PreparedData:
+def prepare(
+    source: DataSource | Path,
+    out_dir: Path,
+    cfg: DataConfig,
+    *,
+    reuse_from: Sequence[Path] | None = None,
+    workers: int | None = None,
+) -> PreparedData:
     """Validate and convert ``source`` (a :class:`DataSource`, a canonical raw folder, or a local
     .npz / image folder / CSV path) into the prepared dataset at ``out_dir``.
+
+    Images stream into content-addressed shards (:mod:`components.data.shards`) as they are decoded,
+    ``workers`` processes at a time. Images already in a previous prepared folder (``reuse_from``,
+    default ``out_dir`` itself) under the same decode policy, size and channels are not decoded again:
+    their shards are carried over, so a version that adds k images stores about k images more.
 
     Raises :class:`~components.errors.DataError` naming the offending file(s) when the data is invalid
     (``data.on_invalid=fail``); with ``skip-and-report`` bad files are skipped and listed in
@@ -101,25 +116,32 @@ def prepare(source: DataSource | Path, out_dir: Path, cfg: DataConfig) -> Prepar
         if not path.exists():
             raise DataError(f"{path}: data source not found; run `medpipe data ingest` or check the path")
         source = source_from_path(path)
-    collected = _collect(source, cfg)
-    skipped = _apply_policy(collected, source, cfg)
-    labels = np.asarray(collected.labels, dtype=np.int64)
-    _check_classes(collected, labels, source, cfg)
-    assignment, split_info = _assign_splits(collected, labels, source, cfg)
-    manifest, report = _describe(collected, labels, assignment, split_info, skipped, source, cfg)
     out_dir = Path(out_dir)
+    conform = conform_key(cfg.image_size, cfg.channels, cfg.decode.model_dump(mode="json"))
+    previous = previous_index(reuse_from if reuse_from is not None else (out_dir,), conform)
+    outcome: dict[str, Any] = {}
 
     def write(tmp: Path) -> None:
-        stack = np.stack(collected.images) if collected.images else None
-        for split in SPLITS:
-            idx = np.flatnonzero(assignment == split)
-            shape = (0, cfg.image_size, cfg.image_size, cfg.channels)
-            images = stack[idx] if stack is not None else np.empty(shape, np.uint8)
-            write_split(tmp, split, Split(np.ascontiguousarray(images), labels[idx]))
+        sink = ShardSink(tmp, conform, previous)
+        try:
+            collected = _collect(source, cfg, sink, workers)
+            skipped = _apply_policy(collected, source, cfg)
+            labels = np.asarray(collected.labels, dtype=np.int64)
+            _check_classes(collected, labels, source, cfg)
+            assignment, split_info = _assign_splits(collected, labels, source, cfg)
+            manifest, report = _describe(collected, labels, assignment, split_info, skipped, source, cfg)
+        except BaseException:
+            sink.writer.discard()
+            raise
+        keys = np.asarray(collected.keys, dtype=object)
+        sink.finish({s: (keys[assignment == s].tolist(), labels[assignment == s].tolist()) for s in SPLITS})
         write_manifest(tmp, manifest)
+        report["decoded"], report["reused"] = sink.decoded, sink.reused
         (tmp / VALIDATION_REPORT).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        outcome.update(manifest=manifest, skipped=skipped)
 
     _write_atomically(out_dir, write)
+    manifest, skipped = outcome["manifest"], outcome["skipped"]
     if skipped:
         log.warning("%d invalid file(s) skipped; see %s", len(skipped), out_dir / VALIDATION_REPORT)
     if manifest["duplicates"]["count"]:
@@ -141,15 +163,15 @@ def prepare_params(cfg: DataConfig) -> dict[str, Any]:
 
 
 # --- collecting ------------------------------------------------------------------------------
-def _collect(source: DataSource, cfg: DataConfig) -> _Collected:
+def _collect(source: DataSource, cfg: DataConfig, sink: ShardSink, workers: int | None) -> _Collected:
     if source.kind == "npz":
-        return _collect_npz(source, cfg)
+        return _collect_npz(source, cfg, sink)
     if source.kind == "imagefolder":
-        return _collect_folder(source, cfg)
-    return _collect_csv(source, cfg)
+        return _collect_folder(source, cfg, sink, workers)
+    return _collect_csv(source, cfg, sink, workers)
 
 
-def _collect_npz(source: DataSource, cfg: DataConfig) -> _Collected:
+def _collect_npz(source: DataSource, cfg: DataConfig, sink: ShardSink) -> _Collected:
     path = source.path
     if not path.is_file():
         raise DataError(f"{path}: file not found")
@@ -174,7 +196,7 @@ def _collect_npz(source: DataSource, cfg: DataConfig) -> _Collected:
     if all_labels.size == 0:
         raise DataError(f"{path}: contains no images")
     names = cfg.class_names or source.class_names or [str(i) for i in range(int(all_labels.max()) + 1)]
-    out = _Collected(class_names=tuple(names), keep_refs=False)
+    out = _Collected(class_names=tuple(names), sink=sink, keep_refs=False)
     out.fingerprint_lines.append(f"npz\t{digest}")
     groups_all = arrays.get("groups")
     for split, ik, lk in parts:
@@ -192,8 +214,11 @@ def _collect_npz(source: DataSource, cfg: DataConfig) -> _Collected:
         size = (int(images.shape[2]), int(images.shape[1]))
         for j, i in enumerate(np.flatnonzero(valid)):
             ref = f"{ik}[{i}]"
+            key = shards.image_key(images[i].tobytes() + repr((images[i].shape, images[i].dtype.str)).encode())
+            if not sink.known(key):
+                sink.add(key, converted[j], size)
             out.add(
-                converted[j],
+                key,
                 int(labels[i]),
                 ref,
                 f"{path} [{ref}]",
@@ -236,7 +261,7 @@ def _conform_npz(images: np.ndarray, index: np.ndarray, shown: str, cfg: DataCon
     return out
 
 
-def _collect_folder(source: DataSource, cfg: DataConfig) -> _Collected:
+def _collect_folder(source: DataSource, cfg: DataConfig, sink: ShardSink, workers: int | None) -> _Collected:
     root = source.path
     if not root.is_dir():
         raise DataError(f"{root}: image folder not found")
@@ -244,7 +269,7 @@ def _collect_folder(source: DataSource, cfg: DataConfig) -> _Collected:
     parts = layout.items() if layout else [(None, root)]
     found = sorted({c for _, folder in parts for c in class_dirs(folder)})
     names = tuple(cfg.class_names or found)
-    out = _Collected(class_names=names)
+    out = _Collected(class_names=names, sink=sink)
     for name in names:
         out.locations[name] = str(root / name) if not layout else f"{root}/<split>/{name}"
     items = []
@@ -252,11 +277,11 @@ def _collect_folder(source: DataSource, cfg: DataConfig) -> _Collected:
         for cls, path in iter_class_files(folder):
             rel = path.relative_to(root).as_posix()
             items.append((path, rel, cls, str(path), {"split": split}))
-    _decode_all(out, items, cfg, where=lambda label: f"folder {root / label}")
+    _decode_all(out, items, cfg, workers, where=lambda label: f"folder {root / label}")
     return out
 
 
-def _collect_csv(source: DataSource, cfg: DataConfig) -> _Collected:
+def _collect_csv(source: DataSource, cfg: DataConfig, sink: ShardSink, workers: int | None) -> _Collected:
     csv_path = source.path
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: CSV manifest not found")
@@ -272,7 +297,7 @@ def _collect_csv(source: DataSource, cfg: DataConfig) -> _Collected:
     labels = {r.label for r in rows}
     found = sorted(labels, key=lambda s: (0, int(s), s) if s.lstrip("-").isdigit() else (1, 0, s))
     names = tuple(cfg.class_names or found)
-    out = _Collected(class_names=names)
+    out = _Collected(class_names=names, sink=sink)
     for name in names:
         out.locations[name] = f"rows labelled {name!r} in {csv_path}"
     items = []
@@ -280,15 +305,19 @@ def _collect_csv(source: DataSource, cfg: DataConfig) -> _Collected:
         path = Path(row.path) if Path(row.path).is_absolute() else csv_path.parent / row.path
         shown = f"{path} ({csv_path.name} line {row.line})"
         items.append((path, row.path, row.label, shown, {"split": row.split, "group": row.group}))
-    _decode_all(out, items, cfg, where=lambda label: f"in {csv_path}")
+    _decode_all(out, items, cfg, workers, where=lambda label: f"in {csv_path}")
     return out
 
 
-def _decode_all(out: _Collected, items: list, cfg: DataConfig, where: Callable[[str], str]) -> None:
-    """Read, hash, validate and convert each (path, ref, label, shown, extra) item into ``out``."""
+def _decode_all(
+    out: _Collected, items: list, cfg: DataConfig, workers: int | None, where: Callable[[str], str]
+) -> None:
+    """Read, hash, validate and convert each (path, ref, label, shown, extra) item into ``out``; only
+    images the sink does not hold yet are decoded (in a process pool, in order)."""
     index = {name: i for i, name in enumerate(out.class_names)}
     spec = imaging.ImageSpec(cfg.image_size, cfg.channels, cfg.decode)
-    from_patient: list[int] = []  # images grouped by their DICOM patient (no group column in the source)
+    pending: dict[str, tuple[Path, str]] = {}  # key -> (file, name in errors) to decode
+    order: list[tuple[str, str, int, str, dict]] = []
     for path, ref, label, shown, extra in items:
         try:
             data = path.read_bytes()
@@ -310,16 +339,28 @@ def _decode_all(out: _Collected, items: list, cfg: DataConfig, where: Callable[[
                 (shown, f"not an image file (extension {path.suffix or '(none)'!r}; expected {allowed})")
             )
             continue
-        try:
-            image = imaging.load_image(data, shown, spec)
-        except imaging.ImageError as err:
-            out.problems.append((shown, err.reason))
+        key = shards.image_key(data)
+        if key not in pending and not out.sink.known(key):
+            pending[key] = (path, shown)
+        order.append((key, ref, index[label], shown, extra))
+    failed: dict[str, str] = {}
+    patients: dict[str, str] = {}
+    for key, decoded in zip(pending, decode_files(list(pending.values()), spec, workers), strict=True):
+        if isinstance(decoded, str):
+            failed[key] = decoded
             continue
-        if extra.get("group") is None and image.patient is not None:
-            extra = {**extra, "group": image.patient}
-            from_patient.append(len(out.images))
-        arr, size = image.array, (image.original_size[1], image.original_size[0])
-        out.add(arr, index[label], ref, shown, size, **extra)
+        out.sink.add(key, decoded.array, (decoded.original_size[1], decoded.original_size[0]), decoded.patient)
+        if decoded.patient is not None:
+            patients[key] = decoded.patient
+    from_patient: list[int] = []  # images grouped by their DICOM patient (no group column in the source)
+    for key, ref, label, shown, extra in order:
+        if key in failed:
+            out.problems.append((shown, failed[key]))
+            continue
+        if extra.get("group") is None and key in patients:
+            extra = {**extra, "group": patients[key]}
+            from_patient.append(len(out.keys))
+        out.add(key, label, ref, shown, tuple(out.sink.items[key]["size"]), **extra)
     if from_patient:
         # Salt the patient keys with a secret of the dataset (a hash of every file's digest, never written):
         # groups stay stable across reruns, and a list of patient IDs cannot be matched against them.
@@ -357,7 +398,7 @@ def _apply_policy(collected: _Collected, source: DataSource, cfg: DataConfig) ->
 
 
 def _filter(c: _Collected, keep: list[bool]) -> None:
-    for name in ("images", "labels", "refs", "groups", "splits", "sizes", "shown"):
+    for name in ("keys", "labels", "refs", "groups", "splits", "sizes", "shown"):
         setattr(c, name, [v for v, k in zip(getattr(c, name), keep, strict=True) if k])
 
 
@@ -419,7 +460,7 @@ def _describe(
     source: DataSource,
     cfg: DataConfig,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    shas = [hashlib.sha256(a.tobytes()).hexdigest() for a in c.images]
+    shas = [c.sink.items[k]["sha256"] for k in c.keys]
     by_split = {s: np.flatnonzero(assignment == s) for s in SPLITS}
     seen: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for i, sha in enumerate(shas):
@@ -444,7 +485,7 @@ def _describe(
             "kind": source.kind,
             "name": source.name,
             "fingerprint": hashlib.sha256("\n".join(sorted(c.fingerprint_lines)).encode()).hexdigest(),
-            "items": len(c.images) + len(skipped),
+            "items": len(c.keys) + len(skipped),
         },
         "split": split_info,
         "params": prepare_params(cfg),
@@ -462,7 +503,7 @@ def _describe(
         "policy": cfg.on_invalid,
         "skipped": skipped,
         "duplicates_across_splits": dups,
-        "ok": len(c.images),
+        "ok": len(c.keys),
     }
     return manifest, report
 

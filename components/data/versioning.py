@@ -308,37 +308,45 @@ def ingest_and_version(cfg: DataConfig, settings: Settings, push: bool = True) -
     """
     project = settings.project_dir
     source = resolve_source(cfg.source, settings)
-    with tempfile.TemporaryDirectory(prefix="medpipe-validate-") as tmp, _log_level(prepare.__module__, logging.ERROR):
-        prepare(source, Path(tmp) / "prepared", cfg)  # validation with the user's file names
+    if not project.is_dir():
+        raise DvcError(f"project directory {project} does not exist (set MEDPIPE_PROJECT_DIR)")
     notes: list[str] = []
-    with dvc_lock(project):
-        ensure_project(settings)
-        staging = project / ".dvc" / "tmp" / f"medpipe-raw-{uuid.uuid4().hex[:8]}"
-        try:
-            stage_raw(source, staging)
-            _replace_dir(staging, project / RAW)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        with open_repo(project, f"track {RAW}") as repo:
-            repo.add(RAW)
-        raw = raw_version(project)
-        differences = params_differences(cfg, project)
-        if not differences:
-            with open_repo(project, f"reproduce the {STAGE} stage") as repo:
-                repo.reproduce(STAGE)
-            version, path, recorded = data_version(project), project / PREPARED, True
-            notes.append(f"commit {RAW_DVC}, data/.gitignore and dvc.lock to record this version in git")
-        else:
-            path = _prepare_direct(project, settings, cfg, raw)
-            version, recorded = dir_md5(path), False
-            notes.append(
-                "not recorded in dvc.lock: the effective data config differs from params.yaml in "
-                + "; ".join(differences)
-                + ". Put these values in params.yaml and run `dvc repro prepare` to version it."
-            )
-        pushed = None
-        if push:
-            pushed = _push(settings, DATA_TARGETS if recorded else (RAW_DVC,))
+    # Validation with the user's file names, before anything in the project changes. It decodes only the
+    # images the current version lacks, and the prepare stage below reuses its shards (dvc.yaml marks
+    # data/prepared `persist`), so no image is decoded twice.
+    with tempfile.TemporaryDirectory(prefix=".medpipe-validate-", dir=project) as tmp:
+        validated = Path(tmp) / "prepared"
+        with _log_level(prepare.__module__, logging.ERROR):
+            prepare(source, validated, cfg, reuse_from=(project / PREPARED,))
+        with dvc_lock(project):
+            ensure_project(settings)
+            staging = project / ".dvc" / "tmp" / f"medpipe-raw-{uuid.uuid4().hex[:8]}"
+            try:
+                stage_raw(source, staging)
+                _replace_dir(staging, project / RAW)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            with open_repo(project, f"track {RAW}") as repo:
+                repo.add(RAW)
+            raw = raw_version(project)
+            differences = params_differences(cfg, project)
+            if not differences:
+                _replace_dir(validated, project / PREPARED)
+                with open_repo(project, f"reproduce the {STAGE} stage") as repo:
+                    repo.reproduce(STAGE)
+                version, path, recorded = data_version(project), project / PREPARED, True
+                notes.append(f"commit {RAW_DVC}, data/.gitignore and dvc.lock to record this version in git")
+            else:
+                path = _prepare_direct(project, settings, cfg, raw, validated)
+                version, recorded = dir_md5(path), False
+                notes.append(
+                    "not recorded in dvc.lock: the effective data config differs from params.yaml in "
+                    + "; ".join(differences)
+                    + ". Put these values in params.yaml and run `dvc repro prepare` to version it."
+                )
+            pushed = None
+            if push:
+                pushed = _push(settings, DATA_TARGETS if recorded else (RAW_DVC,))
     prepared = load_prepared(path, data_version=version)
     manifest = json.loads((path / MANIFEST).read_text())
     return IngestResult(
@@ -370,14 +378,14 @@ def _replace_dir(new: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _prepare_direct(project: Path, settings: Settings, cfg: DataConfig, raw: str | None) -> Path:
+def _prepare_direct(project: Path, settings: Settings, cfg: DataConfig, raw: str | None, validated: Path) -> Path:
     code = hashlib.sha256()
     for module in sorted(Path(__file__).parent.glob("*.py")):
         code.update(module.read_bytes())
     key_blob = json.dumps({"raw": raw, "params": prepare_params(cfg), "code": code.hexdigest()}, sort_keys=True)
     out = settings.home / "prepared" / hashlib.sha256(key_blob.encode()).hexdigest()[:16]
     if not (out / MANIFEST).is_file():
-        prepare(project / RAW, out, cfg)
+        prepare(project / RAW, out, cfg, reuse_from=(validated,))
     return out
 
 

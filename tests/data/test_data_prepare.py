@@ -122,7 +122,7 @@ def test_invalid_files_fail_naming_every_file(make_folder, tmp_path: Path) -> No
     (root / "malignant" / "notes.txt").write_text("not an image")
     (root / "malignant" / "fake.png").write_text("plain text pretending to be a png")
     previous = prepare(make_folder({"x": 5, "y": 5}, name="ok"), tmp_path / "prepared", cfg(image_size=16))
-    before = {p.name: p.read_bytes() for p in previous.path.iterdir()}
+    before = {p.relative_to(previous.path): p.read_bytes() for p in previous.path.rglob("*") if p.is_file()}
 
     with pytest.raises(DataError) as err:
         prepare(root, tmp_path / "prepared", cfg(image_size=16))
@@ -137,7 +137,7 @@ def test_invalid_files_fail_naming_every_file(make_folder, tmp_path: Path) -> No
     ]:
         assert f"{root / name}: {reason}" in msg
     # nothing half-written: the previous prepared data is intact, no temp folders left behind
-    assert {p.name: p.read_bytes() for p in previous.path.iterdir()} == before
+    assert {p.relative_to(previous.path): p.read_bytes() for p in previous.path.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 

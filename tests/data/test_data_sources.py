@@ -79,8 +79,8 @@ def test_csv_staging_rewrites_paths_and_prepares_identically(make_csv, tmp_path:
     assert a.counts == b.counts
     ma, mb = read_manifest(a.path), read_manifest(b.path)
     assert ma["sha256"] == mb["sha256"] and ma["source"]["fingerprint"] == mb["source"]["fingerprint"]
-    for split in ("train", "val", "test"):
-        assert (a.path / f"{split}.npz").read_bytes() == (b.path / f"{split}.npz").read_bytes()
+    for name in ["index.json", *(f"shards/{p.name}" for p in (a.path / "shards").iterdir())]:
+        assert (a.path / name).read_bytes() == (b.path / name).read_bytes()
 
 
 def test_imagefolder_staging_skips_litter(make_folder, tmp_path: Path) -> None:
