@@ -68,6 +68,22 @@ def load_split(prepared_dir: Path, split: str) -> Split:
         return Split(images=npz["images"], labels=npz["labels"].astype(np.int64))
 
 
+def split_fingerprint(prepared_dir: Path, split: str) -> str:
+    """``<folder>/<split> sha256:<digest>``: names exactly which images and labels a split holds (the
+    gate records it beside a decision)."""
+    import hashlib
+
+    from components.data import shards
+
+    folder = Path(prepared_dir)
+    if shards.has_shards(folder):
+        index = shards.read_index(folder)
+        blob = json.dumps({"conform": index.conform, "split": index.splits.get(split)}, sort_keys=True)
+        return f"{folder.name}/{split} sha256:{hashlib.sha256(blob.encode()).hexdigest()}"
+    with open(folder / f"{split}.npz", "rb") as f:
+        return f"{folder.name}/{split}.npz sha256:{hashlib.file_digest(f, 'sha256').hexdigest()}"
+
+
 def read_manifest(prepared_dir: Path) -> dict[str, Any]:
     path = Path(prepared_dir) / MANIFEST
     if not path.is_file():

@@ -16,7 +16,6 @@ promoted) an audited alias move. A rejected challenger never moves ``champion``.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from components.data.dataset import load_split, read_manifest
+from components.data.dataset import load_split, read_manifest, split_fingerprint
 from components.errors import GateError, RegistryError
 from components.registry.aliases import CHAMPION, alias_version, check_version, get_client, move_alias
 from components.registry.model_card import CardContent, render_model_card
@@ -120,11 +119,6 @@ def predict_version(name: str, version: str, images: np.ndarray) -> tuple[np.nda
     return probs, pre
 
 
-def _file_hash(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
-
-
 def _checks(
     cfg: PipelineConfig,
     ch: dict[str, float],
@@ -212,7 +206,7 @@ def evaluate_and_promote(
     test = load_split(prepared_dir, "test")
     manifest = read_manifest(prepared_dir)
     class_names = list(manifest["class_names"])
-    test_set = f"{Path(prepared_dir).name}/test.npz sha256:{_file_hash(Path(prepared_dir) / 'test.npz')}"
+    test_set = split_fingerprint(prepared_dir, "test")
 
     probs, pre = predict_version(name, version, test.images)
     if list(pre.class_names) != class_names:
