@@ -101,6 +101,18 @@ def mlflow_client(settings: Settings) -> MlflowClient:
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
 
 
+def require_existing_store(settings: Settings) -> None:
+    """Fail when a SQLite tracking/registry store is missing: MLflow would silently create an empty one, and a
+    reader (the server) would then find no model instead of saying the store is gone."""
+    for uri in dict.fromkeys((settings.tracking_uri, settings.registry_uri)):
+        if uri.startswith("sqlite:///") and not (path := Path(uri.removeprefix("sqlite:///"))).is_file():
+            raise RegistryError(
+                f"the MLflow store {path} does not exist (moved, deleted, or another MEDPIPE_HOME?). "
+                "Point MEDPIPE_HOME / MLFLOW_TRACKING_URI at the store that holds the registered models, "
+                "or train and register one first (`medpipe run`)"
+            )
+
+
 def use_tracking_store(settings: Settings) -> None:
     """Point MLflow's module-level API (``mlflow.*``, ``mlflow.artifacts``, ``load_model``) at the configured
     tracking and registry stores. MLflow also exports both to the environment (``MLFLOW_TRACKING_URI``,

@@ -25,9 +25,11 @@ from components.serving.errors import install_error_handlers
 from components.serving.inference_log import InferenceLog
 from components.serving.log_writer import BufferedLogWriter
 from components.serving.middleware import BodyLimit, RequestContext
+from components.serving.model_source import parse_registry_uri
 from components.serving.routes import metrics, v1, v2
 from components.serving.state import ServingState
 from components.serving.telemetry import RequestMetrics, ServingMetrics
+from components.tracking import require_existing_store
 from medpipe.config import ExportConfig, ServingConfig
 from medpipe.settings import Settings
 
@@ -45,6 +47,8 @@ async def _poll(state: ServingState) -> None:
 def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig, model_uri: str) -> FastAPI:
     """The serving app for ``model_uri`` (``models:/name@champion`` or a local model folder)."""
     keys = api_keys(cfg, settings)
+    if parse_registry_uri(model_uri) is not None:
+        require_existing_store(settings)  # refuse to start on a store MLflow would silently create empty
 
     telemetry = ServingMetrics()
 

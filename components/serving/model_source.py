@@ -23,7 +23,7 @@ import yaml
 from components.deploy.export import META_QUANTIZE, read_metadata
 from components.deploy.runtime import active_provider, create_session, run_session
 from components.errors import RegistryError
-from components.tracking import mlflow_client, use_tracking_store
+from components.tracking import mlflow_client, require_existing_store, use_tracking_store
 from medpipe.config import ExportConfig
 from medpipe.imaging.preprocessing import FILENAME as PREPROCESSING_FILE
 from medpipe.imaging.preprocessing import Preprocessing
@@ -82,6 +82,7 @@ def _registry_version(uri: str, settings: Settings) -> Any:
     from mlflow.exceptions import MlflowException
 
     name, alias, version = parse_registry_uri(uri)  # type: ignore[misc]
+    require_existing_store(settings)
     client = mlflow_client(settings)
     try:
         if alias is not None:
