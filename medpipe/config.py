@@ -238,6 +238,16 @@ class ExportConfig(_Section):
     graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
 
 
+class CanaryConfig(_Section):
+    """A second model beside the champion: ``canary`` answers ``share`` of requests with it; ``shadow`` scores
+    every request with both and answers with the champion (the challenger's rows are logged as ``shadow``)."""
+
+    alias: str = "challenger"
+    uri: str | None = Field(None, description="A model URI instead of the served registered model's @alias.")
+    share: Probability = 0.1
+    mode: Literal["canary", "shadow"] = "canary"
+
+
 class ServingConfig(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
@@ -256,6 +266,7 @@ class ServingConfig(_Section):
     log_buffer_rows: Annotated[int, Field(ge=0)] = Field(
         10_000, description="Rows kept in memory while the inference log cannot be written; then requests get 503."
     )
+    canary: CanaryConfig | None = None
 
 
 class RetrainConfig(_Section):

@@ -21,6 +21,7 @@ from fastapi_offline import FastAPIOffline
 
 from components.serving.auth import api_keys
 from components.serving.batcher import MicroBatcher
+from components.serving.canary import Splitter, challenger_uri
 from components.serving.errors import install_error_handlers
 from components.serving.inference_log import InferenceLog
 from components.serving.log_writer import BufferedLogWriter
@@ -68,6 +69,9 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
             api_keys=keys,
             metrics=telemetry,
         )
+        if cfg.canary is not None:
+            state.challenger_uri = challenger_uri(model_uri, cfg.canary)
+            state.splitter = Splitter(cfg.canary.share)
         app.state.serving = state
         try:
             await state.reload(force=True)

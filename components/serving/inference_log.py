@@ -6,6 +6,7 @@ with a generous busy timeout, so many threads or processes can write at once and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -36,7 +37,8 @@ CREATE TABLE IF NOT EXISTS predictions (
     embedding BLOB,
     label TEXT,
     label_timestamp TEXT,
-    image BLOB
+    image BLOB,
+    role TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_predictions_timestamp ON predictions(timestamp);
 CREATE INDEX IF NOT EXISTS ix_predictions_request ON predictions(request_id);
@@ -56,7 +58,9 @@ _COLUMNS = (
     "embedding",
     "label",
     "image",
+    "role",
 )
+SHADOW = "shadow"  # role of a challenger's prediction that was scored but not sent back
 
 
 def _iso(ts: datetime | str | None) -> str:
@@ -87,6 +91,10 @@ class InferenceLog:
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(predictions)")}
+            if "role" not in columns:  # a log written before canary/shadow serving
+                with contextlib.suppress(sqlite3.OperationalError):  # another process added it first
+                    conn.execute("ALTER TABLE predictions ADD COLUMN role TEXT")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -103,7 +111,7 @@ class InferenceLog:
 
         Keys: request_id, predicted_class, probabilities (list, class order) required; timestamp (default now),
         image_index, filename, model_name, model_version, confidence, class_names (list), features (dict),
-        embedding (float array), label, image (bytes) optional.
+        embedding (float array), label, image (bytes), role (champion, canary or shadow) optional.
         """
         if not rows:
             return 0
@@ -127,6 +135,7 @@ class InferenceLog:
                     None if emb is None else np.asarray(emb, dtype=np.float32).tobytes(),
                     None if row.get("label") is None else str(row["label"]),
                     row.get("image"),
+                    row.get("role"),
                 )
             )
         sql = f"INSERT INTO predictions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
@@ -158,14 +167,17 @@ class InferenceLog:
             )
             return cur.rowcount
 
-    def read_window(self, since: datetime | None = None, until: datetime | None = None) -> pd.DataFrame:
-        """Rows with ``since <= timestamp < until`` (UTC; None = open end), oldest first.
+    def read_window(
+        self, since: datetime | None = None, until: datetime | None = None, *, include_shadow: bool = False
+    ) -> pd.DataFrame:
+        """Rows with ``since <= timestamp < until`` (UTC; None = open end), oldest first; the predictions that
+        were sent back only, unless ``include_shadow`` (a shadow challenger's are scored but never answered).
 
         Columns: timestamp (datetime64 UTC), request_id, image_index, filename, model_name, model_version,
         predicted_class, confidence, class_names (list), probabilities (list), features (dict),
-        embedding (float32 array or None), label (str or None), label_timestamp.
+        embedding (float32 array or None), label (str or None), role, label_timestamp.
         """
-        clauses, args = [], []
+        clauses, args = [] if include_shadow else [f"(role IS NULL OR role != '{SHADOW}')"], []
         if since is not None:
             clauses.append("timestamp >= ?")
             args.append(_iso(since))

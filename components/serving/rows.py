@@ -22,6 +22,7 @@ def log_rows(
     *,
     raw: Sequence[bytes] | None = None,
     first_index: int = 0,
+    role: str | None = None,
 ) -> list[dict[str, Any]]:
     """Rows for :meth:`InferenceLog.append`; ``raw`` (the sent bytes) is stored only when given."""
     from monitoring.features import image_features
@@ -49,6 +50,7 @@ def log_rows(
             "features": {k: float(v) for k, v in records[i].items()},
             "embedding": emb[i],
             "image": raw[i] if raw is not None else None,
+            "role": role,
         }
         for i in range(len(decoded))
     ]

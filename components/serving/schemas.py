@@ -66,6 +66,8 @@ class ModelInfo(BaseModel):
     last_reload_error: str | None = None
     batches: int = 0
     mean_batch_size: float = 0.0
+    challenger_version: str | None = Field(None, description="serving.canary: the challenger loaded beside it.")
+    challenger_error: str | None = None
 
 
 class ReloadResponse(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ import numpy as np
 from fastapi.concurrency import run_in_threadpool
 
 from components.models.inference import to_pixels
+from components.serving.canary import CANARY, CHAMPION, SHADOW
 from components.serving.images import DecodedImage
 from components.serving.model_source import LoadedModel
 from components.serving.rows import log_rows
@@ -29,21 +31,51 @@ class Scored:
 async def score(
     request_id: str,
     state: ServingState,
-    model: LoadedModel,
+    champion: LoadedModel,
     filenames: Sequence[str],
     decoded: Sequence[DecodedImage],
     raw: Sequence[bytes] | None = None,
     pixels: np.ndarray | None = None,
+    routed: bool = True,
 ) -> Scored:
-    """Run ``decoded`` through ``model`` (batched with concurrent requests) and log one row per image.
+    """Run ``decoded`` through the model that answers (batched with concurrent requests), log one row per image.
 
-    ``pixels`` (float32 (N, C, H, W)) is the model input when the client sent tensors, not files.
+    ``pixels`` (float32 (N, C, H, W)) is the model input when the client sent tensors, not files. With
+    ``serving.canary``, a share of requests is answered by the challenger (``canary``), or every request is
+    also scored by it and logged as ``shadow`` while the champion answers. ``routed=False``: the champion only
+    (a client that asked for its version by number).
     """
     if pixels is None:
         pixels = to_pixels(np.stack([d.array for d in decoded])).numpy()
-    probs, emb = await state.batcher.submit(model, pixels)
-    state.metrics.count_predictions(model.version, model.preprocessing.class_names, probs)
+    model, role, shadow = _route(state, champion) if routed else (champion, CHAMPION, None)
+    runs = [state.batcher.submit(model, pixels)] + ([state.batcher.submit(shadow, pixels)] if shadow else [])
+    results = await asyncio.gather(*runs, return_exceptions=True)
+    if isinstance(results[0], BaseException):
+        raise results[0]
+    probs, emb = results[0]
+    state.metrics.count_predictions(model.version, model.preprocessing.class_names, probs, role)
     stored = raw if state.cfg.store_images else None
-    rows = await run_in_threadpool(log_rows, request_id, model, filenames, decoded, probs, emb, raw=stored)
+    rows = await run_in_threadpool(log_rows, request_id, model, filenames, decoded, probs, emb, raw=stored, role=role)
+    if shadow is not None:
+        if isinstance(results[1], BaseException):
+            log.warning("shadow model %s failed on request %s: %s", shadow.version, request_id, results[1])
+        else:
+            s_probs, s_emb = results[1]
+            state.metrics.count_predictions(shadow.version, shadow.preprocessing.class_names, s_probs, SHADOW)
+            rows += await run_in_threadpool(
+                log_rows, request_id, shadow, filenames, decoded, s_probs, s_emb, role=SHADOW
+            )
     await run_in_threadpool(state.log_writer.write, rows)  # buffered on failure; 503 once the buffer is full
     return Scored(request_id, model, probs, emb)
+
+
+def _route(state: ServingState, champion: LoadedModel) -> tuple[LoadedModel, str, LoadedModel | None]:
+    """(the model that answers, its role, the shadow model or None)."""
+    challenger, canary = state.challenger, state.cfg.canary
+    if challenger is None or canary is None:
+        return champion, CHAMPION, None
+    if canary.mode == SHADOW:
+        return champion, CHAMPION, challenger
+    if state.splitter is not None and state.splitter.canary_answers():
+        return challenger, CANARY, None
+    return champion, CHAMPION, None

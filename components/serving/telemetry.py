@@ -64,8 +64,8 @@ class ServingMetrics:
             multiprocess_mode="livesum", registry=r,
         )  # fmt: skip
         self.predictions = Counter(
-            "medpipe_predictions", "Served images by model version and predicted class.",
-            ["model_version", "predicted_class"], registry=r,
+            "medpipe_predictions", "Scored images by model version, predicted class, role (champion/canary/shadow).",
+            ["model_version", "predicted_class", "role"], registry=r,
         )  # fmt: skip
 
     def observe_batch(self, size: int, waits_s: Sequence[float]) -> None:
@@ -79,11 +79,11 @@ class ServingMetrics:
         self.model_loaded.labels(name, version).set(1)
         self.reloads.labels("swapped").inc()
 
-    def count_predictions(self, version: str, class_names: Sequence[str], probs: np.ndarray) -> None:
+    def count_predictions(self, version: str, class_names: Sequence[str], probs: np.ndarray, role: str) -> None:
         counts = np.bincount(probs.argmax(axis=1), minlength=len(class_names))
         for name, n in zip(class_names, counts, strict=True):
             if n:
-                self.predictions.labels(version, name).inc(int(n))
+                self.predictions.labels(version, name, role).inc(int(n))
 
     def process_exited(self) -> None:
         """Drop this worker's live gauges from the multiprocess files (no-op in a single process)."""

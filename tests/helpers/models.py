@@ -97,3 +97,25 @@ def export_served_dir(model_dir: Path, out_dir: Path) -> Path:
 
     export_onnx(model_dir, Path(out_dir) / "model.onnx", ExportConfig())
     return Path(out_dir)
+
+
+def register_onnx_folder(folder: Path, name: str, tracking_uri: str, tags: dict[str, str] | None = None) -> str:
+    """Log a served folder the way the registry lays it out (onnx flavour + preprocessing.json), register it
+    under ``name`` and return the new version."""
+    import mlflow
+    import onnx
+
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run():
+        mlflow.log_metric("test_auc", 0.81)
+        info = mlflow.onnx.log_model(
+            onnx.load(str(folder / "model.onnx")),
+            name="model",
+            registered_model_name=name,
+            extra_files=[str(folder / "preprocessing.json")],
+            save_as_external_data=False,
+        )
+    version = str(info.registered_model_version)
+    for key, value in (tags or {}).items():
+        mlflow.MlflowClient(tracking_uri).set_model_version_tag(name, version, key, value)
+    return version

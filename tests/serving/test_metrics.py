@@ -12,25 +12,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import free_port
-from prometheus_client.parser import text_string_to_metric_families
+from conftest import free_port, samples, value
 
 pytestmark = pytest.mark.slow
 
 NPY = [("files", ("a.npy", b"", "x"))]
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """{(sample name, sorted labels): value} of a Prometheus text exposition."""
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(found: dict, name: str, **labels: str) -> float:
-    return sum(v for (n, ls), v in found.items() if n == name and set(labels.items()) <= set(ls))
 
 
 def npy_files(n: int, rng: np.random.Generator) -> list:

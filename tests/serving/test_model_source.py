@@ -7,8 +7,8 @@ import shutil
 
 import httpx
 import numpy as np
-import onnx
 import pytest
+from helpers.models import register_onnx_folder
 
 from components.errors import RegistryError
 from components.serving.model_source import load_model, model_marker, parse_registry_uri
@@ -24,22 +24,7 @@ def settings(tmp_path, empty_mlflow_db) -> Settings:
 
 
 def _log_onnx(folder, name: str, settings: Settings) -> str:
-    """Log an ONNX model the way the registry lays it out (onnx flavour + preprocessing.json) and register it."""
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    with mlflow.start_run():
-        mlflow.log_metric("test_auc", 0.81)
-        info = mlflow.onnx.log_model(
-            onnx.load(str(folder / "model.onnx")),
-            name="model",
-            registered_model_name=name,
-            extra_files=[str(folder / "preprocessing.json")],
-            save_as_external_data=False,
-        )
-    version = str(info.registered_model_version)
-    mlflow.MlflowClient().set_model_version_tag(name, version, "parity.passed", "true")
-    return version
+    return register_onnx_folder(folder, name, settings.tracking_uri, tags={"parity.passed": "true"})
 
 
 def _set_champion(name: str, version: str) -> None:

@@ -69,6 +69,8 @@ async def model_info(state: State, model: CurrentModel) -> schemas.ModelInfo:
         last_reload_error=state.last_error,
         batches=state.batcher.stats.batches,
         mean_batch_size=state.batcher.stats.mean_batch,
+        challenger_version=state.challenger.version if state.challenger else None,
+        challenger_error=state.challenger_error,
     )
 
 
@@ -86,6 +88,8 @@ async def predict(request: Request, state: State, model: CurrentModel) -> schema
     decoded = await run_in_threadpool(decode_all, inputs, model, state.cfg.max_pixels)
     names = [name for name, _ in inputs]
     scored = await score(request.state.request_id, state, model, names, decoded, raw=[data for _, data in inputs])
+    model = scored.model  # the challenger, when the canary answered
+    request.state.model_version = model.version
     classes = model.preprocessing.class_names
     return schemas.PredictResponse(
         request_id=scored.request_id,

@@ -118,7 +118,8 @@ async def infer(name: str, request: Request, state: State, version: str | None =
     pixels = _pixels(parsed, model, state.cfg.max_images_per_request)
     decoded = _as_images(pixels)
     names = [f"{parsed.id or 'tensor'}[{i}]" for i in range(len(pixels))]
-    scored = await score(request.state.request_id, state, model, names, decoded, pixels=pixels)
+    scored = await score(request.state.request_id, state, model, names, decoded, pixels=pixels, routed=version is None)
+    request.state.model_version = scored.model.version  # the challenger, when the canary answered
     outputs = dict(zip(OUTPUT_NAMES, (scored.probabilities, scored.embedding), strict=True))
-    content, headers = oip.encode_infer(parsed, model.name, model.version, outputs)
+    content, headers = oip.encode_infer(parsed, scored.model.name, scored.model.version, outputs)
     return Response(content=content, headers=headers)
