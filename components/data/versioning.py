@@ -397,9 +397,40 @@ def push(settings: Settings, targets: Sequence[str] = DATA_TARGETS) -> str:
 
 
 def _push(settings: Settings, targets: Sequence[str]) -> str:
-    with open_repo(settings.project_dir, f"push {', '.join(targets)} to {settings.dvc_remote_url}") as repo:
+    """Push, then check that the remote holds every object of ``targets``: DVC only warns about data that is
+    in neither the cache nor the remote, and a push of nothing would otherwise read as a success."""
+    url = settings.dvc_remote_url
+    with open_repo(settings.project_dir, f"push {', '.join(targets)} to {url}") as repo:
         repo.push(targets=list(targets), remote=REMOTE_NAME)
-    return settings.dvc_remote_url
+        missing = _missing_in_remote(repo, targets)
+    if missing:
+        raise DvcError(
+            f"push to {url} did not store all the data: missing {'; '.join(missing)}. These objects are not in the "
+            f"local DVC cache ({settings.dvc_cache_dir}) either: restore the cache (`medpipe data pull` from a "
+            "remote that has them) or re-ingest the source, then push again"
+        )
+    return url
+
+
+def _missing_in_remote(repo: Repo, targets: Sequence[str]) -> list[str]:
+    """The outputs of ``targets`` whose objects (directory listing or files) the remote lacks."""
+    from dvc_data.hashfile.tree import Tree
+
+    odb = repo.cloud.get_remote_odb(REMOTE_NAME)
+    missing = []
+    for target in targets:
+        for stage in repo.stage.collect(target):
+            for out in stage.outs:
+                info = out.hash_info
+                if not info or not info.value:
+                    continue
+                if not odb.exists(info.value):
+                    missing.append(f"{out} (all of it: object {info.value})")
+                elif info.isdir:
+                    oids = [entry.value for _, _, entry in Tree.load(odb, info)]
+                    if absent := len(oids) - len(odb.oids_exist(oids)):
+                        missing.append(f"{out} ({absent} of {len(oids)} files)")
+    return missing
 
 
 def pull(settings: Settings, targets: Sequence[str] = DATA_TARGETS) -> None:

@@ -21,6 +21,7 @@ from components.data.versioning import (
     dir_md5,
     dvc_lock,
     ingest_and_version,
+    push,
     raw_version,
     repro,
 )
@@ -169,3 +170,15 @@ def test_dvc_calls_are_serialised(tmp_path: Path) -> None:
         thread.join()
     with dvc_lock(tmp_path, timeout_s=1), dvc_lock(tmp_path, timeout_s=1):  # re-entrant in one thread
         pass
+
+
+def test_push_with_cache_and_remote_gone_is_an_error(dvc_project) -> None:
+    """DVC only warns when the data to push is in neither the cache nor the remote: `data push` must fail."""
+    settings = dvc_project
+    ingest_and_version(load_config(settings.project_dir / "params.yaml").data, settings)
+    assert push(settings) == settings.dvc_remote_url  # everything there: verified, no error
+    shutil.rmtree(settings.dvc_cache_dir)
+    shutil.rmtree(settings.dvc_remote_url)
+    with pytest.raises(DvcError, match=r"did not store all the data: missing data/raw \(all of it") as err:
+        push(settings)
+    assert "data/prepared" in str(err.value) and "re-ingest" in str(err.value)
