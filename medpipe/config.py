@@ -9,7 +9,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from pathlib import Path
+import re
+from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
@@ -59,7 +60,10 @@ PositiveFloat = Annotated[float, Field(gt=0.0)]
 
 
 class ProjectConfig(_Section):
-    name: str = Field("medpipe", description="Names the MLflow experiment, Optuna study and Evidently project.")
+    name: str | None = Field(
+        None,
+        description="Names the MLflow experiment, Optuna study and Evidently project; null: from data.source.",
+    )
 
 
 class SplitConfig(_Section):
@@ -207,7 +211,7 @@ class SearchConfig(_Section):
 
 
 class RegistryConfig(_Section):
-    model_name: str = "medpipe-classifier"
+    model_name: str | None = Field(None, description="The registered model; null: '<project.name>-classifier'.")
     primary_metric: Literal["auc", "accuracy", "balanced_accuracy", "f1"] = "auc"
     tolerance: Annotated[float, Field(ge=0)] = 0.01
     min_primary: Probability = 0.75
@@ -369,6 +373,26 @@ class PipelineConfig(_Section):
     schedule: ScheduleConfig = ScheduleConfig()
     ui: UIConfig = UIConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_names(cls, raw: Any) -> Any:
+        """project.name and registry.model_name default to names derived from the dataset (``data.source``)."""
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+
+        def section(key: str) -> dict[str, Any]:
+            node = raw.get(key)
+            return dict(node) if isinstance(node, dict) else (node.model_dump() if node is not None else {})
+
+        data, project, registry = section("data"), section("project"), section("registry")
+        if project.get("name") is None:
+            project["name"] = dataset_name(str(data.get("source") or "breastmnist"))
+        if registry.get("model_name") is None:
+            registry["model_name"] = f"{project['name']}-classifier"
+        raw["project"], raw["registry"] = project, registry
+        return raw
+
     def params_hash(self) -> str:
         """A short, stable hash of every tunable (tagged on runs for lineage)."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
@@ -379,6 +403,20 @@ class PipelineConfig(_Section):
         raw = self.model_dump(mode="json")
         _apply_overrides(raw, overrides)
         return _validate(raw, "override")
+
+
+_GENERIC_STEMS = frozenset({"labels", "manifest", "data", "dataset", "train", "images", "index", "metadata"})
+
+
+def dataset_name(source: str) -> str:
+    """A short name for a dataset from ``data.source``: the MedMNIST name, a file's stem or a folder's name
+    (a CSV with a generic name like labels.csv takes its folder's name), lower-case with dashes."""
+    path = PurePath(source.strip().rstrip("/\\") or "dataset")
+    suffix = path.suffix.lower()
+    stem = path.stem if suffix in (".npz", ".csv") else path.name
+    if suffix == ".csv" and stem.lower() in _GENERIC_STEMS and path.parent.name:
+        stem = path.parent.name
+    return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "dataset"
 
 
 def parse_override(item: str) -> tuple[str, Any]:

@@ -6,7 +6,7 @@ from prefect import flow, task
 
 from components.data import versioning
 from components.data.dataset import PreparedData
-from pipelines.runtime import load, publish, run_stage
+from pipelines.runtime import load, publish, retry_transient, run_stage
 
 
 @flow(name="data", log_prints=True)
@@ -15,7 +15,13 @@ def data_flow(
 ) -> PreparedData:
     """Bring the configured dataset into the versioned workspace and return its prepared form."""
     cfg, settings = load(params_path, profile, overrides)
-    ingest = task(versioning.ingest_and_version, name="ingest-prepare-version", retries=1, retry_delay_seconds=5)
+    ingest = task(
+        versioning.ingest_and_version,
+        name="ingest-prepare-version",
+        retries=1,
+        retry_delay_seconds=5,
+        retry_condition_fn=retry_transient,
+    )
     prepared = run_stage("data", ingest, cfg.data, settings, push=True)
     publish("data-summary", versioning.summary_markdown(prepared), "Data version and class counts")
     return prepared

@@ -12,7 +12,7 @@ from components.deploy.stage import deploy_registered
 from components.errors import GateError
 from components.registry.aliases import champion_version, promote
 from components.serving.reload import signal_reload
-from pipelines.runtime import load, publish, run_stage
+from pipelines.runtime import load, publish, retry_transient, run_stage
 from pipelines.summaries import kv_markdown
 
 
@@ -45,7 +45,13 @@ def deployment_flow(
         raise GateError(f"no version to deploy: registered model {name!r} has no champion; pass version=")
     result = run_stage(
         "export",
-        task(deploy_registered, name="export-and-parity", retries=2, retry_delay_seconds=10),
+        task(
+            deploy_registered,
+            name="export-and-parity",
+            retries=2,
+            retry_delay_seconds=10,
+            retry_condition_fn=retry_transient,
+        ),
         f"models:/{name}/{version}",
         Path(prepared_path),
         cfg.export,
@@ -56,7 +62,7 @@ def deployment_flow(
     if champion_version(settings, cfg) != version:
         run_stage(
             "set-champion",
-            task(promote, name="set-champion", retries=2),
+            task(promote, name="set-champion", retries=2, retry_condition_fn=retry_transient),
             version,
             "deployment_flow: parity gate passed",
             settings,
@@ -64,7 +70,10 @@ def deployment_flow(
             actor=f"prefect:{flow_run.get_id() or 'local'}",
         )
     reloaded = run_stage(
-        "reload", task(signal_reload, name="signal-server", retries=2, retry_delay_seconds=5), cfg.serving, settings
+        "reload",
+        task(signal_reload, name="signal-server", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient),
+        cfg.serving,
+        settings,
     )
     summary = DeploymentSummary(name, version, str(result.onnx_path), result.report.as_tags(), reloaded)
     publish(

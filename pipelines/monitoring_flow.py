@@ -14,7 +14,7 @@ from monitoring.check import current_window, load_champion, split_window
 from monitoring.drift import compute_drift
 from monitoring.outputs import write_outputs
 from monitoring.retrain import record_retrain, should_retrain
-from pipelines.runtime import deployment_exists, load, publish, run_stage
+from pipelines.runtime import deployment_exists, load, publish, retry_transient, run_stage
 from pipelines.schedule import DRIFT_EVENT, TRAINING_DEPLOYMENT
 from pipelines.summaries import drift_markdown
 
@@ -50,7 +50,12 @@ def monitoring_flow(
     (params ``monitoring.retrain``) keep it from retraining in a loop.
     """
     cfg, settings = load(params_path, profile, overrides)
-    champion = run_stage("load-champion", task(load_champion, name="load-champion", retries=2), cfg, settings)
+    champion = run_stage(
+        "load-champion",
+        task(load_champion, name="load-champion", retries=2, retry_condition_fn=retry_transient),
+        cfg,
+        settings,
+    )
     if prepared_path:
         window = run_stage(
             "load-window", task(split_window, name="load-window", cache_policy=NO_CACHE), champion, Path(prepared_path)

@@ -24,6 +24,27 @@ class StageFailed(RuntimeError):
     """Raised by a flow when one of its stages fails; the message names the stage and the cause."""
 
 
+def is_transient(err: BaseException) -> bool:
+    """Whether retrying could help: a deterministic error (bad config, bad data, a gate rule, a metric that
+    does not fit) fails the same way every time; only the rest (network, a locked database) is retried."""
+    from medpipe.config import ConfigError
+    from medpipe.errors import MedpipeError, RegistryError
+    from medpipe.metrics import MetricsError
+
+    if isinstance(err, RegistryError):  # the registry could not answer: maybe next time
+        return True
+    return not isinstance(err, MedpipeError | ConfigError | MetricsError)
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry a failed task only when its error :func:`is_transient`."""
+    try:
+        state.result()
+    except Exception as err:  # noqa: BLE001 - classified, not swallowed: Prefect keeps the failed state
+        return is_transient(err)
+    return True
+
+
 def load(params_path: str, profile: str | None, overrides: list[str] | None) -> tuple[PipelineConfig, Settings]:
     """Load the config once per flow run, and the settings (state folder, stores)."""
     settings = prepare_environment(get_settings())

@@ -14,12 +14,13 @@ from components.deploy.stage import ONNX_NAME, deploy_model
 from components.dvc_pipeline import record_training
 from components.registry.gate import evaluate_and_promote
 from components.registry.model_card import download_model_card
+from components.registry.preflight import preflight
 from components.registry.register import register_model
 from components.training.search import run_search
 from components.training.train import train_model
 from monitoring.check import build_model_reference
 from pipelines.data import data_flow
-from pipelines.runtime import gpu_slot, load, publish, run_stage
+from pipelines.runtime import gpu_slot, load, publish, retry_transient, run_stage
 from pipelines.summaries import training_markdown
 
 
@@ -66,6 +67,10 @@ def training_flow(
         prepared: PreparedData = data_flow(params_path, profile, overrides)
     else:
         prepared = load_prepared(Path(prepared_path), data_version=data_version)
+    checked = run_stage("preflight", task(preflight, name="pre-flight-checks"), cfg, prepared, settings)
+    cfg = checked.cfg  # registry.positive_class resolved; nothing trains unless config and data fit
+    for note in checked.notes:
+        print(note)
     run_dir = settings.models_dir / (flow_run.get_id() or "local")
 
     with gpu_slot(settings):
@@ -94,7 +99,13 @@ def training_flow(
     )
     run_stage(
         "reference",
-        task(build_model_reference, name="drift-reference-profile", retries=2, retry_delay_seconds=5),
+        task(
+            build_model_reference,
+            name="drift-reference-profile",
+            retries=2,
+            retry_delay_seconds=5,
+            retry_condition_fn=retry_transient,
+        ),
         export.onnx_path,
         prepared.path,
         cfg,
@@ -115,7 +126,13 @@ def training_flow(
     )
     decision = run_stage(
         "gate",
-        task(evaluate_and_promote, name="promotion-gate", retries=2, retry_delay_seconds=10),
+        task(
+            evaluate_and_promote,
+            name="promotion-gate",
+            retries=2,
+            retry_delay_seconds=10,
+            retry_condition_fn=retry_transient,
+        ),
         registered,
         prepared.path,
         final_cfg,
@@ -124,7 +141,7 @@ def training_flow(
     )
     card = run_stage(
         "model-card",
-        task(download_model_card, name="fetch-model-card", retries=2),
+        task(download_model_card, name="fetch-model-card", retries=2, retry_condition_fn=retry_transient),
         settings,
         trained.run_id,
         registered.version,

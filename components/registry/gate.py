@@ -29,6 +29,7 @@ from components.data.dataset import load_split, read_manifest, split_fingerprint
 from components.errors import GateError, RegistryError
 from components.registry.aliases import CHAMPION, alias_version, check_version, get_client, move_alias
 from components.registry.model_card import CardContent, render_model_card
+from components.registry.preflight import resolve_positive_class
 from components.registry.register import PARITY_TAG, RegisteredVersion, _publish_card
 from components.tracking import use_tracking_store
 from medpipe import metrics as mx
@@ -125,6 +126,7 @@ def _checks(
     champ: dict[str, float] | None,
     champion: str | None,
     parity: str,
+    sensitivity: bool = True,
 ) -> list[GateCheck]:
     reg = cfg.registry
     m = reg.primary_metric
@@ -149,6 +151,7 @@ def _checks(
                 f"{m} {_f(ch[m])} vs champion v{champion} {_f(champ[m])} - tolerance {reg.tolerance}",
             )
         )
+    if champ is not None and sensitivity:  # only for a class params name (or the binary default)
         s, cs = ch["sensitivity"], champ["sensitivity"]
         threshold = cs - reg.sensitivity_tolerance
         checks.append(
@@ -214,7 +217,8 @@ def evaluate_and_promote(
             f"version {version} predicts classes {pre.class_names} but the test set {prepared_dir} has {class_names}; "
             "evaluate it on the data it was trained for"
         )
-    pos = positive_index(reg.positive_class, class_names)
+    positive, _ = resolve_positive_class(reg.positive_class, class_names, manifest.get("counts", {}).get("train", {}))
+    pos = None if positive is None else class_names.index(positive)  # None: multi-class, macro AUC only
     seed = 0
     op = mx.argmax_point(class_names, pos, "argmax")
     ch = mx.classification_metrics(probs, test.labels, class_names, op)
@@ -239,7 +243,7 @@ def evaluate_and_promote(
         promoted, reason = False, f"version {version} is already the champion"
     else:
         parity = mv.tags.get("parity.passed") or mv.tags.get(PARITY_TAG, "not_evaluated")  # ParityReport tags
-        checks = _checks(cfg, ch, champ, champion, parity.lower())
+        checks = _checks(cfg, ch, champ, champion, parity.lower(), sensitivity=pos is not None)
         failed = [c.name for c in checks if not c.passed]
         promoted = not failed
         if promoted:

@@ -120,6 +120,8 @@ def _key(name: str) -> str:
 def _positive_name(registry: RegistryConfig, pre: Preprocessing) -> str:
     from components.registry.gate import positive_index
 
+    if registry.positive_class is None and len(pre.class_names) > 2:
+        return "none (multi-class: macro one-vs-rest AUC)"
     try:
         return pre.class_names[positive_index(registry.positive_class, pre.class_names)]
     except Exception:  # noqa: BLE001 - a card never fails on a label

@@ -32,6 +32,7 @@ from components.models.artifacts import MODEL_CONFIG, WEIGHTS, load_model_dir
 from components.registry.aliases import CHALLENGER, move_alias
 from components.registry.model_card import FILENAME as CARD_FILE
 from components.registry.model_card import CardContent, render_model_card
+from components.registry.preflight import CLASS_NAMES_TAG, PreflightError, class_list_problem, registered_class_names
 from components.tracking import RetryPolicy, experiment_name, lineage_tags, mlflow_client, setup_mlflow, with_retries
 from medpipe.config import PipelineConfig
 from medpipe.imaging.preprocessing import FILENAME as PREPROCESSING_FILE
@@ -200,6 +201,12 @@ def register_model(
         metrics=metrics,
         export=export_tags,
     )
+    problem = retry(
+        "reading the registered class list",
+        lambda: class_list_problem(registered_class_names(client, name), name, pre.class_names),
+    )
+    if problem:
+        raise PreflightError(f"{problem}. {hint}")
     example, signature = _example_and_signature(net, pre, onnx_path)
     flavor = _MedpipeFlavor(net, model_dir, Path(onnx_path) if onnx_path else None, render_model_card(card, reg))
     version_tags = {**tags, **export_tags, **{f"test.{k}": f"{v:.6g}" for k, v in metrics.items() if "." not in k}}
@@ -219,6 +226,10 @@ def register_model(
     except (OSError, mlflow.exceptions.MlflowException) as err:
         raise RegistryError(f"registering {model_dir} as {name!r} failed: {err}. {hint}") from err
     version = str(info.registered_model_version)
+    retry(
+        "recording the class list",
+        lambda: client.set_registered_model_tag(name, CLASS_NAMES_TAG, json.dumps(list(pre.class_names))),
+    )
     card.version = version
     text = render_model_card(card, reg)
     retry("writing the model card", lambda: _publish_card(client, name, version, run_id, text))
