@@ -282,17 +282,23 @@ class RetrainConfig(_Section):
 class MonitoringConfig(_Section):
     window_hours: Annotated[float, Field(gt=0)] = 24.0
     min_window: Annotated[int, Field(ge=5)] = 50
-    drift_share: Probability = Field(0.5, description="Share of drifted image features that counts as drift.")
-    feature_stattest_threshold: Probability = 0.05
-    embedding_threshold: Annotated[float, Field(ge=0)] = 0.55
+    alpha: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.05, description="False-alarm rate of one check: split (Bonferroni) over the three test families."
+    )
+    permutations: Annotated[int, Field(ge=99)] = Field(500, description="Permutations of the embedding MMD test.")
+    mmd_max_rows: Annotated[int, Field(ge=20)] = Field(
+        300, description="Rows per side of the MMD test (a random subset beyond it: same validity, bounded cost)."
+    )
+    reference_splits: list[str] = Field(
+        default_factory=lambda: ["val"],
+        description="Splits the drift reference and the ATC estimate are built from: images the model did not fit.",
+    )
     pca_components: Annotated[int, Field(ge=2, le=64)] = 8
-    confidence_drop: Probability = Field(0.1, description="Drop in mean max-probability that counts as drift.")
-    accuracy_drop: Probability = Field(0.1, description="Drop in estimated accuracy that counts as drift.")
+    accuracy_drop: Probability = Field(
+        0.1, description="Drop of the (estimated or real) accuracy below the reference that counts as a warning."
+    )
     window_size: Annotated[int, Field(ge=5)] = Field(
         150, description="Rows in a 'last N predictions' window (benchmarks, --last); time windows use window_hours."
-    )
-    prediction_threshold: Probability = Field(
-        0.01, description="p-value below which the predicted-class or confidence distribution counts as drifted."
     )
     retrain: RetrainConfig = RetrainConfig()
 

@@ -258,8 +258,8 @@ def print_train_result(console, result) -> None:
     console.print(f"model folder: [bold]{result.model_dir}[/]  checkpoint: {result.checkpoint}")
 
 
-def print_drift_summary(console, summary, outcome=None) -> None:  # noqa: ANN001 - DriftSummary, AlertOutcome
-    """Verdict, each signal's score vs threshold, accuracy estimate, report paths and the alert outcome."""
+def print_drift_summary(console, summary, outcome=None, retrain=None) -> None:  # noqa: ANN001
+    """Verdict, each signal (value, p-value, threshold), accuracy estimate, retrain decision, alert, report paths."""
     from rich.table import Table
 
     if summary.status == "not_enough_data":
@@ -271,23 +271,25 @@ def print_drift_summary(console, summary, outcome=None) -> None:  # noqa: ANN001
     window = f"{summary.window_size} images"
     if summary.window_start:
         window += f" ({summary.window_start} .. {summary.window_end})"
-    console.print(f"window: {window}; reference: {summary.reference_size}; model version: {summary.model_version}")
+    console.print(f"window: {window}; source: {summary.source}; model version: {summary.model_version}")
+    console.print(f"reference: {summary.reference_size} held-out images; false-alarm rate alpha = {summary.alpha}")
     if summary.signals:
-        table = Table("signal", "score", "drift if", "verdict", "detail")
+        table = Table("signal", "value", "p-value", "drift if", "verdict", "detail")
         for s in summary.signals:
-            verdict = "[red]DRIFT[/]" if s.drifted else "[green]ok[/]"
-            table.add_row(s.name, f"{s.score:.4g}", f"{s.rule} {s.threshold:g}", verdict, s.detail)
+            verdict = ("[red]DRIFT[/]" if s.kind != "estimate" else "[yellow]WARN[/]") if s.drifted else "[green]ok[/]"
+            p = f"{s.score:.3g}" if s.kind == "test" else "-"
+            rule = f"p < {s.threshold:.3g}" if s.kind == "test" else f"< {s.threshold:.3f}"
+            table.add_row(s.name, f"{s.value:.4g}" if s.value is not None else "-", p, rule, verdict, s.detail)
         console.print(table)
-    if summary.estimated_accuracy is not None:
-        ref = f" (reference {summary.reference_accuracy:.3f})" if summary.reference_accuracy is not None else ""
-        console.print(f"estimated accuracy (label-free): {summary.estimated_accuracy:.3f}{ref}")
     if summary.accuracy is not None:
         console.print(f"accuracy on {summary.labelled} labelled images: {summary.accuracy:.3f}")
-    for key, path in summary.report_paths.items():
-        console.print(f"{key}: {path}")
+    if retrain is not None:
+        console.print(f"retrain: {retrain.text()}")
     if outcome is not None:
         failed = f"; failed: {', '.join(outcome.failed_channels)}" if outcome.failed_channels else ""
         console.print(f"alert: {outcome.action} ({outcome.reason}){failed}")
+    for key, path in summary.report_paths.items():
+        console.print(f"{key}: {path}")
 
 
 def print_pipeline_summary(console, summary, settings) -> None:  # noqa: ANN001 - PipelineSummary, Settings

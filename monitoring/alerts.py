@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
@@ -28,8 +28,12 @@ from medpipe.config import AlertsConfig
 from medpipe.settings import Settings
 from monitoring.summary import DriftSummary
 
+if TYPE_CHECKING:
+    from monitoring.retrain import RetrainDecision
+
 log = logging.getLogger(__name__)
 STATE_FILE = "alert-state.json"
+NO_CHANNEL = "No channel configured: written to alerts.jsonl"
 _URL = re.compile(r"(https?://[^/\s'\"]+)[^\s'\"]*")
 
 
@@ -62,10 +66,21 @@ def _secrets(settings: Settings) -> list[SecretStr | None]:
 
 
 # --- message ---------------------------------------------------------------------------------
-def build_alert(summary: DriftSummary, kind: str, report_path: str | None = None) -> dict[str, Any]:
-    """The alert payload: what drifted, scores vs thresholds, window, model version, report path."""
+def build_alert(
+    summary: DriftSummary, kind: str, report_path: str | None = None, retrain: RetrainDecision | None = None
+) -> dict[str, Any]:
+    """The alert payload: what drifted (p-values vs thresholds, 4 significant digits), window, model
+    version, the report, and the retraining decision with its reason."""
     signals = [
-        {"name": s.name, "score": round(s.score, 4), "threshold": s.threshold, "rule": s.rule, "drifted": s.drifted}
+        {
+            "name": s.name,
+            "kind": s.kind,
+            "score": float(f"{s.score:.4g}"),
+            "value": None if s.value is None else float(f"{s.value:.4g}"),
+            "threshold": float(f"{s.threshold:.4g}"),
+            "rule": s.rule,
+            "drifted": s.drifted,
+        }
         for s in summary.signals
     ]
     report = report_path or summary.report_paths.get("html")
@@ -86,7 +101,11 @@ def build_alert(summary: DriftSummary, kind: str, report_path: str | None = None
         "estimated_accuracy": summary.estimated_accuracy,
         "reference_accuracy": summary.reference_accuracy,
         "model_version": summary.model_version,
+        "source": summary.source,
         "report": report,
+        "retrain": None
+        if retrain is None
+        else {"started": retrain.started, "reason": retrain.reason, "run": retrain.run, "text": retrain.text()},
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -94,8 +113,9 @@ def build_alert(summary: DriftSummary, kind: str, report_path: str | None = None
 def format_text(alert: dict[str, Any]) -> str:
     lines = [alert["title"]]
     for s in alert["signals"]:
-        mark = "DRIFT" if s["drifted"] else "ok"
-        lines.append(f"- {s['name']}: {s['score']} (drift if {s['rule']} {s['threshold']}) {mark}")
+        mark = ("DRIFT" if s.get("kind") != "estimate" else "WARN") if s["drifted"] else "ok"
+        what = "p" if s.get("kind", "test") == "test" else "value"
+        lines.append(f"- {s['name']}: {what} {s['score']} (drift if {s['rule']} {s['threshold']}) {mark}")
     est = alert.get("estimated_accuracy")
     ref = alert.get("reference_accuracy")
     if est is not None:
@@ -104,8 +124,12 @@ def format_text(alert: dict[str, Any]) -> str:
     if alert.get("window_start"):
         window += f" from {alert['window_start']} to {alert['window_end']}"
     lines.append(f"window: {window}; model version: {alert.get('model_version') or 'unknown'}")
+    if alert.get("retrain"):
+        lines.append(f"retraining: {alert['retrain']['text']}")
     if alert.get("report"):
         lines.append(f"report: {alert['report']}")
+    if alert.get("delivery"):
+        lines.append(alert["delivery"])
     return "\n".join(lines)
 
 
@@ -225,13 +249,18 @@ def _channel_action(
 
 
 def send_alerts(
-    summary: DriftSummary, cfg: AlertsConfig, settings: Settings, now: datetime | None = None
+    summary: DriftSummary,
+    cfg: AlertsConfig,
+    settings: Settings,
+    now: datetime | None = None,
+    retrain: RetrainDecision | None = None,
 ) -> AlertOutcome:
     """Alert on ``summary`` through every enabled channel, honouring dedup/cooldown; always log locally.
 
     State is kept per channel and only a delivered alert starts a channel's cooldown: a channel that failed
     gets the alert again on the next check, even while the channels that delivered it stay quiet. With no
-    channel enabled, the local log itself is deduplicated the same way.
+    channel enabled, the local log itself is deduplicated the same way, and the alert says so ("No channel
+    configured: written to alerts.jsonl") and counts as not delivered.
     """
     now = now or datetime.now(UTC)
     path = _state_path(settings)
@@ -244,16 +273,16 @@ def send_alerts(
         action = "suppressed" if any(kind == "suppressed" for kind, _ in plans.values()) else "none"
         return AlertOutcome(action, next(reason for kind, reason in plans.values() if kind == action))
     action = "drift" if "drift" in to_send.values() else "recovered"
-    alert = build_alert(summary, action)
-    deliveries = {
-        name: (_deliver(name, senders[name], alert, cfg, settings) if name in senders else "delivered")
-        for name in to_send
-    }
+    alert = build_alert(summary, action, retrain=retrain)
+    if not senders:
+        alert["delivery"] = NO_CHANNEL
+    deliveries = {name: _deliver(name, senders[name], alert, cfg, settings) for name in to_send if name in senders}
     deliveries |= {name: f"suppressed: {reason}" for name, (kind, reason) in plans.items() if kind == "suppressed"}
-    delivered = all(r == "delivered" for name, r in deliveries.items() if name in to_send)
+    # the local log is not a delivery: with no channel nothing was delivered, and the alert says so
+    delivered = bool(senders) and all(deliveries[name] == "delivered" for name in to_send)
     _append_log(settings.alert_log, {**alert, "deliveries": deliveries, "delivered": delivered}, settings)
     for name, kind in to_send.items():
-        if deliveries[name] == "delivered":
+        if name not in senders or deliveries[name] == "delivered":
             state[name] = {"kind": kind, "condition": summary.condition(), "last_sent": now.isoformat()}
     _write_state(path, {"channels": state})
     reason = "; ".join(sorted({plans[name][1] for name in to_send}))

@@ -1,12 +1,14 @@
-"""One drift check end to end, as the CLI runs it: champion + its reference -> window -> verdict -> outputs.
+"""One drift check end to end: :func:`run_drift_check` is the one function that ``medpipe monitor`` and the
+monitoring flow both call.
 
-The Prefect flow wraps the same pieces (``load_champion``, ``current_window``, ``compute_drift``,
-``write_outputs``, ``send_alerts``, ``should_retrain``) as tasks.
+champion + its reference -> window -> tests (verdict) -> retrain decision -> report -> alert (which links
+the report and states the retrain decision) -> history (Evidently workspace, MLflow).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,9 +20,30 @@ from components.errors import RegistryError
 from medpipe.config import PipelineConfig
 from medpipe.imaging import ImageSpec
 from medpipe.settings import Settings
+from monitoring.alerts import AlertOutcome
 from monitoring.reference import EmbedFn, ReferenceProfile
+from monitoring.retrain import RetrainDecision
+from monitoring.summary import DriftSummary
 
 REFERENCE_DIR = "reference"
+RETRAIN_STATE = "retrain-state.json"
+
+
+@dataclass
+class Window:
+    """The rows to check, their pixels when the source keeps them (folder, split), and where they came from."""
+
+    frame: pd.DataFrame
+    images: np.ndarray | None
+    source: str
+
+
+@dataclass
+class CheckResult:
+    summary: DriftSummary
+    retrain: RetrainDecision
+    alert: AlertOutcome | None
+    paths: dict[str, str]
 
 
 @dataclass
@@ -97,7 +120,7 @@ def current_window(
     since: datetime | None = None,
     until: datetime | None = None,
     last: int | None = None,
-) -> pd.DataFrame:
+) -> Window:
     """The window to check: a folder of images, or inference-log rows (default: the last ``window_hours``)."""
     from monitoring.window import load_image_folder, read_log_window, window_from_images
 
@@ -109,7 +132,7 @@ def current_window(
             log.warning("skipped %s: %s", Path(images_dir) / name, reason)
         frame = window_from_images(folder.images, champion.embed_fn, ref, folder.sizes, folder.channels)
         frame.attrs["skipped"] = [{"file": n, "reason": r} for n, r in folder.skipped]
-        return frame
+        return Window(frame, folder.images, f"folder {images_dir}")
     if since is None and last is None:
         since = datetime.now(UTC) - timedelta(hours=cfg.monitoring.window_hours)
     frame = read_log_window(settings.inference_log, ref, since, until)
@@ -117,7 +140,8 @@ def current_window(
         mine = frame["model_version"].astype(str) == champion.version
         if mine.any():
             frame = frame[mine | frame["model_version"].isna()]
-    return frame.tail(last) if last else frame
+    what = f"last {last}" if last else f"{since.isoformat(timespec='seconds') if since else '...'} to {until or 'now'}"
+    return Window(frame.tail(last) if last else frame, None, f"inference log {settings.inference_log} ({what})")
 
 
 def build_model_reference(
@@ -140,7 +164,7 @@ def build_model_reference(
     return out
 
 
-def split_window(champion: Champion, prepared_dir: Path, split: str = "test") -> pd.DataFrame:
+def split_window(champion: Champion, prepared_dir: Path, split: str = "test") -> Window:
     """A window made of one split of a prepared dataset (the demo's first check: held-out test images)."""
     from components.data.dataset import load_split
     from monitoring.window import window_from_images
@@ -148,4 +172,32 @@ def split_window(champion: Champion, prepared_dir: Path, split: str = "test") ->
     data = load_split(Path(prepared_dir), split)
     names = champion.reference.class_names
     labels = [names[i] for i in data.labels]
-    return window_from_images(data.images, champion.embed_fn, champion.reference, labels=labels)
+    frame = window_from_images(data.images, champion.embed_fn, champion.reference, labels=labels)
+    return Window(frame, data.images, f"split {split} of {prepared_dir}")
+
+
+def run_drift_check(
+    cfg: PipelineConfig,
+    settings: Settings,
+    window_of: Callable[[Champion], Window],
+    experiment: str,
+    champion: Champion | None = None,
+    alerts: bool = True,
+    start_retrain: Callable[[str], str] | None = None,
+) -> CheckResult:
+    """One check: verdict, retrain decision (launched through ``start_retrain`` when given), report, alert,
+    history. ``window_of(champion)`` builds the window (:func:`current_window`, :func:`split_window`)."""
+    from monitoring.alerts import send_alerts
+    from monitoring.drift import compute_drift
+    from monitoring.outputs import record_history, write_report_files
+    from monitoring.retrain import decide_retrain
+
+    champion = champion or load_champion(cfg, settings)
+    window = window_of(champion)
+    summary = compute_drift(champion.reference, window.frame, cfg.monitoring, champion.version, window.source)
+    retrain = decide_retrain(summary, cfg.monitoring.retrain, settings.home / RETRAIN_STATE, start_retrain)
+    write_report_files(summary, settings.reports, champion.reference, window.frame, window.images)
+    outcome = send_alerts(summary, cfg.alerts, settings, retrain=retrain) if alerts else None
+    alerted = outcome is not None and outcome.alert is not None
+    paths = record_history(summary, settings, cfg.project.name, experiment, alerted)
+    return CheckResult(summary, retrain, outcome, paths)

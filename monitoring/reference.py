@@ -1,13 +1,16 @@
-"""The reference profile: what the model's training data looked like, stored with the model version.
+"""The reference profile: what images the model did not train on look like, stored with the model version.
 
-Built at training time from the train+val images (:func:`build_reference`), saved as a folder
-(``reference.parquet`` + ``pca.npz`` + ``profile.json``) that the registry logs as an MLflow artifact
-of the model version, so a new champion brings its own reference.
+Built at training time from held-out images (``monitoring.reference_splits``, default the val split: the
+model has fit its train images, so their embeddings and confidences are not what unseen images from the
+same distribution give). Saved as a folder (``reference.parquet`` + ``pca.npz`` + ``profile.json`` +
+``thumbnails.npy``) that the registry logs as an MLflow artifact of the model version, so a new champion
+brings its own reference. The ATC threshold of the label-free accuracy estimate is fitted on the same rows.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,21 +22,31 @@ import pandas as pd
 from components.data.dataset import load_split, read_manifest
 from components.errors import DataError
 from medpipe.config import MonitoringConfig
+from monitoring.estimate import atc_estimate, fit_atc_threshold
 from monitoring.features import image_features
+
+log = logging.getLogger(__name__)
 
 #: (probabilities (N, K), embeddings (N, D)) for uint8 (N, H, W, C) images: ONNX session or PyTorch model.
 EmbedFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 FILES = ("reference.parquet", "pca.npz", "profile.json")
-CALIBRATION_BINS = 10
+THUMBNAILS = "thumbnails.npy"
+N_THUMBNAILS = 32
 
 
 def pc_columns(n: int) -> list[str]:
     return [f"pc_{i}" for i in range(n)]
 
 
+def prob_columns(n: int) -> list[str]:
+    """Class-probability columns ``prob_0`` .. ``prob_{n-1}`` (in class-name order)."""
+    return [f"prob_{i}" for i in range(n)]
+
+
 @dataclass
 class ReferenceProfile:
-    """Reference rows (features, PCA components, prediction, confidence, label, split) + the fitted projection."""
+    """Reference rows (features, PCA components, class probabilities, prediction, confidence, label, split), the
+    fitted projection, the ATC threshold and a few thumbnails for the report."""
 
     frame: pd.DataFrame
     emb_mean: np.ndarray  # (D,) standardisation of raw embeddings before PCA
@@ -41,11 +54,12 @@ class ReferenceProfile:
     components: np.ndarray  # (k, D) PCA axes
     explained_variance: np.ndarray  # (k,) for whitening
     class_names: list[str]
-    calibration: list[float]  # accuracy per confidence bin (CALIBRATION_BINS bins over [1/K, 1])
+    atc_threshold: float  # label-free accuracy estimate: share of confidences above it (monitoring.estimate)
     reference_accuracy: float | None
     image_size: int
     channels: int
     meta: dict = field(default_factory=dict)
+    thumbnails: np.ndarray | None = field(default=None, repr=False)  # uint8 (n, H, W, C) sample of the images
 
     @property
     def n_components(self) -> int:
@@ -63,10 +77,8 @@ class ReferenceProfile:
         return (z @ self.components.T) / np.sqrt(self.explained_variance)
 
     def expected_accuracy(self, confidence: np.ndarray) -> float | None:
-        """CBPE-style label-free accuracy: mean calibrated P(correct | max probability)."""
-        if len(confidence) == 0:
-            return None
-        return float(np.mean(np.asarray(self.calibration)[_bins(confidence, len(self.class_names))]))
+        """Label-free accuracy estimate (ATC) of a window with these max class probabilities."""
+        return atc_estimate(confidence, self.atc_threshold)
 
     def save(self, directory: Path) -> Path:
         directory = Path(directory)
@@ -81,13 +93,15 @@ class ReferenceProfile:
         )
         profile = {
             "class_names": self.class_names,
-            "calibration": self.calibration,
+            "atc_threshold": self.atc_threshold,
             "reference_accuracy": self.reference_accuracy,
             "image_size": self.image_size,
             "channels": self.channels,
             "meta": self.meta,
         }
         (directory / "profile.json").write_text(json.dumps(profile, indent=2) + "\n")
+        if self.thumbnails is not None:
+            np.save(directory / THUMBNAILS, self.thumbnails)
         return directory
 
     @classmethod
@@ -100,35 +114,24 @@ class ReferenceProfile:
                 "monitoring.reference.build_reference (the training flow does) or download the model's artifact"
             )
         profile = json.loads((directory / "profile.json").read_text())
+        if "atc_threshold" not in profile:
+            raise DataError(
+                f"reference profile {directory} predates the ATC estimate (no atc_threshold); rebuild it with "
+                "monitoring.reference.build_reference (retrain, or `medpipe monitor --reference` a fresh one)"
+            )
         with np.load(directory / "pca.npz") as npz:
             arrays = {k: npz[k] for k in npz.files}
-        return cls(frame=pd.read_parquet(directory / "reference.parquet"), **arrays, **profile)
-
-
-def _bins(confidence: np.ndarray, num_classes: int) -> np.ndarray:
-    low = 1.0 / max(num_classes, 1)
-    pos = (np.asarray(confidence, dtype=np.float64) - low) / max(1.0 - low, 1e-9)
-    return np.clip((pos * CALIBRATION_BINS).astype(int), 0, CALIBRATION_BINS - 1)
-
-
-def _calibrate(confidence: np.ndarray, correct: np.ndarray, num_classes: int) -> list[float]:
-    """Per-bin accuracy (empty bins: the bin's mean confidence; a shrink towards it for sparse bins)."""
-    bins = _bins(confidence, num_classes)
-    low = 1.0 / max(num_classes, 1)
-    centres = low + (np.arange(CALIBRATION_BINS) + 0.5) * (1.0 - low) / CALIBRATION_BINS
-    out = []
-    for b in range(CALIBRATION_BINS):
-        sel = bins == b
-        n = int(sel.sum())
-        prior = centres[b] if n == 0 else float(confidence[sel].mean())
-        out.append(float((correct[sel].sum() + 5 * prior) / (n + 5)))  # 5 pseudo-counts of the confidence itself
-    return out
+        thumbs = np.load(directory / THUMBNAILS) if (directory / THUMBNAILS).is_file() else None
+        frame = pd.read_parquet(directory / "reference.parquet")
+        return cls(frame=frame, **arrays, **profile, thumbnails=thumbs)
 
 
 def model_view(profile_or_none: ReferenceProfile | None, probs: np.ndarray, embeddings: np.ndarray) -> pd.DataFrame:
-    """Predicted class name, max probability and (given a profile) the PCA components of each row."""
+    """Class probabilities, predicted class name, max probability and (given a profile) the PCA components."""
     probs = np.asarray(probs, dtype=np.float64)
-    frame = pd.DataFrame({"confidence": probs.max(axis=1) if len(probs) else np.zeros(0)})
+    k = probs.shape[1] if probs.ndim == 2 else len(profile_or_none.class_names) if profile_or_none else 0
+    frame = pd.DataFrame(probs.reshape(len(probs), k), columns=prob_columns(k))
+    frame["confidence"] = probs.max(axis=1) if len(probs) else np.zeros(0)
     pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=int)
     names = profile_or_none.class_names if profile_or_none else [str(i) for i in range(probs.shape[1])]
     frame["predicted_class"] = [names[i] for i in pred]
@@ -140,11 +143,13 @@ def model_view(profile_or_none: ReferenceProfile | None, probs: np.ndarray, embe
 
 
 def build_reference(
-    prepared_dir: Path, embed_fn: EmbedFn, cfg: MonitoringConfig, splits: tuple[str, ...] = ("train", "val")
+    prepared_dir: Path, embed_fn: EmbedFn, cfg: MonitoringConfig, splits: tuple[str, ...] | None = None
 ) -> ReferenceProfile:
-    """Features + model view of the train/val images; PCA fitted here; calibration from the val split."""
+    """Features + model view of held-out images (``splits``, default ``cfg.reference_splits``); the PCA of the
+    embeddings and the ATC threshold are fitted on them too."""
     from sklearn.decomposition import PCA
 
+    splits = tuple(splits or cfg.reference_splits)
     manifest = read_manifest(prepared_dir)
     class_names = list(manifest["class_names"])
     images, labels, split_of = [], [], []
@@ -155,41 +160,41 @@ def build_reference(
         split_of += [split] * len(data)
     x, y = np.concatenate(images), np.concatenate(labels)
     if len(x) < cfg.min_window:
-        raise DataError(f"{prepared_dir}: only {len(x)} reference images; need at least monitoring.min_window")
+        raise DataError(
+            f"{prepared_dir}: the reference splits {list(splits)} hold only {len(x)} images; a drift reference needs "
+            f"at least monitoring.min_window={cfg.min_window}: give the val split more images or add a split the "
+            "model did not train on to monitoring.reference_splits"
+        )
+    if "train" in splits:
+        log.warning("the drift reference includes the train split: the model has fit those images (false alarms)")
     probs, emb = embed_fn(x)
     emb = np.asarray(emb, dtype=np.float64)
     mean, scale = emb.mean(axis=0), emb.std(axis=0)
     scale = np.where(scale > 1e-8, scale, 1.0)
     k = int(min(cfg.pca_components, emb.shape[1], len(emb) - 1))
     pca = PCA(n_components=k, random_state=0).fit((emb - mean) / scale)
-    frame = image_features(x)
-    view_profile = ReferenceProfile(
-        frame=frame,
+    correct = probs.argmax(axis=1) == y
+    profile = ReferenceProfile(
+        frame=image_features(x),
         emb_mean=mean,
         emb_scale=scale,
         components=pca.components_,
         explained_variance=np.maximum(pca.explained_variance_, 1e-12),
         class_names=class_names,
-        calibration=[],
-        reference_accuracy=None,
+        atc_threshold=fit_atc_threshold(probs.max(axis=1), correct),
+        reference_accuracy=float(correct.mean()),
         image_size=int(x.shape[1]),
         channels=int(x.shape[3]),
+        thumbnails=x[np.random.default_rng(0).permutation(len(x))[:N_THUMBNAILS]],
     )
-    frame = pd.concat([frame, model_view(view_profile, probs, emb)], axis=1)
-    frame["label"] = [class_names[i] for i in y]
-    frame["split"] = split_of
-    correct = probs.argmax(axis=1) == y
-    held_out = frame["split"].to_numpy() != "train"  # calibrate on data the model did not fit
-    if held_out.sum() < 20:
-        held_out = np.ones(len(frame), dtype=bool)
-    view_profile.frame = frame
-    view_profile.calibration = _calibrate(probs.max(axis=1)[held_out], correct[held_out], len(class_names))
-    view_profile.reference_accuracy = float(correct[held_out].mean())
-    view_profile.meta = {
+    profile.frame = pd.concat([profile.frame, model_view(profile, probs, emb)], axis=1)
+    profile.frame["label"] = [class_names[i] for i in y]
+    profile.frame["split"] = split_of
+    profile.meta = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "prepared_dir": str(prepared_dir),
         "data_version": manifest.get("data_version"),
         "splits": list(splits),
-        "rows": len(frame),
+        "rows": len(profile.frame),
     }
-    return view_profile
+    return profile

@@ -1,12 +1,15 @@
 """The retraining guard: drift confirmed -> retrain, unless a cooldown or the daily cap says wait.
 
-The lead's Prefect flow calls :func:`should_retrain`, emits ``medpipe.drift.detected`` and runs the
-training flow, then calls :func:`record_retrain`. State is a small JSON file in the state folder.
+:func:`decide_retrain` runs before alerting (the alert states the decision): it asks :func:`should_retrain`
+and, when a starter is given (the monitoring flow passes one that emits ``medpipe.drift.detected`` or runs
+the training flow), records the start. State is a small JSON file in the state folder.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -57,3 +60,29 @@ def record_retrain(state_path: Path, now: datetime | None = None, keep_days: int
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"runs": [t.isoformat() for t in runs]}, indent=2))
     tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    """Whether this check started a retrain, and why (or why not); ``run`` names what was started."""
+
+    started: bool
+    reason: str
+    run: str | None = None
+
+    def text(self) -> str:
+        return f"started ({self.run}): {self.reason}" if self.started else f"not started: {self.reason}"
+
+
+def decide_retrain(
+    summary: DriftSummary, cfg: RetrainConfig, state_path: Path, start: Callable[[str], str] | None = None
+) -> RetrainDecision:
+    """Decide (and, given ``start``, launch) a retrain before anyone is alerted, so the alert can say what
+    happened. ``start(reason)`` launches training and returns what it started (a run id or event name)."""
+    go, reason = should_retrain(summary, cfg, state_path)
+    if not go:
+        return RetrainDecision(False, reason)
+    if start is None:
+        return RetrainDecision(False, f"{reason}; this check cannot start training (the monitoring flow does)")
+    record_retrain(state_path)
+    return RetrainDecision(True, reason, start(reason))

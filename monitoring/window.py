@@ -20,7 +20,7 @@ import pandas as pd
 from components.errors import DataError
 from medpipe.imaging import DEFAULT_MAX_PIXELS, EXTENSIONS, ImageError, ImageSpec, load_image
 from monitoring.features import FEATURE_COLUMNS, image_features
-from monitoring.reference import EmbedFn, ReferenceProfile, model_view, pc_columns
+from monitoring.reference import EmbedFn, ReferenceProfile, model_view, pc_columns, prob_columns
 
 
 @dataclass(frozen=True)
@@ -106,14 +106,17 @@ def window_from_log(rows: pd.DataFrame, reference: ReferenceProfile) -> pd.DataF
     """Inference-log rows (timestamp, request_id, model_version, predicted_class, probabilities, features,
     embedding, label) -> window rows. Rows without an embedding get NaN components (the embedding signal is
     then skipped)."""
-    columns = [*FEATURE_COLUMNS, "confidence", "predicted_class", *pc_columns(reference.n_components), "label"]
+    k = len(reference.class_names)
+    columns = [*FEATURE_COLUMNS, *prob_columns(k), "confidence", "predicted_class", *pc_columns(reference.n_components)]
+    columns.append("label")
     if rows is None or rows.empty:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
     feats = pd.DataFrame([_as_dict(v) for v in rows["features"]]).reindex(columns=list(FEATURE_COLUMNS))
     probs = [_as_array(v) for v in rows["probabilities"]]
-    k = len(reference.class_names)
     probs_arr = np.stack([p if p is not None else np.full(k, np.nan) for p in probs])
     frame = feats.astype("float64")
+    for i, col in enumerate(prob_columns(k)):
+        frame[col] = probs_arr[:, i]
     frame["confidence"] = np.nanmax(probs_arr, axis=1) if probs_arr.size else np.zeros(len(rows))
     pred = rows.get("predicted_class")
     if pred is None or pred.isna().all():

@@ -1,24 +1,21 @@
-"""monitoring_flow: load window -> drift check -> reports -> alerts -> maybe trigger training_flow."""
+"""monitoring_flow: champion -> run_drift_check (verdict, retrain decision, report, alert, history)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from monitoring.alerts import send_alerts
-from monitoring.check import current_window, load_champion, split_window
-from monitoring.drift import compute_drift
-from monitoring.outputs import write_outputs
-from monitoring.retrain import record_retrain, should_retrain
+from components.tracking import experiment_name
+from monitoring.check import Champion, current_window, load_champion, run_drift_check, split_window
+from monitoring.summary import DriftSummary
 from pipelines.runtime import deployment_exists, load, publish, retry_transient, run_stage
 from pipelines.schedule import DRIFT_EVENT, TRAINING_DEPLOYMENT
 from pipelines.summaries import drift_markdown
-
-RETRAIN_STATE = "retrain-state.json"
 
 
 @dataclass(frozen=True)
@@ -31,7 +28,7 @@ class MonitoringSummary:
     report_html: str | None
     report_json: str | None
     alert: str
-    retrain: str  # "started: ..." | "skipped: ..."
+    retrain: str  # "started (...): reason" | "not started: reason"
 
 
 @flow(name="monitoring", log_prints=True)
@@ -43,11 +40,13 @@ def monitoring_flow(
     prepared_path: str | None = None,
     last: int | None = None,
 ) -> MonitoringSummary:
-    """Check the champion's recent traffic (inference log), a folder of images, or a prepared test split.
+    """Check the champion's recent traffic (inference log), a folder of images, or a prepared test split,
+    through :func:`monitoring.check.run_drift_check` (the function ``medpipe monitor`` calls too).
 
-    Confirmed drift emits ``medpipe.drift.detected``; when the training deployment exists its
-    trigger starts retraining, without one the training flow runs inline. Cooldown and a daily cap
-    (params ``monitoring.retrain``) keep it from retraining in a loop.
+    Confirmed drift emits ``medpipe.drift.detected`` before anyone is alerted; when the training
+    deployment exists its trigger starts retraining, without one the training flow runs inline. Cooldown
+    and a daily cap (params ``monitoring.retrain``) keep it from retraining in a loop; the alert states
+    the decision.
     """
     cfg, settings = load(params_path, profile, overrides)
     champion = run_stage(
@@ -57,40 +56,28 @@ def monitoring_flow(
         settings,
     )
     if prepared_path:
-        window = run_stage(
-            "load-window", task(split_window, name="load-window", cache_policy=NO_CACHE), champion, Path(prepared_path)
-        )
+        window_of = partial(split_window, prepared_dir=Path(prepared_path))
     else:
-        images = Path(images_dir) if images_dir else None
-        window = run_stage(
-            "load-window",
-            task(current_window, name="load-window", cache_policy=NO_CACHE),
-            champion,
-            cfg,
-            settings,
-            images,
-            last=last,
+        window_of = partial(
+            current_window, cfg=cfg, settings=settings, images_dir=Path(images_dir) if images_dir else None, last=last
         )
-    summary = run_stage(
+
+    def start_retrain(reason: str) -> str:
+        return _start_retrain(reason, champion, cfg.registry.model_name, params_path, profile, overrides)
+
+    result = run_stage(
         "drift-check",
-        task(compute_drift, name="drift-check"),
-        champion.reference,
-        window,
-        cfg.monitoring,
-        model_version=champion.version,
-    )
-    paths = run_stage(
-        "reports",
-        task(write_outputs, name="write-reports"),
-        summary,
+        task(run_drift_check, name="drift-check", cache_policy=NO_CACHE),
+        cfg,
         settings,
-        cfg.project.name,
-        f"{cfg.project.name}-monitoring",
-        champion.version,
+        window_of,
+        experiment_name(cfg, "monitoring"),
+        champion,
+        start_retrain=start_retrain,
     )
+    summary, paths = result.summary, result.paths
     publish("drift-summary", drift_markdown(summary, paths), "Drift verdict, signals and report paths")
-    outcome = run_stage("alerts", task(send_alerts, name="send-alerts"), summary, cfg.alerts, settings)
-    retrain = _maybe_retrain(summary, cfg, settings, champion.version, params_path, profile, overrides)
+    outcome = result.alert
     return MonitoringSummary(
         status=summary.status,
         drift_detected=summary.drift_detected,
@@ -99,29 +86,33 @@ def monitoring_flow(
         champion_version=champion.version,
         report_html=paths.get("html"),
         report_json=paths.get("json"),
-        alert=f"{outcome.action}: {outcome.reason}",
-        retrain=retrain,
+        alert=f"{outcome.action}: {outcome.reason}" if outcome else "alerts off",
+        retrain=result.retrain.text(),
     )
 
 
-def _maybe_retrain(summary, cfg, settings, version, params_path, profile, overrides) -> str:
-    state = settings.home / RETRAIN_STATE
-    go, reason = should_retrain(summary, cfg.monitoring.retrain, state)
-    if not go:
-        return f"skipped: {reason}"
-    record_retrain(state)
+def _start_retrain(
+    reason: str,
+    champion: Champion,
+    model_name: str,
+    params_path: str,
+    profile,
+    overrides,  # noqa: ANN001
+) -> str:
+    """Emit the drift event; the training deployment's trigger starts the run from it, or (no deployment)
+    run the training flow inline. Returns what was started."""
     emit_event(
         event=DRIFT_EVENT,
-        resource={"prefect.resource.id": f"medpipe.model.{cfg.registry.model_name}"},
-        payload={
-            "reason": reason,
-            "champion_version": version,
-            "signals": {s.name: {"score": s.score, "threshold": s.threshold} for s in summary.drifted_signals},
-        },
+        resource={"prefect.resource.id": f"medpipe.model.{model_name}"},
+        payload={"reason": reason, "champion_version": champion.version},
     )
-    if deployment_exists(TRAINING_DEPLOYMENT):  # served/deployed: its drift trigger starts the run from the event
-        return f"started via event {DRIFT_EVENT}: {reason}"
+    if deployment_exists(TRAINING_DEPLOYMENT):
+        return f"event {DRIFT_EVENT} -> deployment {TRAINING_DEPLOYMENT}"
     from pipelines.training import training_flow
 
     result = training_flow(params_path, profile, overrides, reason=f"drift: {reason}")
-    return f"started inline: {reason} -> v{result.version} ({'promoted' if result.promoted else 'not promoted'})"
+    state = "promoted" if result.promoted else "not promoted"
+    return f"training run {result.run_id} inline -> v{result.version} ({state})"
+
+
+__all__ = ["DriftSummary", "MonitoringSummary", "monitoring_flow"]

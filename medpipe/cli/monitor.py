@@ -43,33 +43,30 @@ def monitor(
     if ctx.invoked_subcommand is not None:
         return
     from datetime import datetime
+    from functools import partial
 
     from components.tracking import experiment_name
     from medpipe.reporting import print_drift_summary
-    from monitoring.alerts import send_alerts
-    from monitoring.check import current_window, load_champion
-    from monitoring.drift import compute_drift
-    from monitoring.outputs import write_outputs
+    from monitoring.check import current_window, load_champion, run_drift_check
 
     current = settings()
     cfg = load_cli_config(params, overrides)
     champion = load_champion(cfg, current, model, reference)
-    window = current_window(
-        champion,
-        cfg,
-        current,
+    window_of = partial(
+        current_window,
+        cfg=cfg,
+        settings=current,
         images_dir=images,
         since=datetime.fromisoformat(since) if since else None,
         until=datetime.fromisoformat(until) if until else None,
         last=last,
     )
-    summary = compute_drift(champion.reference, window, cfg.monitoring, model_version=champion.version)
-    write_outputs(summary, current, cfg.project.name, experiment_name(cfg, "monitoring"), champion.version)
-    outcome = send_alerts(summary, cfg.alerts, current) if alerts else None
+    result = run_drift_check(cfg, current, window_of, experiment_name(cfg, "monitoring"), champion, alerts=alerts)
+    summary = result.summary
     if as_json:
         typer.echo(summary.to_json())
     else:
-        print_drift_summary(console, summary, outcome)
+        print_drift_summary(console, summary, result.alert, result.retrain)
     if fail_on_drift and summary.drift_detected:
         raise typer.Exit(1)
 

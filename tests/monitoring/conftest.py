@@ -65,3 +65,11 @@ def test_images(prepared_breastmnist: Path) -> np.ndarray:
     from components.data.dataset import load_split
 
     return load_split(prepared_breastmnist, "test").images
+
+
+@pytest.fixture(scope="session")
+def train_images(prepared_breastmnist: Path) -> np.ndarray:
+    """Images outside the (val) reference; iid with it for the random-init model, which fit none of them."""
+    from components.data.dataset import load_split
+
+    return load_split(prepared_breastmnist, "train").images

@@ -189,7 +189,8 @@ def test_all_channels_deliver_then_cooldown_then_all_clear(alert_env, caplog) ->
     assert block["type"] == "section" and "0.9" in block["text"]["text"]
     hook = paths["hook"]
     assert hook["drifted"] == ["embedding"] and hook["window_size"] == 120 and hook["model_version"] == "7"
-    assert {"name": "embedding", "score": 0.9, "threshold": 0.6, "rule": ">", "drifted": True} in hook["signals"]
+    expected = {"name": "embedding", "kind": "test", "score": 0.9, "value": None, "threshold": 0.6, "rule": ">"}
+    assert {**expected, "drifted": True} in hook["signals"]
     assert hook["report"] == "/reports/drift-1.html"
     assert len(messages) == 1 and logins == ["alerts"]
     body = messages[0].content.decode()
@@ -265,6 +266,27 @@ def test_not_enough_data_never_alerts(alert_env) -> None:
     summary = DriftSummary(False, "not_enough_data", [], window_size=3, reference_size=624)
     assert send_alerts(summary, cfg, settings).action == "none" and received == []
     assert not settings.alert_log.exists()
+
+
+def test_no_channel_says_so_with_report_and_retrain_decision(medpipe_home) -> None:
+    from medpipe.settings import get_settings
+    from monitoring.alerts import NO_CHANNEL, format_text
+    from monitoring.retrain import RetrainDecision
+
+    settings = get_settings()
+    summary = _summary()
+    summary.signals.append(Signal("embedding_mmd", 3.2e-07, 0.0167, True, "<", "", 0.41))
+    refused = RetrainDecision(False, "retrain cooldown: last retrain at 2026-01-01T00:00:00+00:00, 12 h cooldown")
+    out = send_alerts(summary, AlertsConfig(), settings, retrain=refused)
+    assert out.action == "drift" and out.deliveries == {} and out.delivered is False
+    (record,) = read_alert_log(settings.alert_log)
+    assert record["delivery"] == NO_CHANNEL == "No channel configured: written to alerts.jsonl"
+    assert record["delivered"] is False and record["report"] == "/reports/drift-1.html"
+    assert record["retrain"] == {"started": False, "reason": refused.reason, "run": None, "text": refused.text()}
+    mmd = next(s for s in record["signals"] if s["name"] == "embedding_mmd")
+    assert mmd["score"] == 3.2e-07 and mmd["value"] == 0.41  # p-values are not rounded away
+    text = format_text(record)
+    assert "retraining: not started: retrain cooldown" in text and NO_CHANNEL in text and "p 3.2e-07" in text
 
 
 def test_redact() -> None:

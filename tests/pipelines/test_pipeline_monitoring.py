@@ -38,7 +38,7 @@ def test_shifted_window_starts_retraining_and_iid_window_does_not(
 
     calm = monitoring_flow(project.params, PROFILE, overrides, images_dir=str(iid))
     assert calm.status == "ok" and not calm.drift_detected and calm.window_size == len(test)
-    assert calm.retrain.startswith("skipped")
+    assert calm.retrain == "not started: no drift"
     with prefect_client() as client:
         assert _drift_training_runs(client) == []
 

@@ -1,0 +1,129 @@
+"""Two-sample drift tests with real p-values (reference rows vs current window rows).
+
+Three families, each one p-value already corrected for the tests inside it:
+
+- :func:`embedding_mmd`: kernel MMD² (Gaussian kernel, median-heuristic bandwidth on the pooled sample)
+  between the model's whitened PCA embeddings, p-value by a permutation test
+  (:func:`scipy.stats.permutation_test`, vectorised over permutations);
+- :func:`softmax_shift`: black-box shift detection on the model's outputs: two-sample K-S per class
+  probability (one column for two classes) and a chi-squared test on predicted-class counts, Bonferroni;
+- :func:`image_statistics`: K-S per image statistic, Holm-corrected (statsmodels); columns constant in
+  both samples are left out.
+
+Evidently's own embeddings MMD is not used: in 0.7.23 it calls drift when the observed MMD exceeds the
+5th percentile (``quantile_probability=0.05``) of its bootstrap null, i.e. ~95% of null windows alarm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One family's verdict input: ``p_value`` (corrected within the family) and the statistic behind it."""
+
+    name: str
+    statistic: float
+    p_value: float
+    detail: str = ""
+    parts: dict[str, float] = field(default_factory=dict)  # per-column corrected p-values, where there are several
+
+
+def _subsample(x: np.ndarray, max_rows: int, rng: np.random.Generator) -> np.ndarray:
+    return x if len(x) <= max_rows else x[rng.choice(len(x), size=max_rows, replace=False)]
+
+
+def embedding_mmd(
+    reference: np.ndarray, current: np.ndarray, permutations: int = 500, max_rows: int = 300, seed: int = 0
+) -> TestResult:
+    """MMD² permutation test on (N, D) embeddings; each side subsampled to ``max_rows`` (a random subset keeps
+    the test valid, only less powerful)."""
+    from scipy.spatial.distance import cdist
+    from scipy.stats import permutation_test
+
+    rng = np.random.default_rng(seed)
+    ref = _subsample(np.asarray(reference, dtype=np.float64), max_rows, rng)
+    cur = _subsample(np.asarray(current, dtype=np.float64), max_rows, rng)
+    pooled = np.concatenate([ref, cur])
+    d2 = cdist(pooled, pooled, "sqeuclidean")
+    bandwidth = float(np.median(d2[np.triu_indices(len(pooled), k=1)])) or 1.0
+    kernel = np.exp(-d2 / bandwidth)
+
+    def mmd2(x_idx: np.ndarray, y_idx: np.ndarray, axis: int = -1) -> np.ndarray:
+        x_idx, y_idx = np.atleast_2d(x_idx).astype(int), np.atleast_2d(y_idx).astype(int)
+        w = np.zeros((x_idx.shape[0], len(pooled)))
+        rows = np.arange(x_idx.shape[0])[:, None]
+        w[rows, x_idx] = 1.0 / x_idx.shape[1]
+        w[rows, y_idx] = -1.0 / y_idx.shape[1]
+        out = np.einsum("bi,bi->b", w @ kernel, w)
+        return out if out.shape[0] > 1 else out[0]
+
+    res = permutation_test(
+        (np.arange(len(ref)), np.arange(len(ref), len(pooled))),
+        mmd2,
+        permutation_type="independent",
+        vectorized=True,
+        n_resamples=permutations,
+        alternative="greater",
+        batch=min(permutations, 250),
+        rng=rng,
+    )
+    stat = float(np.squeeze(res.statistic))
+    return TestResult("embedding_mmd", stat, float(res.pvalue), f"MMD²={stat:.4g} ({len(ref)} vs {len(cur)} rows)")
+
+
+def softmax_shift(ref_probs: np.ndarray, cur_probs: np.ndarray, class_names: list[str]) -> TestResult:
+    """K-S per class probability + chi-squared on predicted classes (BBSD), Bonferroni over those tests."""
+    from scipy.stats import chi2_contingency, ks_2samp
+
+    ref_probs, cur_probs = np.asarray(ref_probs, np.float64), np.asarray(cur_probs, np.float64)
+    k = ref_probs.shape[1]
+    raw: dict[str, float] = {}
+    stats: dict[str, float] = {}
+    for c in range(1 if k == 2 else 0, k):
+        res = ks_2samp(ref_probs[:, c], cur_probs[:, c])
+        raw[f"p({class_names[c]})"], stats[f"p({class_names[c]})"] = float(res.pvalue), float(res.statistic)
+    counts = np.stack([np.bincount(p.argmax(axis=1), minlength=k) for p in (ref_probs, cur_probs)])
+    counts = counts[:, counts.sum(axis=0) > 0]
+    if counts.shape[1] > 1:
+        chi = chi2_contingency(counts)
+        raw["predicted_class"], stats["predicted_class"] = float(chi.pvalue), float(chi.statistic)
+    m = len(raw)
+    parts = {name: min(1.0, p * m) for name, p in raw.items()}
+    worst = min(parts, key=parts.get)
+    detail = f"lowest: {worst} ({'chi²' if worst == 'predicted_class' else 'K-S D'}={stats[worst]:.3g}); {m} tests"
+    return TestResult("softmax", stats[worst], parts[worst], detail, parts)
+
+
+def constant_columns(ref: pd.DataFrame, cur: pd.DataFrame, columns: list[str]) -> list[str]:
+    """Columns with one value, the same one, in both samples (nothing to test, nothing to plot)."""
+    out = []
+    for col in columns:
+        values = pd.concat([ref[col], cur[col]]).dropna()
+        if values.nunique() <= 1:
+            out.append(col)
+    return out
+
+
+def image_statistics(ref: pd.DataFrame, cur: pd.DataFrame, columns: list[str]) -> TestResult:
+    """K-S per image statistic, Holm-adjusted; the family p-value is the smallest adjusted one."""
+    from scipy.stats import ks_2samp
+    from statsmodels.stats.multitest import multipletests
+
+    skip = set(constant_columns(ref, cur, columns))
+    tested = [c for c in columns if c not in skip]
+    if not tested:
+        return TestResult("image_statistics", 0.0, 1.0, "every image statistic is constant")
+    results = [ks_2samp(ref[c].dropna().to_numpy(), cur[c].dropna().to_numpy()) for c in tested]
+    adjusted = multipletests([r.pvalue for r in results], method="holm")[1]
+    parts = {c: float(p) for c, p in zip(tested, adjusted, strict=True)}
+    worst = int(np.argmin(adjusted))
+    drifted = ", ".join(c for c, p in parts.items() if p < 0.05)
+    detail = f"lowest: {tested[worst]} (K-S D={results[worst].statistic:.3g}); {len(tested)} tests, Holm"
+    if drifted:
+        detail += f"; adjusted p<0.05: {drifted}"
+    return TestResult("image_statistics", float(results[worst].statistic), float(adjusted[worst]), detail, parts)
