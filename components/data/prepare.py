@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from components.data import shards
+from components.data.classes import check_class_splits, previous_class_names
 from components.data.dataset import SPLITS, PreparedData, write_manifest
 from components.data.shard_sink import ShardSink, conform_key, decode_files, previous_index
 from components.data.sources import (
@@ -118,7 +119,8 @@ def prepare(
         source = source_from_path(path)
     out_dir = Path(out_dir)
     conform = conform_key(cfg.image_size, cfg.channels, cfg.decode.model_dump(mode="json"))
-    previous = previous_index(reuse_from if reuse_from is not None else (out_dir,), conform)
+    candidates = reuse_from if reuse_from is not None else (out_dir,)
+    previous, previous_names = previous_index(candidates, conform), previous_class_names(candidates)
     outcome: dict[str, Any] = {}
 
     def write(tmp: Path) -> None:
@@ -129,6 +131,8 @@ def prepare(
             labels = np.asarray(collected.labels, dtype=np.int64)
             _check_classes(collected, labels, source, cfg)
             assignment, split_info = _assign_splits(collected, labels, source, cfg)
+            names, where = collected.class_names, str(source.path)
+            check_class_splits(names, labels, assignment, cfg, where, previous_names, collected.locations)
             manifest, report = _describe(collected, labels, assignment, split_info, skipped, source, cfg)
         except BaseException:
             sink.writer.discard()

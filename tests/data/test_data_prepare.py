@@ -228,3 +228,34 @@ def test_stage_entry_point_reads_params(breastmnist_npz: Path, tmp_path: Path, c
     missing = tmp_path / "nope"
     assert main(["--params", str(params), "--raw", str(missing), "--out", str(tmp_path / "o2")]) == 2
     assert f"{missing}: data source not found" in capsys.readouterr().err
+
+
+def test_a_label_typo_on_a_few_rows_is_an_error_not_a_new_class(make_csv, tmp_path: Path) -> None:
+    csv_path = make_csv(patients=20, per_patient=2, with_group=False)
+    out = tmp_path / "prepared"
+    first = prepare(csv_path, out, cfg())
+    assert first.class_names == ("benign", "malignant")
+    lines, typo, changed = csv_path.read_text().splitlines(), [], 0
+    for line in lines[1:]:
+        if ",benign" in line and changed < 5:
+            line, changed = line.replace(",benign", ",benigh"), changed + 1
+        typo.append(line)
+    typo = [lines[0], *typo]
+    csv_path.write_text("\n".join(typo) + "\n")
+    with pytest.raises(DataError, match=r"class 'benigh' is new since the previous data version .* a typo") as err:
+        prepare(csv_path, out, cfg())
+    assert "labels.csv" in str(err.value) and "data.class_names" in str(err.value)
+    assert read_manifest(out)["class_names"] == ["benign", "malignant"]  # the previous version is untouched
+    # a real new class is declared: then it is accepted like any other
+    accepted = prepare(csv_path, out, cfg(class_names=["benign", "benigh", "malignant"], min_images_per_class=1))
+    assert accepted.class_names == ("benign", "benigh", "malignant")
+
+
+def test_a_class_missing_from_a_split_is_an_error(make_csv, tmp_path: Path) -> None:
+    csv_path = make_csv(patients=12, per_patient=2, with_group=False)
+    lines = csv_path.read_text().splitlines()
+    splits = ("val", "test", "train")
+    rows = [f"{line},{'train' if 'malignant' in line else splits[i % 3]}" for i, line in enumerate(lines[1:])]
+    csv_path.write_text("\n".join([lines[0] + ",split", *rows]) + "\n")
+    with pytest.raises(DataError, match=r"class 'malignant' has no images in val/test"):
+        prepare(csv_path, tmp_path / "prepared", cfg())
