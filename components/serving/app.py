@@ -57,7 +57,7 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         batcher = MicroBatcher(cfg.max_batch, cfg.max_wait_ms, on_batch=telemetry.observe_batch)
         await batcher.start()
-        inference_log = InferenceLog(settings.inference_log)
+        inference_log = InferenceLog(settings.inference_log, keep_open=True)
         state = ServingState(
             settings=settings,
             cfg=cfg,
@@ -90,6 +90,7 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
                     "%d predictions could not be written to the inference log %s before shutdown and are lost: %s",
                     state.log_writer.pending, inference_log.path, state.log_writer.error,
                 )  # fmt: skip
+            inference_log.close()
             telemetry.process_exited()
 
     app = FastAPIOffline(  # /docs and /redoc with their assets served from the package: they work offline

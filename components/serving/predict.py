@@ -59,7 +59,7 @@ def predict_folder(
     pre = model.preprocessing
     names = pre.class_names
     request_id = f"batch-{uuid.uuid4().hex}" if log else ""
-    inference_log = InferenceLog(settings.inference_log) if log else None
+    inference_log = InferenceLog(settings.inference_log, keep_open=True) if log else None
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     counts = dict.fromkeys(names, 0)
@@ -87,4 +87,6 @@ def predict_folder(
                 writer.writerow([rel, cls, f"{p.max():.6f}", *[f"{v:.6f}" for v in p], ""])
             if inference_log is not None:
                 inference_log.append(log_rows(request_id, model, chunk, decoded, probs, emb, first_index=start))
+    if inference_log is not None:
+        inference_log.close()
     return BatchPrediction(out_csv, len(files), failed, model.name, model.version, request_id, counts)
