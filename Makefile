@@ -30,9 +30,10 @@ demo: setup ## the whole pipeline on BreastMNIST with embedded defaults (no serv
 test: setup ## the test suite (real DVC, MLflow, Prefect, uvicorn, PostgreSQL; no GPU, no network)
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
-lint: setup
+lint: setup ## ruff, and the layer contracts (import-linter, [tool.importlinter] in pyproject.toml)
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen lint-imports
 
 bench: setup ## speed and quality targets, measured side by side (see benchmarks/)
 	$(UV) run --frozen python benchmarks/cli_startup.py

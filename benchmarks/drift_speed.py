@@ -42,10 +42,10 @@ def main() -> None:
     from components.serving.inference_log import InferenceLog
     from components.serving.model_source import load_model
     from medpipe.config import load_config
+    from medpipe.imaging.features import image_features
     from medpipe.settings import Settings
     from monitoring.check import onnx_embed_fn
     from monitoring.drift import compute_drift
-    from monitoring.features import image_features
     from monitoring.reference import build_reference
     from monitoring.window import read_log_window
     from tests.helpers.models import Recipe, export_served_dir, train_cnn_dir

@@ -102,11 +102,12 @@ def load_champion(
     cfg: PipelineConfig, settings: Settings, model_uri: str | None = None, reference_dir: Path | None = None
 ) -> Champion:
     """Load the champion ONNX model (or ``model_uri``) and the reference profile that came with it."""
-    from components.serving.model_source import _registry_version, load_model, parse_registry_uri
+    from components.registry.store import parse_registry_uri, resolve_version
+    from components.serving.model_source import load_model
 
     uri = model_uri or f"models:/{cfg.registry.model_name}@champion"
     loaded = load_model(uri, cfg.export, settings)
-    run_id = _registry_version(uri, settings).run_id if parse_registry_uri(uri) else None
+    run_id = resolve_version(uri, settings).run_id if parse_registry_uri(uri) else None
     ref_dir = Path(reference_dir) if reference_dir else find_reference(loaded.source_dir, settings, run_id)
     reference = ReferenceProfile.load(ref_dir)
     return Champion(onnx_embed_fn(loaded), reference, str(loaded.version), uri, loaded.preprocessing.spec)

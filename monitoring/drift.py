@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from medpipe.config import MonitoringConfig
+from medpipe.imaging.features import FEATURE_COLUMNS
 from monitoring.detectors import TestResult, embedding_mmd, image_statistics, softmax_shift
-from monitoring.features import FEATURE_COLUMNS
 from monitoring.reference import ReferenceProfile, pc_columns, prob_columns
 from monitoring.summary import DriftSummary, Signal
 

@@ -22,8 +22,8 @@ import pandas as pd
 from components.data.dataset import load_split, read_manifest
 from components.errors import DataError
 from medpipe.config import MonitoringConfig
+from medpipe.imaging.features import image_features
 from monitoring.estimate import atc_estimate, fit_atc_threshold
-from monitoring.features import image_features
 
 log = logging.getLogger(__name__)
 

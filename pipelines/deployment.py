@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.runtime import flow_run
 
-from components.deploy.stage import deploy_registered
 from components.errors import GateError
 from components.registry.aliases import champion_version, promote
+from components.registry.redeploy import deploy_registered
 from components.serving.reload import signal_reload
+from pipelines.results import DeploymentSummary
 from pipelines.runtime import load, publish, retry_transient, run_stage
 from pipelines.summaries import kv_markdown
-
-
-@dataclass(frozen=True)
-class DeploymentSummary:
-    model_name: str
-    version: str
-    onnx_path: str
-    parity: dict[str, str]
-    server_reloaded: bool
 
 
 @flow(name="deployment", log_prints=True)

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from prefect import flow
 
 from pipelines.data import data_flow
-from pipelines.deployment import DeploymentSummary, deployment_flow
-from pipelines.monitoring_flow import MonitoringSummary, monitoring_flow
-from pipelines.training import TrainingSummary, training_flow
-
-
-@dataclass(frozen=True)
-class PipelineSummary:
-    training: TrainingSummary
-    deployment: DeploymentSummary | None
-    monitoring: MonitoringSummary | None
+from pipelines.deployment import deployment_flow
+from pipelines.monitoring_flow import monitoring_flow
+from pipelines.results import PipelineSummary
+from pipelines.training import training_flow
 
 
 @flow(name="pipeline", log_prints=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -13,22 +12,10 @@ from prefect.events import emit_event
 from components.tracking import experiment_name
 from monitoring.check import Champion, current_window, load_champion, run_drift_check, split_window
 from monitoring.summary import DriftSummary
+from pipelines.events import DRIFT_EVENT, TRAINING_DEPLOYMENT
+from pipelines.results import MonitoringSummary
 from pipelines.runtime import deployment_exists, load, publish, retry_transient, run_stage
-from pipelines.schedule import DRIFT_EVENT, TRAINING_DEPLOYMENT
 from pipelines.summaries import drift_markdown
-
-
-@dataclass(frozen=True)
-class MonitoringSummary:
-    status: str  # ok | drift | not_enough_data
-    drift_detected: bool
-    window_size: int
-    estimated_accuracy: float | None
-    champion_version: str
-    report_html: str | None
-    report_json: str | None
-    alert: str
-    retrain: str  # "started (...): reason" | "not started: reason"
 
 
 @flow(name="monitoring", log_prints=True)

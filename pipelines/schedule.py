@@ -12,9 +12,7 @@ from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron
 
 from medpipe.config import PipelineConfig
-
-DRIFT_EVENT = "medpipe.drift.detected"
-TRAINING_DEPLOYMENT = "training/training-weekly"  # <flow name>/<deployment name>, also in infra/prefect.yaml
+from pipelines.events import DRIFT_EVENT
 
 
 @dataclass(frozen=True)

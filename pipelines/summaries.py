@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from medpipe.settings import Settings
 
 if TYPE_CHECKING:
-    from pipelines.training import TrainingSummary
+    from pipelines.results import TrainingSummary
 
 
 def mlflow_ui_base(settings: Settings, host: str = "127.0.0.1", port: int = 5000) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,31 +19,9 @@ from components.training.search import run_search
 from components.training.train import train_model
 from monitoring.check import build_model_reference
 from pipelines.data import data_flow
+from pipelines.results import TrainingSummary
 from pipelines.runtime import gpu_slot, load, publish, retry_transient, run_stage
 from pipelines.summaries import training_markdown
-
-
-@dataclass(frozen=True)
-class TrainingSummary:
-    """What the training flow hands on: small, typed, no arrays."""
-
-    data_version: str | None
-    prepared_path: str
-    run_id: str
-    search_run_id: str | None
-    best_params: dict[str, Any]
-    test_metrics: dict[str, float]
-    model_dir: str
-    onnx_path: str
-    parity_passed: bool
-    model_name: str
-    version: str
-    promoted: bool
-    champion: str | None
-    gate_reason: str
-    model_card: str
-    gate_markdown: str = field(repr=False, default="")
-    dvc_note: str = ""  # whether dvc.lock records this run as the `train` stage, and why not
 
 
 @flow(name="training", log_prints=True)

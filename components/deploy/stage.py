@@ -1,7 +1,8 @@
 """The deploy stage: export -> parity gate -> (optional) quantise -> parity gate, one folder out.
 
 The training flow calls :func:`deploy_model` on the model it trained (``dvc.yaml``'s ``train`` stage runs
-that flow); the deployment flow verifies what was registered with :func:`deploy_registered`.
+that flow); the deployment flow verifies what was registered with
+:func:`components.registry.redeploy.deploy_registered`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from components.data.dataset import load_split
 from components.deploy.export import export_onnx
 from components.deploy.parity import ParityReport, check_parity
 from components.deploy.quantize import quantize_onnx
-from components.errors import GateError
 from medpipe.config import ExportConfig
-from medpipe.settings import Settings
 
 ONNX_NAME = "model.onnx"
 
@@ -54,27 +53,3 @@ def deploy_model(model_dir: Path, out_path: Path, prepared_dir: Path, cfg: Expor
     shutil.copy(out_path, fp32_copy)
     os.replace(candidate, out_path)
     return DeployResult(out_path, q, fp32, q)
-
-
-def deploy_registered(model_uri: str, prepared_dir: Path, cfg: ExportConfig, settings: Settings) -> DeployResult:
-    """Verify a registered version as it will be served: its own ``model.onnx`` against its own weights
-    (``model.pt``, a state dict) on the current test split; the version is tagged with the report.
-
-    Nothing is exported again and nothing is unpickled: the graph checked is the graph the server loads.
-    """
-    from components.models.artifacts import MODEL_CONFIG, WEIGHTS
-    from components.serving.model_source import _download, _registry_version
-    from components.tracking import mlflow_client
-
-    mv = _registry_version(model_uri, settings)
-    folder = _download(mv.name, str(mv.version), settings)
-    missing = [f for f in (MODEL_CONFIG, WEIGHTS, ONNX_NAME) if not (folder / f).is_file()]
-    if missing:
-        raise GateError(
-            f"{model_uri} lacks {', '.join(missing)}: it was not registered by medpipe; deploy its model folder"
-        )
-    report = check_parity(folder, folder / ONNX_NAME, prepared_dir, cfg)
-    client = mlflow_client(settings)
-    for key, value in report.as_tags().items():
-        client.set_model_version_tag(mv.name, str(mv.version), key, value)
-    return DeployResult(folder / ONNX_NAME, report, report)

@@ -28,9 +28,9 @@ import numpy as np
 from components.data.dataset import load_split, read_manifest, split_fingerprint
 from components.errors import GateError, RegistryError
 from components.registry.aliases import CHAMPION, alias_version, check_version, get_client, move_alias
-from components.registry.model_card import CardContent, render_model_card
+from components.registry.model_card import CardContent, publish_card, render_model_card
 from components.registry.preflight import resolve_positive_class
-from components.registry.register import PARITY_TAG, RegisteredVersion, _publish_card
+from components.registry.register import PARITY_TAG, RegisteredVersion
 from components.tracking import use_tracking_store
 from medpipe import metrics as mx
 from medpipe.config import PipelineConfig
@@ -94,14 +94,6 @@ class GateDecision:
 
 def _f(v: float | None) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
-
-
-def positive_index(positive: str | int | None, class_names: list[str] | tuple[str, ...]) -> int:
-    """``registry.positive_class`` as a class index (:func:`medpipe.metrics.positive_index`), as a GateError."""
-    try:
-        return mx.positive_index(positive, class_names)
-    except mx.MetricsError as err:
-        raise GateError(str(err)) from None
 
 
 def predict_version(name: str, version: str, images: np.ndarray) -> tuple[np.ndarray, Preprocessing]:
@@ -322,7 +314,7 @@ def _record(
             gate_markdown=markdown,
             export={k: v for k, v in mv.tags.items() if k.startswith(("export.", "parity."))},
         )
-        _publish_card(client, name, version, run_id, render_model_card(card, cfg.registry))
+        publish_card(client, name, version, run_id, render_model_card(card, cfg.registry))
 
 
 def decision_positive(pre: Preprocessing) -> int | None:

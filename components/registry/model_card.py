@@ -11,12 +11,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from medpipe.config import RegistryConfig
 from medpipe.imaging.preprocessing import Preprocessing
 from medpipe.metrics import HEADLINE, class_key
 
 FILENAME = "model_card.md"
+MAX_DESCRIPTION = 4900  # MLflow keeps model-version descriptions up to 5000 characters
 PER_CLASS = ("precision", "recall", "f1", "auc", "support")
 
 
@@ -118,7 +120,7 @@ def _key(name: str) -> str:
 
 
 def _positive_name(registry: RegistryConfig, pre: Preprocessing) -> str:
-    from components.registry.gate import positive_index
+    from components.registry.positive_class import positive_index
 
     if registry.positive_class is None and len(pre.class_names) > 2:
         return "none (multi-class: macro one-vs-rest AUC)"
@@ -138,3 +140,10 @@ def download_model_card(settings, run_id: str, version: str, dest_dir: Path) -> 
         run_id=run_id, artifact_path=f"model_cards/v{version}/{FILENAME}", dst_path=str(dest_dir)
     )
     return Path(got)
+
+
+def publish_card(client: Any, name: str, version: str, run_id: str, text: str) -> None:
+    """The card as a run artifact (``model_cards/v<N>/model_card.md``) and as the version's description."""
+    client.log_text(run_id, text, f"model_cards/v{version}/{FILENAME}")
+    description = text if len(text) <= MAX_DESCRIPTION else text[:MAX_DESCRIPTION] + "\n\n(truncated; see artifact)"
+    client.update_model_version(name, version, description=description)

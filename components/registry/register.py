@@ -31,7 +31,7 @@ from components.errors import RegistryError
 from components.models.artifacts import MODEL_CONFIG, WEIGHTS, load_model_dir
 from components.registry.aliases import CHALLENGER, move_alias
 from components.registry.model_card import FILENAME as CARD_FILE
-from components.registry.model_card import CardContent, render_model_card
+from components.registry.model_card import CardContent, publish_card, render_model_card
 from components.registry.preflight import CLASS_NAMES_TAG, PreflightError, class_list_problem, registered_class_names
 from components.tracking import RetryPolicy, experiment_name, lineage_tags, mlflow_client, setup_mlflow, with_retries
 from medpipe.config import PipelineConfig
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 ONNX_FILE = "model.onnx"
 ARTIFACT_NAME = "model"
-MAX_DESCRIPTION = 4900  # MLflow keeps model-version descriptions up to 5000 characters
 PARITY_TAG = "export.parity_passed"
 
 
@@ -232,7 +231,7 @@ def register_model(
     )
     card.version = version
     text = render_model_card(card, reg)
-    retry("writing the model card", lambda: _publish_card(client, name, version, run_id, text))
+    retry("writing the model card", lambda: publish_card(client, name, version, run_id, text))
     if not (client.get_registered_model(name).description or "").strip():
         client.update_registered_model(
             name, description=f"medpipe classifier for `{cfg.data.source}`. Serving alias: `@champion`."
@@ -264,10 +263,3 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
     return out
-
-
-def _publish_card(client: Any, name: str, version: str, run_id: str, text: str) -> None:
-    """The card as a run artifact (``model_cards/v<N>/model_card.md``) and as the version's description."""
-    client.log_text(run_id, text, f"model_cards/v{version}/{CARD_FILE}")
-    description = text if len(text) <= MAX_DESCRIPTION else text[:MAX_DESCRIPTION] + "\n\n(truncated; see artifact)"
-    client.update_model_version(name, version, description=description)

@@ -8,13 +8,9 @@ local folder holding ``model.onnx`` (or an ``MLmodel`` with an ``onnx`` flavour)
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -23,7 +19,8 @@ import yaml
 from components.deploy.export import META_QUANTIZE, read_metadata
 from components.deploy.runtime import active_provider, create_session, run_session
 from components.errors import RegistryError
-from components.tracking import mlflow_client, require_existing_store, use_tracking_store
+from components.registry.store import download_version, parse_registry_uri, resolve_version
+from components.tracking import mlflow_client
 from medpipe.config import ExportConfig
 from medpipe.imaging.preprocessing import FILENAME as PREPROCESSING_FILE
 from medpipe.imaging.preprocessing import Preprocessing
@@ -62,37 +59,6 @@ class LoadedModel:
         return self.preprocessing.data_version or next(
             (v for k, v in self.tags.items() if k.endswith("data_version")), None
         )
-
-
-def parse_registry_uri(uri: str) -> tuple[str, str | None, str | None] | None:
-    """``models:/name@alias`` -> (name, alias, None); ``models:/name/3`` -> (name, None, "3"); else None."""
-    if not uri.startswith("models:/"):
-        return None
-    rest = uri.removeprefix("models:/").strip("/")
-    if "@" in rest:
-        name, alias = rest.rsplit("@", 1)
-        return name, alias, None
-    name, _, version = rest.rpartition("/")
-    if not name:
-        raise RegistryError(f"model URI {uri!r} names no version or alias; use models:/<name>@champion")
-    return name, None, version
-
-
-def _registry_version(uri: str, settings: Settings) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    name, alias, version = parse_registry_uri(uri)  # type: ignore[misc]
-    require_existing_store(settings)
-    client = mlflow_client(settings)
-    try:
-        if alias is not None:
-            return client.get_model_version_by_alias(name, alias)
-        return client.get_model_version(name, version)
-    except MlflowException as err:
-        raise RegistryError(
-            f"cannot resolve {uri} in the registry at {settings.registry_uri}: {err.message}. "
-            "Check the name, register a model, or promote one (`medpipe registry promote`)"
-        ) from None
 
 
 def _local_dir(uri: str) -> Path:
@@ -134,7 +100,7 @@ def _preprocessing_file(folder: Path, uri: str) -> Path:
 def model_marker(uri: str, settings: Settings) -> str:
     """A cheap identity of what ``uri`` points at now (registry version number, or file stamps)."""
     if parse_registry_uri(uri) is not None:
-        mv = _registry_version(uri, settings)
+        mv = resolve_version(uri, settings)
         return f"{mv.name}/{mv.version}"
     folder = _local_dir(uri)
     parts = []
@@ -142,26 +108,6 @@ def model_marker(uri: str, settings: Settings) -> str:
         st = path.stat()
         parts.append(f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}")
     return "|".join(parts)
-
-
-def _download(name: str, version: str, settings: Settings) -> Path:
-    import mlflow
-
-    dest = settings.models_dir / "serving" / name / str(version)
-    if (dest / "MLmodel").is_file():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=dest.parent))
-    try:
-        use_tracking_store(settings)
-        got = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp)))
-        if not dest.exists():  # another process may have finished first
-            os.replace(got, dest)
-    except Exception as err:
-        raise RegistryError(f"downloading models:/{name}/{version} failed: {err}") from err
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest
 
 
 def _file_version(path: Path) -> str:
@@ -175,9 +121,9 @@ def load_model(uri: str, export_cfg: ExportConfig, settings: Settings) -> Loaded
     tags: dict[str, str] = {}
     metrics: dict[str, float] = {}
     if parse_registry_uri(uri) is not None:
-        mv = _registry_version(uri, settings)
+        mv = resolve_version(uri, settings)
         name, version = mv.name, str(mv.version)
-        folder = _download(name, version, settings)
+        folder = download_version(name, version, settings)
         tags = dict(mv.tags or {})
         if mv.run_id:
             try:

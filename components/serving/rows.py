@@ -25,7 +25,7 @@ def log_rows(
     role: str | None = None,
 ) -> list[dict[str, Any]]:
     """Rows for :meth:`InferenceLog.append`; ``raw`` (the sent bytes) is stored only when given."""
-    from monitoring.features import image_features
+    from medpipe.imaging.features import image_features
 
     feats = image_features(
         np.stack([d.array for d in decoded]),

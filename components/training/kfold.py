@@ -9,6 +9,7 @@ import numpy as np
 from components.data.dataset import PreparedData, Split
 from components.tracking import experiment_name, lineage_tags, setup_mlflow
 from components.training import mlflow_log as ml
+from components.training.engine import fit, load_splits
 from medpipe.config import PipelineConfig
 from medpipe.settings import Settings
 
@@ -52,8 +53,6 @@ def cross_validate(
     Each fold is a child run of ``parent_run_id`` (or of a new ``cv`` run); the parent gets
     ``cv_<metric>_mean``/``_std`` of the folds' best-epoch val metrics.
     """
-    from components.training.train import fit, load_splits
-
     k = cfg.train.kfold
     if k < 2:
         raise ValueError(f"train.kfold={k}: cross-validation needs k >= 2")

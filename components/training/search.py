@@ -27,7 +27,9 @@ from components.errors import MedpipeError
 from components.tracking import experiment_name, lineage_tags, setup_mlflow, short_hash
 from components.training import mlflow_log as ml
 from components.training import plots
-from components.training.train import TrainResult, fit, load_splits, run_params, train_model, world_size
+from components.training.distributed import world_size
+from components.training.engine import fit, load_splits, run_params
+from components.training.train import TrainResult, train_model
 from medpipe.config import PipelineConfig, SearchConfig, SearchParam
 from medpipe.settings import Settings
 

@@ -21,7 +21,7 @@ def data_ingest(
 ) -> None:
     """Validate a dataset, copy it into the DVC-tracked workspace, prepare it and version it."""
     from components.data.versioning import ingest_and_version
-    from medpipe.reporting import print_data_summary
+    from medpipe.cli.reporting import print_data_summary
 
     cfg = load_cli_config(params, overrides, data=source)
     result = ingest_and_version(cfg.data, settings(), push=push)
@@ -32,7 +32,7 @@ def data_ingest(
 def data_status(params: ParamsOpt = Path("params.yaml")) -> None:
     """Show the current data version, class counts per split and whether the workspace changed."""
     from components.data.versioning import data_status as status
-    from medpipe.reporting import print_data_status
+    from medpipe.cli.reporting import print_data_status
 
     print_data_status(console, status(settings()))
 
@@ -42,7 +42,7 @@ def data_pull() -> None:
     """Fetch the versioned raw and prepared data (data/raw.dvc, dvc.lock) from the DVC remote."""
     from components.data.versioning import data_status as status
     from components.data.versioning import pull
-    from medpipe.reporting import print_data_status
+    from medpipe.cli.reporting import print_data_status
 
     current = settings()
     pull(current)

@@ -46,7 +46,7 @@ def monitor(
     from functools import partial
 
     from components.tracking import experiment_name
-    from medpipe.reporting import print_drift_summary
+    from medpipe.cli.reporting import print_drift_summary
     from monitoring.check import current_window, load_champion, run_drift_check
 
     current = settings()

@@ -40,7 +40,7 @@ def schedule(
     from pipelines.schedule import next_runs, planned
 
     if list_only:
-        from medpipe.reporting import print_next_runs
+        from medpipe.cli.reporting import print_next_runs
 
         print_next_runs(console, planned(cfg), next_runs(cfg, n=count))
         return

@@ -21,7 +21,7 @@ def run(
     """Run the whole pipeline as a Prefect flow (ephemeral Prefect unless PREFECT_API_URL is set)."""
     current = settings()
     load_cli_config(params, overrides, profile, data)  # fail fast on a bad param, before Prefect starts
-    from medpipe.reporting import print_pipeline_summary
+    from medpipe.cli.reporting import print_pipeline_summary
     from pipelines.full import pipeline
 
     overrides = [*(overrides or []), *([f"data.source={data}"] if data else [])]

@@ -48,13 +48,14 @@ def deploy(
     """Export a model to ONNX and run the parity gate (and optional quantisation) on the whole test split.
 
     With --flow, a registered version that passes becomes the champion and running servers reload it."""
-    from components.deploy.stage import deploy_model, deploy_registered
+    from components.deploy.stage import deploy_model
     from components.errors import GateError
-    from medpipe.reporting import print_deploy_result
+    from components.registry.redeploy import deploy_registered
+    from medpipe.cli.reporting import print_deploy_result
 
     cfg = load_cli_config(params, overrides, profile)
     if flow:
-        from medpipe.reporting import print_deployment_summary
+        from medpipe.cli.reporting import print_deployment_summary
         from pipelines.deployment import deployment_flow
 
         settings()
@@ -139,7 +140,7 @@ def predict(
 ) -> None:
     """Score a folder of images offline through the same ONNX session the server uses."""
     from components.serving.predict import predict_folder
-    from medpipe.reporting import print_batch_prediction
+    from medpipe.cli.reporting import print_batch_prediction
 
     cfg = load_cli_config(params, overrides)
     result = predict_folder(folder, out, champion_uri(model, cfg), cfg.export, cfg.serving, settings(), log=log)

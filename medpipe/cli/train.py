@@ -48,23 +48,23 @@ def train(
 ) -> None:
     """Run the training flow (Prefect): search -> final training -> ONNX export + parity -> drift reference ->
     register as challenger -> promotion gate -> model card. Visible in Prefect when PREFECT_API_URL is set."""
-    import os
+    from components.training.distributed import launched_by_torchrun
 
     current = settings()
     overrides = [*(overrides or []), *([] if search else ["search.enabled=false"])]
     cfg = load_cli_config(params, overrides, profile)  # fail fast on a bad param, before Prefect starts
-    if direct or int(os.environ.get("WORLD_SIZE", "1")) > 1:  # DDP ranks must not each start a flow run
+    if direct or launched_by_torchrun():  # DDP ranks must not each start a flow run
         from components.data.dataset import load_prepared
+        from components.training.distributed import is_rank_zero
         from components.training.search import train_best
-        from components.training.train import is_rank_zero
-        from medpipe.reporting import print_train_result
+        from medpipe.cli.reporting import print_train_result
 
         result = train_best(cfg, load_prepared(prepared or Path("data/prepared")), current, out_dir=out)
         if is_rank_zero():  # under torchrun / DDP every rank runs this command; one reports
             print_train_result(console, result)
         return
     from components.data.versioning import data_version
-    from medpipe.reporting import print_training_summary
+    from medpipe.cli.reporting import print_training_summary
     from pipelines.training import training_flow
 
     version = None
@@ -94,6 +94,6 @@ def hpo_worker(
     cfg = load_cli_config(params, overrides, profile)
     from components.data.dataset import load_prepared
     from components.training.search import run_worker
-    from medpipe.reporting import print_search_result
+    from medpipe.cli.reporting import print_search_result
 
     print_search_result(console, run_worker(cfg, load_prepared(prepared), current, study))

@@ -21,8 +21,8 @@ import logging
 
 import numpy as np
 
-from medpipe.imaging.decode import Decoded, check_pixels, to_8bit
 from medpipe.imaging.errors import ImageError
+from medpipe.imaging.pixels import Decoded, check_pixels, to_8bit
 from medpipe.imaging.policy import DecodePolicy
 
 HEADER_WHITELIST = (

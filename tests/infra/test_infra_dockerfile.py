@@ -101,7 +101,7 @@ def test_dockerignore_keeps_the_build_inputs_and_drops_state() -> None:
         "medpipe/cli/__init__.py",
         "components/data/dataset.py",
         "pipelines/__init__.py",
-        "monitoring/features.py",
+        "medpipe/imaging/features.py",
         "infra/bootstrap-prefect.sh",
         "infra/prefect.yaml",
         ".dvc/config",

@@ -95,7 +95,7 @@ def test_inference_log_window_with_feedback(reference, embed_fn, test_images, mo
     """Rows written by the server's InferenceLog come back as a window; labels give the real accuracy."""
     from components.data.dataset import load_split
     from components.serving.inference_log import InferenceLog
-    from monitoring.features import image_features
+    from medpipe.imaging.features import image_features
     from monitoring.window import read_log_window
 
     x = test_images[:80]

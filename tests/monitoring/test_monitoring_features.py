@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from monitoring.features import FEATURE_COLUMNS, image_features
+from medpipe.imaging.features import FEATURE_COLUMNS, image_features
 
 
 def test_columns_and_values(test_images: np.ndarray) -> None:

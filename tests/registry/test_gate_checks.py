@@ -7,7 +7,8 @@ import math
 import pytest
 
 from components.errors import GateError
-from components.registry.gate import GateDecision, _checks, positive_index
+from components.registry.gate import GateDecision, _checks
+from components.registry.positive_class import positive_index
 from medpipe.config import PipelineConfig
 
 CFG = PipelineConfig().with_overrides({"registry.min_primary": 0.75, "registry.tolerance": 0.01})

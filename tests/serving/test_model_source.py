@@ -11,7 +11,8 @@ import pytest
 from helpers.models import register_onnx_folder
 
 from components.errors import RegistryError
-from components.serving.model_source import load_model, model_marker, parse_registry_uri
+from components.registry.store import parse_registry_uri
+from components.serving.model_source import load_model, model_marker
 from medpipe.config import ExportConfig
 from medpipe.settings import Settings
 

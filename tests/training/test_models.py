@@ -56,7 +56,7 @@ def test_transfer_from_registered_model_alias(settings) -> None:
 
 def test_staged_unfreezing_keeps_backbone_for_first_epochs(prepared_breastmnist, settings) -> None:
     from components.data.dataset import load_prepared
-    from components.training.train import fit, load_splits
+    from components.training.engine import fit, load_splits
 
     prepared = load_prepared(prepared_breastmnist)
     cfg = smoke_cfg("search.enabled=false", "train.epochs=1", "model.freeze_backbone_epochs=1")

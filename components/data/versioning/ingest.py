@@ -1,0 +1,191 @@
+"""Ingest a dataset into the versioned workspace (``data/raw`` -> ``dvc repro prepare``), and move data versions
+to and from the DVC remote."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from components.data.dataset import MANIFEST, PreparedData, load_prepared
+from components.data.prepare import VALIDATION_REPORT, prepare, prepare_params
+from components.data.sources import resolve_source, stage_raw
+from components.data.versioning.repo import (
+    DATA_TARGETS,
+    PREPARED,
+    RAW,
+    RAW_DVC,
+    REMOTE_NAME,
+    STAGE,
+    _log_level,
+    dvc_lock,
+    ensure_project,
+    open_repo,
+    reproduce,
+)
+from components.data.versioning.versions import data_version, dir_md5, params_differences, raw_version
+
+if TYPE_CHECKING:
+    from medpipe.config import DataConfig
+    from medpipe.settings import Settings
+
+
+@dataclass(frozen=True)
+class IngestResult(PreparedData):
+    """What ``ingest_and_version`` hands on: a :class:`PreparedData` plus how it was versioned."""
+
+    recorded: bool = True  # data_version is the prepare stage's out in dvc.lock (else: direct, see notes)
+    raw_version: str | None = None  # DVC md5 of data/raw
+    source: str = ""
+    pushed_to: str | None = None
+    skipped: int = 0
+    duplicates: int = 0
+    notes: tuple[str, ...] = ()
+
+
+def ingest_and_version(cfg: DataConfig, settings: Settings, push: bool = True) -> IngestResult:
+    """Resolve ``cfg.source``, validate it, copy it to ``data/raw`` (``dvc add``), prepare it and version it.
+
+    Validation runs on the source itself before anything in the project changes, so errors name the
+    user's files and a bad dataset never replaces ``data/raw``. When ``cfg`` matches params.yaml in
+    every key ``prepare`` reads, ``dvc repro prepare`` produces ``data/prepared`` and its md5 in dvc.lock
+    is the data version. Otherwise (``-S data.image_size=64``) ``dvc repro`` could not see the change:
+    the data is prepared directly into ``settings.home/prepared/<key>`` and versioned with DVC's hashing,
+    and the result says that it is not recorded in dvc.lock.
+    """
+    project = settings.project_dir
+    source = resolve_source(cfg.source, settings)
+    with tempfile.TemporaryDirectory(prefix="medpipe-validate-") as tmp, _log_level(prepare.__module__, logging.ERROR):
+        prepare(source, Path(tmp) / "prepared", cfg)  # validation with the user's file names
+    notes: list[str] = []
+    with dvc_lock(project):
+        ensure_project(settings)
+        staging = project / ".dvc" / "tmp" / f"medpipe-raw-{uuid.uuid4().hex[:8]}"
+        try:
+            stage_raw(source, staging)
+            _replace_dir(staging, project / RAW)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        with open_repo(project, f"track {RAW}") as repo:
+            repo.add(RAW)
+        raw = raw_version(project)
+        differences = params_differences(cfg, project)
+        if not differences:
+            reproduce(project, STAGE)
+            version, path, recorded = data_version(project), project / PREPARED, True
+            notes.append(f"commit {RAW_DVC}, data/.gitignore and dvc.lock to record this version in git")
+        else:
+            path = _prepare_direct(project, settings, cfg, raw)
+            version, recorded = dir_md5(path), False
+            notes.append(
+                "not recorded in dvc.lock: the effective data config differs from params.yaml in "
+                + "; ".join(differences)
+                + ". Put these values in params.yaml and run `dvc repro prepare` to version it."
+            )
+        pushed = None
+        if push:
+            pushed = _push(settings, DATA_TARGETS if recorded else (RAW_DVC,))
+    prepared = load_prepared(path, data_version=version)
+    manifest = json.loads((path / MANIFEST).read_text())
+    return IngestResult(
+        path=prepared.path,
+        class_names=prepared.class_names,
+        counts=prepared.counts,
+        image_size=prepared.image_size,
+        channels=prepared.channels,
+        data_version=version,
+        recorded=recorded,
+        raw_version=raw,
+        source=source.origin or str(source.path),
+        pushed_to=pushed,
+        skipped=len(manifest.get("skipped", [])),
+        duplicates=int(manifest.get("duplicates", {}).get("count", 0)),
+        notes=tuple(notes),
+    )
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Swap ``new`` into ``target`` (renames on one file system; the old copy is deleted afterwards)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        target.rename(old)
+    new.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _prepare_direct(project: Path, settings: Settings, cfg: DataConfig, raw: str | None) -> Path:
+    code = hashlib.sha256()
+    for module in sorted(Path(__file__).parents[1].rglob("*.py")):  # the code of components/data
+        code.update(module.read_bytes())
+    key_blob = json.dumps({"raw": raw, "params": prepare_params(cfg), "code": code.hexdigest()}, sort_keys=True)
+    out = settings.home / "prepared" / hashlib.sha256(key_blob.encode()).hexdigest()[:16]
+    if not (out / MANIFEST).is_file():
+        prepare(project / RAW, out, cfg)
+    return out
+
+
+def push(settings: Settings, targets: Sequence[str] = DATA_TARGETS) -> str:
+    """``dvc push`` the data targets to the configured remote; returns the remote URL."""
+    ensure_project(settings)
+    return _push(settings, targets)
+
+
+def _push(settings: Settings, targets: Sequence[str]) -> str:
+    with open_repo(settings.project_dir, f"push {', '.join(targets)} to {settings.dvc_remote_url}") as repo:
+        repo.push(targets=list(targets), remote=REMOTE_NAME)
+    return settings.dvc_remote_url
+
+
+def pull(settings: Settings, targets: Sequence[str] = DATA_TARGETS) -> None:
+    """``dvc pull`` the data targets from the configured remote into the cache and the workspace."""
+    ensure_project(settings)
+    with open_repo(settings.project_dir, f"pull {', '.join(targets)} from {settings.dvc_remote_url}") as repo:
+        repo.pull(targets=list(targets), remote=REMOTE_NAME)
+
+
+def checkout(settings: Settings, targets: Sequence[str] = DATA_TARGETS) -> None:
+    """``dvc checkout --force``: make the workspace data match the versions in data/raw.dvc and dvc.lock
+    (e.g. after ``git checkout <rev> -- data/raw.dvc dvc.lock`` to go back to an older dataset)."""
+    ensure_project(settings)
+    with open_repo(settings.project_dir, f"check out {', '.join(targets)}") as repo:
+        repo.checkout(targets=list(targets), force=True)
+
+
+def repro(settings: Settings, *targets: str) -> list[str]:
+    """``dvc repro`` (default: the prepare stage); returns the names of the stages that actually ran."""
+    ensure_project(settings)
+    return reproduce(settings.project_dir, *(targets or (STAGE,)))
+
+
+def validation_report(prepared: Path) -> Path:
+    """Where the list of skipped files for a prepared folder is."""
+    return Path(prepared) / VALIDATION_REPORT
+
+
+def summary_markdown(result: PreparedData) -> str:
+    """A short Markdown summary (data version + class counts per split) for Prefect artifacts and reports."""
+    splits = list(result.counts)
+    lines = [
+        f"**Data version** `{result.data_version or 'unversioned'}`  ",
+        f"{len(result.class_names)} classes, {result.image_size}x{result.image_size}x{result.channels}  ",
+        "",
+        "| class | " + " | ".join(splits) + " |",
+        "|---|" + "---:|" * len(splits),
+    ]
+    for name in result.class_names:
+        lines.append(f"| {name} | " + " | ".join(str(result.counts[s].get(name, 0)) for s in splits) + " |")
+    totals = [str(sum(result.counts[s].values())) for s in splits]
+    lines.append("| **total** | " + " | ".join(totals) + " |")
+    for note in getattr(result, "notes", ()):
+        lines.append(f"\n> {note}")
+    return "\n".join(lines) + "\n"

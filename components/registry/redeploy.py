@@ -1,0 +1,34 @@
+"""Verify a registered version as it will be served: its own ONNX graph against its own weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.deploy.parity import check_parity
+from components.deploy.stage import ONNX_NAME, DeployResult
+from components.errors import GateError
+from components.models.artifacts import MODEL_CONFIG, WEIGHTS
+from components.registry.store import download_version, resolve_version
+from components.tracking import mlflow_client
+from medpipe.config import ExportConfig
+from medpipe.settings import Settings
+
+
+def deploy_registered(model_uri: str, prepared_dir: Path, cfg: ExportConfig, settings: Settings) -> DeployResult:
+    """Verify a registered version as it will be served: its own ``model.onnx`` against its own weights
+    (``model.pt``, a state dict) on the current test split; the version is tagged with the report.
+
+    Nothing is exported again and nothing is unpickled: the graph checked is the graph the server loads.
+    """
+    mv = resolve_version(model_uri, settings)
+    folder = download_version(mv.name, str(mv.version), settings)
+    missing = [f for f in (MODEL_CONFIG, WEIGHTS, ONNX_NAME) if not (folder / f).is_file()]
+    if missing:
+        raise GateError(
+            f"{model_uri} lacks {', '.join(missing)}: it was not registered by medpipe; deploy its model folder"
+        )
+    report = check_parity(folder, folder / ONNX_NAME, prepared_dir, cfg)
+    client = mlflow_client(settings)
+    for key, value in report.as_tags().items():
+        client.set_model_version_tag(mv.name, str(mv.version), key, value)
+    return DeployResult(folder / ONNX_NAME, report, report)
