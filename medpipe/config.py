@@ -140,6 +140,11 @@ class TrainConfig(_Section):
     num_nodes: Annotated[int, Field(ge=1)] = 1
     strategy: str = "auto"
     num_workers: Annotated[int, Field(ge=0)] = 0
+    stream_above_mb: Annotated[float, Field(ge=0)] = Field(
+        4096.0,
+        description="Decoded size (MB, all splits) above which training streams shards through num_workers "
+        "DataLoader workers instead of holding the data in (GPU) memory.",
+    )
     cpu_threads: Annotated[int, Field(ge=1)] | None = Field(
         None, description="torch threads when training on CPU; None keeps torch's default (1 is fastest on a busy box)."
     )

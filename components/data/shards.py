@@ -93,10 +93,10 @@ def image_key(data: bytes) -> str:
 class ShardWriter:
     """Append images to size-capped tars in ``out_dir/shards``; each closed tar is renamed to its sha256."""
 
-    def __init__(self, out_dir: Path, max_bytes: int = SHARD_BYTES) -> None:
+    def __init__(self, out_dir: Path, max_bytes: int | None = None) -> None:
         self.dir = Path(out_dir) / SHARDS_DIR
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.max_bytes = max_bytes
+        self.max_bytes = max_bytes or SHARD_BYTES
         self.shards: list[dict[str, Any]] = []
         self._tmp: Path | None = None
         self._tar: wds.TarWriter | None = None

@@ -107,8 +107,10 @@ class InMemoryDataModule(L.LightningDataModule):
         return self._loader("test", train=False)
 
     def transform(self, images: torch.Tensor, train: bool) -> torch.Tensor:
-        """uint8 (N, C, H, W) -> float normalised (N, C, S, S) at the training resolution."""
-        x = resize(images.float() / 255.0, self.loader.train_size)
+        """uint8 (N, C, H, W) (or float on the 0..1 scale, already resized by a streaming worker) -> float
+        normalised (N, C, S, S) at the training resolution."""
+        x = images.float() / 255.0 if images.dtype == torch.uint8 else images
+        x = resize(x, self.loader.train_size)
         if train and self.augment is not None and self.augment.enabled:
             x = self.augment(x)
         return normalize(x, self.mean.to(x.device), self.std.to(x.device))

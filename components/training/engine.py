@@ -16,15 +16,17 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
 
-from components.data.dataset import PreparedData, Split, load_split
+from components.data.dataset import PreparedData, Split
+from components.data.shards import pixel_stats
 from components.models.transfer import build_model
 from components.training import mlflow_log as ml
-from components.training import plots
+from components.training import plots, streaming
 from components.training.augment import BatchAugment
 from components.training.data import InMemoryDataModule, LoaderSettings, channel_stats, class_weights
 from components.training.distributed import resolve_precision, use_gpu
 from components.training.module import ClassifierModule, OptimSettings
-from medpipe.config import PipelineConfig
+from components.training.streaming import StreamedSplit, StreamingDataModule
+from medpipe.config import PipelineConfig, TrainConfig
 from medpipe.imaging.preprocessing import Preprocessing
 from medpipe.settings import Settings
 
@@ -72,8 +74,9 @@ def train_image_size(cfg: PipelineConfig, prepared: PreparedData) -> int:
     return cfg.train.image_size or prepared.image_size
 
 
-def load_splits(prepared: PreparedData) -> dict[str, Split]:
-    return {s: load_split(prepared.path, s) for s in ("train", "val", "test")}
+def load_splits(prepared: PreparedData, t: TrainConfig | None = None) -> dict[str, Split | StreamedSplit]:
+    """The splits in memory, or streamed from shards above ``t.stream_above_mb`` (never without ``t``)."""
+    return streaming.load_splits(prepared, t.stream_above_mb if t is not None else float("inf"))
 
 
 def run_params(cfg: PipelineConfig, prepared: PreparedData) -> dict[str, Any]:
@@ -103,7 +106,7 @@ def fit(
     cfg: PipelineConfig,
     prepared: PreparedData,
     settings: Settings,
-    splits: dict[str, Split],
+    splits: dict[str, Split | StreamedSplit],
     *,
     client: Any = None,
     run_id: str | None = None,
@@ -124,7 +127,8 @@ def fit(
     L.seed_everything(t.seed, workers=True, verbose=False)
     train = splits["train"]
     k = prepared.num_classes
-    mean, std = channel_stats(train.images)
+    streamed = isinstance(train, StreamedSplit)
+    mean, std = pixel_stats(train.index, "train") if isinstance(train, StreamedSplit) else channel_stats(train.images)
     size = train_image_size(cfg, prepared)
     net, kwargs, skipped = build_model(cfg.model, num_classes=k, in_channels=prepared.channels, settings=settings)
     channels_last = t.channels_last and gpu
@@ -135,19 +139,18 @@ def fit(
 
     weights = class_weights(train.labels, k)
     augment = BatchAugment(cfg.augment, seed=t.seed)
-    dm = InMemoryDataModule(
-        splits,
-        LoaderSettings(
-            batch_size=t.batch_size,
-            train_size=size,
-            sampler="weighted" if t.imbalance == "weighted_sampler" else "shuffle",
-            seed=t.seed,
-            device="cuda" if gpu else "cpu",
-        ),
-        mean,
-        std,
-        augment,
-        sample_weights=weights,
+    loader = LoaderSettings(
+        batch_size=t.batch_size,
+        train_size=size,
+        sampler="weighted" if t.imbalance == "weighted_sampler" and not streamed else "shuffle",
+        seed=t.seed,
+        device="cuda" if gpu else "cpu",
+    )
+    data_kw = {"mean": mean, "std": std, "augment": augment, "sample_weights": weights}
+    dm = (
+        StreamingDataModule(splits, loader, t.num_workers, **data_kw)  # type: ignore[arg-type]
+        if streamed
+        else InMemoryDataModule(splits, loader, **data_kw)  # type: ignore[arg-type]
     )
     optim = OptimSettings(
         lr=t.lr,
@@ -255,10 +258,11 @@ def fit(
     return out
 
 
-def _preview(dm: InMemoryDataModule, train: Split, path: Path, cfg: PipelineConfig) -> Path:
+def _preview(dm: InMemoryDataModule, train: Split | StreamedSplit, path: Path, cfg: PipelineConfig) -> Path:
     """Augmentation preview grid: the first 8 training images before/after (an independent generator)."""
     n = min(8, len(train))
-    raw = torch.from_numpy(np.ascontiguousarray(train.images[:n].transpose(0, 3, 1, 2)))
+    first = train.head(n) if isinstance(train, StreamedSplit) else train.images[:n]
+    raw = torch.from_numpy(np.ascontiguousarray(first.transpose(0, 3, 1, 2)))
     from components.training.augment import resize
 
     before = resize(raw.float() / 255.0, dm.loader.train_size)

@@ -255,7 +255,7 @@ def run_search(cfg: PipelineConfig, prepared: PreparedData, settings: Settings) 
     client = ml.client_for(settings)
     exp_id = setup_mlflow(settings, experiment_name(cfg, "training"))
     tags = lineage_tags(cfg, prepared.data_version, settings)
-    splits = load_splits(prepared)
+    splits = load_splits(prepared, cfg.train)
     existing, create = _study_parent(study, client, exp_id)
     parent_tags = {**tags, "medpipe.run_kind": "search", "medpipe.study_name": name}
 

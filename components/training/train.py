@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from components.data.dataset import PreparedData, Split
+from components.data.dataset import PreparedData, Split, load_split
+from components.errors import DataError
 from components.models.artifacts import save_model_dir
 from components.models.registry import Classifier
 from components.tracking import experiment_name, lineage_tags, setup_mlflow, short_hash
@@ -28,6 +29,7 @@ from components.training.distributed import is_rank_zero, world_size
 from components.training.engine import fit, load_splits, run_params
 from components.training.kfold import cross_validate
 from components.training.module import METRIC_NAMES
+from components.training.streaming import StreamedSplit
 from medpipe.config import PipelineConfig
 from medpipe.settings import Settings
 
@@ -99,9 +101,14 @@ def train_model(
     ) as run_id:
         (run_dir / "mlflow_run_id").write_text(run_id)
         ml.log_params(client, run_id, run_params(cfg, prepared))
-        splits = load_splits(prepared)
+        splits = load_splits(prepared, cfg.train)
         if cfg.train.kfold >= 2:
-            cv = cross_validate(cfg, prepared, settings, parent_run_id=run_id, splits=splits)
+            if isinstance(splits["train"], StreamedSplit):
+                raise DataError(
+                    f"train.kfold={cfg.train.kfold} needs the data in memory, but {prepared.path} is over "
+                    f"train.stream_above_mb={cfg.train.stream_above_mb:g}; raise it or set train.kfold=0"
+                )
+            cv = cross_validate(cfg, prepared, settings, parent_run_id=run_id, splits=splits)  # type: ignore[arg-type]
             ml.log_metrics(client, run_id, cv.summary_metrics())
         outcome = fit(
             cfg, prepared, settings, splits, client=client, run_id=run_id, ckpt_dir=ckpt_dir, test=not distributed,
@@ -110,7 +117,9 @@ def train_model(
         net: Classifier = outcome.module.net.to("cpu").to(memory_format=torch.contiguous_format)
         model_dir = save_model_dir(Path(out_dir), net, outcome.factory_kwargs, outcome.preprocessing)
         if distributed:  # the test split once, here, through the deployable path (a DDP test pads the shards)
-            outcome.test_metrics, test_plots = _evaluate_saved(model_dir, splits["test"], run_dir / "plots")
+            test = splits["test"]
+            test = test if isinstance(test, Split) else load_split(prepared.path, "test")
+            outcome.test_metrics, test_plots = _evaluate_saved(model_dir, test, run_dir / "plots")
             outcome.artifacts += test_plots
             ml.set_tags(client, run_id, {"medpipe.world_size": str(world_size(cfg.train))})
         ml.log_metrics(client, run_id, {f"best_val_{k}": v for k, v in outcome.val_metrics.items()})
@@ -143,7 +152,7 @@ def _train_replica(
     while (run_dir / "complete").is_file() and time.monotonic() < deadline:  # rank 0 clears a finished run first
         time.sleep(0.2)
     with tempfile.TemporaryDirectory(prefix="medpipe-rank-") as work:
-        outcome = fit(cfg, prepared, settings, load_splits(prepared), ckpt_dir=run_dir / "checkpoints",
+        outcome = fit(cfg, prepared, settings, load_splits(prepared, cfg.train), ckpt_dir=run_dir / "checkpoints",
                       work_dir=Path(work))  # fmt: skip
     return TrainResult(
         run_id="",
