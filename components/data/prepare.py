@@ -17,7 +17,6 @@ import logging
 import shutil
 import sys
 import tempfile
-import uuid
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -40,6 +39,7 @@ from components.data.sources import (
     split_layout,
 )
 from components.data.splits import group_split, stratified_split
+from components.data.swap import swap_in
 from components.errors import DataError
 from medpipe import imaging
 from medpipe.config import DataConfig
@@ -521,16 +521,10 @@ def _write_atomically(out_dir: Path, write: Any) -> None:
     try:
         write(tmp)
         tmp.chmod(0o755)
-        old = None
-        if out_dir.exists():
-            old = parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            out_dir.rename(old)
-        tmp.rename(out_dir)
+        swap_in(tmp, out_dir)  # atomic: a kill leaves the old or the new folder, never none
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _sha256_file(path: Path) -> str:

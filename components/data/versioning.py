@@ -34,6 +34,7 @@ import yaml
 from components.data.dataset import MANIFEST, PreparedData, load_prepared
 from components.data.prepare import PREPARE_PARAMS, VALIDATION_REPORT, prepare, prepare_params
 from components.data.sources import resolve_source, stage_raw
+from components.data.swap import swap_in
 from components.errors import MedpipeError
 
 if TYPE_CHECKING:
@@ -302,9 +303,11 @@ def ingest_and_version(cfg: DataConfig, settings: Settings, push: bool = True) -
     Validation runs on the source itself before anything in the project changes, so errors name the
     user's files and a bad dataset never replaces ``data/raw``. When ``cfg`` matches params.yaml in
     every key ``prepare`` reads, ``dvc repro prepare`` produces ``data/prepared`` and its md5 in dvc.lock
-    is the data version. Otherwise (``-S data.image_size=64``) ``dvc repro`` could not see the change:
-    the data is prepared directly into ``settings.home/prepared/<key>`` and versioned with DVC's hashing,
-    and the result says that it is not recorded in dvc.lock.
+    is the data version. Otherwise (``-S data.image_size=64``, ``-S data.on_invalid=skip-and-report``)
+    ``dvc repro`` could not see the change: the data is prepared directly into
+    ``settings.home/prepared/<key>`` and versioned with DVC's hashing, the result says that it is not
+    recorded in dvc.lock, and the workspace (data/raw, data/prepared, dvc.lock) stays on its recorded
+    version, so it never mixes a new raw folder with the old prepared data.
     """
     project = settings.project_dir
     source = resolve_source(cfg.source, settings)
@@ -320,33 +323,36 @@ def ingest_and_version(cfg: DataConfig, settings: Settings, push: bool = True) -
             prepare(source, validated, cfg, reuse_from=(project / PREPARED,))
         with dvc_lock(project):
             ensure_project(settings)
+            differences = params_differences(cfg, project)
             staging = project / ".dvc" / "tmp" / f"medpipe-raw-{uuid.uuid4().hex[:8]}"
             try:
                 stage_raw(source, staging)
-                _replace_dir(staging, project / RAW)
+                if differences:  # a side version: the workspace keeps its recorded one
+                    raw = dir_md5(staging)
+                    path = _prepare_direct(staging, settings, cfg, raw, validated)
+                else:
+                    _replace_dir(staging, project / RAW)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-            with open_repo(project, f"track {RAW}") as repo:
-                repo.add(RAW)
-            raw = raw_version(project)
-            differences = params_differences(cfg, project)
             if not differences:
+                with open_repo(project, f"track {RAW}") as repo:
+                    repo.add(RAW)
+                raw = raw_version(project)
                 _replace_dir(validated, project / PREPARED)
                 with open_repo(project, f"reproduce the {STAGE} stage") as repo:
                     repo.reproduce(STAGE)
                 version, path, recorded = data_version(project), project / PREPARED, True
                 notes.append(f"commit {RAW_DVC}, data/.gitignore and dvc.lock to record this version in git")
             else:
-                path = _prepare_direct(project, settings, cfg, raw, validated)
                 version, recorded = dir_md5(path), False
                 notes.append(
-                    "not recorded in dvc.lock: the effective data config differs from params.yaml in "
-                    + "; ".join(differences)
-                    + ". Put these values in params.yaml and run `dvc repro prepare` to version it."
+                    "not recorded in dvc.lock (the workspace data is unchanged): the effective data config differs "
+                    "from params.yaml in " + "; ".join(differences) + ". Put these values in params.yaml and ingest "
+                    "again to version it (and push it)."
                 )
             pushed = None
-            if push:
-                pushed = _push(settings, DATA_TARGETS if recorded else (RAW_DVC,))
+            if push and recorded:
+                pushed = _push(settings, DATA_TARGETS)
     prepared = load_prepared(path, data_version=version)
     manifest = json.loads((path / MANIFEST).read_text())
     return IngestResult(
@@ -367,25 +373,18 @@ def ingest_and_version(cfg: DataConfig, settings: Settings, push: bool = True) -
 
 
 def _replace_dir(new: Path, target: Path) -> None:
-    """Swap ``new`` into ``target`` (renames on one file system; the old copy is deleted afterwards)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        target.rename(old)
-    new.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Swap ``new`` into ``target`` atomically (see :mod:`components.data.swap`); the old copy is deleted."""
+    swap_in(new, target)
 
 
-def _prepare_direct(project: Path, settings: Settings, cfg: DataConfig, raw: str | None, validated: Path) -> Path:
+def _prepare_direct(raw_dir: Path, settings: Settings, cfg: DataConfig, raw: str | None, validated: Path) -> Path:
     code = hashlib.sha256()
     for module in sorted(Path(__file__).parent.glob("*.py")):
         code.update(module.read_bytes())
     key_blob = json.dumps({"raw": raw, "params": prepare_params(cfg), "code": code.hexdigest()}, sort_keys=True)
     out = settings.home / "prepared" / hashlib.sha256(key_blob.encode()).hexdigest()[:16]
     if not (out / MANIFEST).is_file():
-        prepare(project / RAW, out, cfg, reuse_from=(validated,))
+        prepare(raw_dir, out, cfg, reuse_from=(validated,))
     return out
 
 

@@ -93,7 +93,9 @@ def test_override_outside_params_is_prepared_directly(dvc_project) -> None:
     assert result.data_version == dir_md5(result.path) and result.image_size == 32
     assert any("not recorded in dvc.lock" in n and "data.image_size=32" in n for n in result.notes)
     assert data_version(project) is None and not (project / "data" / "prepared").exists()
-    assert result.raw_version == raw_version(project)  # the raw data is still versioned
+    # the workspace stays on its recorded version (none yet): no raw folder that dvc.lock does not describe
+    assert raw_version(project) is None and not (project / "data" / "raw").exists()
+    assert result.raw_version and len(result.raw_version) == 32 + len(".dir")
     again = ingest_and_version(cfg, settings, push=False)
     assert (again.path, again.data_version) == (result.path, result.data_version)
 
@@ -182,3 +184,21 @@ def test_push_with_cache_and_remote_gone_is_an_error(dvc_project) -> None:
     with pytest.raises(DvcError, match=r"did not store all the data: missing data/raw \(all of it") as err:
         push(settings)
     assert "data/prepared" in str(err.value) and "re-ingest" in str(err.value)
+
+
+def test_skip_and_report_override_leaves_the_workspace_on_its_recorded_version(dvc_project, make_folder) -> None:
+    settings = dvc_project
+    project = settings.project_dir
+    ingest_and_version(load_config(project / "params.yaml").data, settings, push=False)
+    before = (raw_version(project), data_version(project), _digests(project / "data" / "prepared"))
+
+    folder = make_folder({"benign": 8, "malignant": 8}, size=(28, 28))
+    (folder / "benign" / "broken.png").write_bytes(corrupt_png(5))
+    overrides = [f"data.source={folder}", "data.on_invalid=skip-and-report"]
+    result = ingest_and_version(load_config(project / "params.yaml", overrides=overrides).data, settings)
+    assert result.skipped == 1 and not result.recorded and result.pushed_to is None
+    assert any("data.on_invalid='skip-and-report'" in n and "workspace data is unchanged" in n for n in result.notes)
+    # raw, prepared and dvc.lock still describe one version: the old one
+    after = (raw_version(project), data_version(project), _digests(project / "data" / "prepared"))
+    assert after == before
+    assert data_status(settings).changes == ()
