@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medpipe.imaging.features import FEATURE_COLUMNS
 from monitoring.detectors import constant_columns
-from monitoring.features import FEATURE_COLUMNS
 from monitoring.reference import ReferenceProfile, pc_columns
 from monitoring.summary import DriftSummary
 

@@ -63,8 +63,8 @@ def test_null_p_values_are_uniform(embed_fn, train_images, prepared_breastmnist)
     from scipy.stats import kstest
 
     from components.data.dataset import load_split
+    from medpipe.imaging.features import FEATURE_COLUMNS, image_features
     from monitoring.detectors import embedding_mmd, image_statistics, softmax_shift
-    from monitoring.features import FEATURE_COLUMNS, image_features
 
     names = ["malignant", "normal_or_benign"]
     pool = np.concatenate([train_images, load_split(prepared_breastmnist, "val").images])
