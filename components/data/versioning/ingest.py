@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from components.data.dataset import MANIFEST, PreparedData, load_prepared
 from components.data.prepare import VALIDATION_REPORT, prepare, prepare_params
 from components.data.sources import resolve_source, stage_raw
+from components.data.swap import swap_in
 from components.data.versioning.repo import (
     DATA_TARGETS,
     PREPARED,
@@ -24,6 +25,7 @@ from components.data.versioning.repo import (
     RAW_DVC,
     REMOTE_NAME,
     STAGE,
+    DvcError,
     _log_level,
     dvc_lock,
     ensure_project,
@@ -33,6 +35,8 @@ from components.data.versioning.repo import (
 from components.data.versioning.versions import data_version, dir_md5, params_differences, raw_version
 
 if TYPE_CHECKING:
+    from dvc.repo import Repo
+
     from medpipe.config import DataConfig
     from medpipe.settings import Settings
 
@@ -56,9 +60,11 @@ def ingest_and_version(cfg: DataConfig, settings: Settings, push: bool = True) -
     Validation runs on the source itself before anything in the project changes, so errors name the
     user's files and a bad dataset never replaces ``data/raw``. When ``cfg`` matches params.yaml in
     every key ``prepare`` reads, ``dvc repro prepare`` produces ``data/prepared`` and its md5 in dvc.lock
-    is the data version. Otherwise (``-S data.image_size=64``) ``dvc repro`` could not see the change:
-    the data is prepared directly into ``settings.home/prepared/<key>`` and versioned with DVC's hashing,
-    and the result says that it is not recorded in dvc.lock.
+    is the data version. Otherwise (``-S data.image_size=64``, ``-S data.on_invalid=skip-and-report``)
+    ``dvc repro`` could not see the change: the data is prepared directly into
+    ``settings.home/prepared/<key>`` and versioned with DVC's hashing, the result says that it is not
+    recorded in dvc.lock, and the workspace (data/raw, data/prepared, dvc.lock) stays on its recorded
+    version, so it never mixes a new raw folder with the old prepared data.
     """
     project = settings.project_dir
     source = resolve_source(cfg.source, settings)
@@ -67,31 +73,34 @@ def ingest_and_version(cfg: DataConfig, settings: Settings, push: bool = True) -
     notes: list[str] = []
     with dvc_lock(project):
         ensure_project(settings)
+        differences = params_differences(cfg, project)
         staging = project / ".dvc" / "tmp" / f"medpipe-raw-{uuid.uuid4().hex[:8]}"
         try:
             stage_raw(source, staging)
-            _replace_dir(staging, project / RAW)
+            if differences:  # a side version: the workspace keeps its recorded one
+                raw = dir_md5(staging)
+                path = _prepare_direct(staging, settings, cfg, raw)
+            else:
+                swap_in(staging, project / RAW)  # atomic: a kill leaves the old or the new folder
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        with open_repo(project, f"track {RAW}") as repo:
-            repo.add(RAW)
-        raw = raw_version(project)
-        differences = params_differences(cfg, project)
         if not differences:
+            with open_repo(project, f"track {RAW}") as repo:
+                repo.add(RAW)
+            raw = raw_version(project)
             reproduce(project, STAGE)
             version, path, recorded = data_version(project), project / PREPARED, True
             notes.append(f"commit {RAW_DVC}, data/.gitignore and dvc.lock to record this version in git")
         else:
-            path = _prepare_direct(project, settings, cfg, raw)
             version, recorded = dir_md5(path), False
             notes.append(
-                "not recorded in dvc.lock: the effective data config differs from params.yaml in "
-                + "; ".join(differences)
-                + ". Put these values in params.yaml and run `dvc repro prepare` to version it."
+                "not recorded in dvc.lock (the workspace data is unchanged): the effective data config differs "
+                "from params.yaml in " + "; ".join(differences) + ". Put these values in params.yaml and ingest "
+                "again to version it (and push it)."
             )
         pushed = None
-        if push:
-            pushed = _push(settings, DATA_TARGETS if recorded else (RAW_DVC,))
+        if push and recorded:
+            pushed = _push(settings, DATA_TARGETS)
     prepared = load_prepared(path, data_version=version)
     manifest = json.loads((path / MANIFEST).read_text())
     return IngestResult(
@@ -111,26 +120,14 @@ def ingest_and_version(cfg: DataConfig, settings: Settings, push: bool = True) -
     )
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    """Swap ``new`` into ``target`` (renames on one file system; the old copy is deleted afterwards)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if target.exists():
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        target.rename(old)
-    new.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _prepare_direct(project: Path, settings: Settings, cfg: DataConfig, raw: str | None) -> Path:
+def _prepare_direct(raw_dir: Path, settings: Settings, cfg: DataConfig, raw: str | None) -> Path:
     code = hashlib.sha256()
     for module in sorted(Path(__file__).parents[1].rglob("*.py")):  # the code of components/data
         code.update(module.read_bytes())
     key_blob = json.dumps({"raw": raw, "params": prepare_params(cfg), "code": code.hexdigest()}, sort_keys=True)
     out = settings.home / "prepared" / hashlib.sha256(key_blob.encode()).hexdigest()[:16]
     if not (out / MANIFEST).is_file():
-        prepare(project / RAW, out, cfg)
+        prepare(raw_dir, out, cfg)
     return out
 
 
@@ -141,9 +138,40 @@ def push(settings: Settings, targets: Sequence[str] = DATA_TARGETS) -> str:
 
 
 def _push(settings: Settings, targets: Sequence[str]) -> str:
-    with open_repo(settings.project_dir, f"push {', '.join(targets)} to {settings.dvc_remote_url}") as repo:
+    """Push, then check that the remote holds every object of ``targets``: DVC only warns about data that is
+    in neither the cache nor the remote, and a push of nothing would otherwise read as a success."""
+    url = settings.dvc_remote_url
+    with open_repo(settings.project_dir, f"push {', '.join(targets)} to {url}") as repo:
         repo.push(targets=list(targets), remote=REMOTE_NAME)
-    return settings.dvc_remote_url
+        missing = _missing_in_remote(repo, targets)
+    if missing:
+        raise DvcError(
+            f"push to {url} did not store all the data: missing {'; '.join(missing)}. These objects are not in the "
+            f"local DVC cache ({settings.dvc_cache_dir}) either: restore the cache (`medpipe data pull` from a "
+            "remote that has them) or re-ingest the source, then push again"
+        )
+    return url
+
+
+def _missing_in_remote(repo: Repo, targets: Sequence[str]) -> list[str]:
+    """The outputs of ``targets`` whose objects (directory listing or files) the remote lacks."""
+    from dvc_data.hashfile.tree import Tree
+
+    odb = repo.cloud.get_remote_odb(REMOTE_NAME)
+    missing = []
+    for target in targets:
+        for stage in repo.stage.collect(target):
+            for out in stage.outs:
+                info = out.hash_info
+                if not info or not info.value:
+                    continue
+                if not odb.exists(info.value):
+                    missing.append(f"{out} (all of it: object {info.value})")
+                elif info.isdir:
+                    oids = [entry.value for _, _, entry in Tree.load(odb, info)]
+                    if absent := len(oids) - len(odb.oids_exist(oids)):
+                        missing.append(f"{out} ({absent} of {len(oids)} files)")
+    return missing
 
 
 def pull(settings: Settings, targets: Sequence[str] = DATA_TARGETS) -> None:
