@@ -263,6 +263,10 @@ class ServingConfig(_Section):
     max_request_bytes: Annotated[int, Field(ge=1024)] = 20 * 1024 * 1024
     max_pixels: Annotated[int, Field(ge=64)] = 4096 * 4096
     max_images_per_request: Annotated[int, Field(ge=1)] = 64
+    max_request_pixels: Annotated[int, Field(ge=64)] = Field(
+        4 * 4096 * 4096, description="Pixels over all images of one request (checked from headers before decoding)."
+    )
+    max_decode_s: PositiveFloat = Field(10.0, description="Decoding time one request may use; then 413.")
     reload_interval_s: Annotated[float, Field(gt=0)] = 10.0
     max_batch: Annotated[int, Field(ge=1)] = 32
     max_wait_ms: Annotated[float, Field(ge=0)] = 5.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 
 from fastapi import Request
 from pydantic import ValidationError
@@ -59,5 +60,36 @@ async def read_inputs(request: Request, cfg: ServingConfig) -> list[tuple[str, b
     )
 
 
-def decode_all(inputs: list[tuple[str, bytes]], model: LoadedModel, max_pixels: int) -> list[DecodedImage]:
-    return [decode_image(data, name, model.preprocessing, max_pixels=max_pixels) for name, data in inputs]
+def decode_all(inputs: list[tuple[str, bytes]], model: LoadedModel, cfg: ServingConfig) -> list[DecodedImage]:
+    """Decode every file of one request within the request's budget: ``serving.max_pixels`` per image,
+    ``serving.max_request_pixels`` over all of them (checked from each header before it is decoded) and
+    ``serving.max_decode_s`` of decoding. Over budget: 413 ``request_too_many_pixels`` /
+    ``request_decode_too_slow``, so a few small, highly compressed files cannot cost minutes of CPU."""
+    decoded: list[DecodedImage] = []
+    left, started = cfg.max_request_pixels, time.monotonic()
+    for name, data in inputs:
+        spent = time.monotonic() - started
+        if spent > cfg.max_decode_s:
+            raise InputError(
+                413,
+                "request_decode_too_slow",
+                f"decoding took {spent:.1f} s after {len(decoded)} of {len(inputs)} images, over "
+                f"serving.max_decode_s={cfg.max_decode_s:g}; send fewer or smaller images per request",
+                name,
+            )
+        try:
+            image = decode_image(data, name, model.preprocessing, max_pixels=min(cfg.max_pixels, left))
+        except InputError as err:
+            if err.code != "too_many_pixels" or left >= cfg.max_pixels:
+                raise
+            raise InputError(
+                413,
+                "request_too_many_pixels",
+                f"the images of this request add up to more than serving.max_request_pixels="
+                f"{cfg.max_request_pixels} pixels ({len(decoded)} images decoded, {left} pixels left); "
+                "send fewer or smaller images per request",
+                name,
+            ) from None
+        left -= image.original_size[0] * image.original_size[1]
+        decoded.append(image)
+    return decoded

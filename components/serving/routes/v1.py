@@ -85,7 +85,7 @@ async def predict(request: Request, state: State, model: CurrentModel) -> schema
     """Classify one or many images: multipart field ``files`` (repeatable), JSON with base64 images, or one raw
     ``image/*`` / ``application/dicom`` body (optional ``X-Filename`` header)."""
     inputs = await read_inputs(request, state.cfg)
-    decoded = await run_in_threadpool(decode_all, inputs, model, state.cfg.max_pixels)
+    decoded = await run_in_threadpool(decode_all, inputs, model, state.cfg)
     names = [name for name, _ in inputs]
     scored = await score(request.state.request_id, state, model, names, decoded, raw=[data for _, data in inputs])
     model = scored.model  # the challenger, when the canary answered
