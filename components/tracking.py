@@ -28,6 +28,8 @@ from medpipe.settings import Settings
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from components.data.dataset import PreparedData
+
 
 def experiment_name(cfg: PipelineConfig, kind: str = "training") -> str:
     """Experiments are named after the dataset/pipeline: ``<project>-<kind>``."""
@@ -189,6 +191,62 @@ def lineage_tags(cfg: PipelineConfig, data_version: str | None, settings: Settin
     if flow_run_id:
         tags["medpipe.prefect_flow_run_id"] = flow_run_id
     return tags
+
+
+# What a model version carries as tags (search and list views): lineage, the verdicts and one headline
+# number. Everything else (latencies, every gate check, CIs) is in the version's model card / description.
+_VERSION_TAG_KEYS = frozenset(
+    {"export.parity_passed", "parity.max_abs_diff", "gate.decision", "gate.reason", "gate.failed", "gate.override"}
+)
+
+
+def version_tags(tags: dict[str, str], primary_metric: str) -> dict[str, str]:
+    """The subset of ``tags`` that goes on a model version (about a dozen); the rest belongs in the card."""
+    keep = {f"test.{primary_metric}", f"gate.challenger.{primary_metric}"}
+    return {k: v for k, v in tags.items() if k.startswith("medpipe.") or k in _VERSION_TAG_KEYS or k in keep}
+
+
+def run_name(cfg: PipelineConfig, suffix: str = "") -> str:
+    """A readable run name: ``<dataset>-<model>-<profile>`` (``breastmnist-cnn-smoke``), plus ``suffix``."""
+    name = f"{cfg.project.name}-{cfg.model.name}-{cfg.profile or 'custom'}"
+    return f"{name}-{suffix}" if suffix else name
+
+
+def log_dataset_inputs(
+    client: MlflowClient,
+    run_id: str,
+    name: str,
+    prepared: PreparedData,
+    splits: tuple[str, ...] = ("train", "val", "test"),
+) -> None:
+    """Log the prepared splits as the run's dataset inputs (``mlflow.log_input``): name, DVC data version as
+    the digest, the folder as source, and the class counts as profile, one input per split (its context)."""
+    import json
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    version = prepared.data_version or "unversioned"
+    source = json.dumps({"uri": str(prepared.path), "dvc_md5": version})
+    inputs = [
+        DatasetInput(
+            Dataset(
+                name=f"{name}-{split}",
+                digest=version.removesuffix(".dir")[:36],
+                source_type="dvc" if prepared.data_version else "local",
+                source=source,
+                profile=json.dumps(
+                    {
+                        "num_rows": sum(prepared.counts.get(split, {}).values()),
+                        "classes": prepared.counts.get(split, {}),
+                    }
+                ),  # fmt: skip
+            ),
+            tags=[InputTag("mlflow.data.context", split)],
+        )
+        for split in splits
+        if split in prepared.counts
+    ]
+    client.log_inputs(run_id, datasets=inputs)
 
 
 def current_flow_run_id() -> str | None:

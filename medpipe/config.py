@@ -372,7 +372,9 @@ class UIConfig(_Section):
 
 
 class PipelineConfig(_Section):
-    """The whole ``params.yaml`` (``profiles`` excluded)."""
+    """The whole ``params.yaml`` (``profiles`` excluded; ``profile`` is the one applied)."""
+
+    profile: str | None = Field(None, description="The profile applied on load (names runs); set by load_config.")
 
     project: ProjectConfig = ProjectConfig()
     data: DataConfig = DataConfig()
@@ -508,8 +510,8 @@ def load_config(
     raw = copy.deepcopy(read_params(Path(path)))
     profiles = raw.pop("profiles", {}) or {}
     pairs = dict(overrides) if isinstance(overrides, dict) else dict(map(parse_override, overrides or []))
-    profile = pairs.pop("profile", None) or profile or raw.pop("profile", None)
-    raw.pop("profile", None)
+    profile = pairs.pop("profile", None) or profile or raw.get("profile")
+    raw["profile"] = profile
     _validate(raw, str(path))  # the base file on its own: a profile must not hide an invalid base value
     if profile:
         if profile not in profiles:

@@ -83,7 +83,7 @@ def move_alias(
         f"setting {name}@{alias} -> {version}",
         lambda: client.set_registered_model_alias(name, alias, version),
     )
-    return append_event(
+    event = append_event(
         settings.audit_log,
         model=name,
         alias=alias,
@@ -91,6 +91,30 @@ def move_alias(
         to_version=version,
         action=action,
         reason=reason,
+        actor=actor,
+        flow_run_id=current_flow_run_id(),
+    )
+    if alias == CHAMPION:  # a challenger that became champion is no longer a challenger
+        _clear_challenger(settings, cfg, client, version, actor)
+    return event
+
+
+def _clear_challenger(settings: Settings, cfg: PipelineConfig, client: Any, version: str, actor: str) -> None:
+    name = cfg.registry.model_name
+    challenger = _retry(settings, cfg, f"reading {name}@{CHALLENGER}", lambda: alias_version(client, name, CHALLENGER))
+    if challenger != version:
+        return
+    _retry(
+        settings, cfg, f"removing {name}@{CHALLENGER}", lambda: client.delete_registered_model_alias(name, CHALLENGER)
+    )
+    append_event(
+        settings.audit_log,
+        model=name,
+        alias=CHALLENGER,
+        from_version=version,
+        to_version=None,
+        action="clear",
+        reason=f"v{version} became {CHAMPION}",
         actor=actor,
         flow_run_id=current_flow_run_id(),
     )

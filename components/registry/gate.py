@@ -31,7 +31,7 @@ from components.registry.aliases import CHAMPION, alias_version, check_version, 
 from components.registry.model_card import CardContent, publish_card, render_model_card
 from components.registry.preflight import resolve_positive_class
 from components.registry.register import PARITY_TAG, RegisteredVersion
-from components.tracking import use_tracking_store
+from components.tracking import use_tracking_store, version_tags
 from medpipe import metrics as mx
 from medpipe.config import PipelineConfig
 from medpipe.imaging.preprocessing import Preprocessing
@@ -289,7 +289,7 @@ def _record(
     for who, (lo, hi) in decision.cis.items():
         tags[f"gate.{who}.{m}"] = _f(decision.metrics[who][m])
         tags[f"gate.{who}.{m}_ci95"] = f"[{_f(lo)}, {_f(hi)}]"
-    for key, value in tags.items():
+    for key, value in version_tags(tags, m).items():  # the full decision goes to the card below
         client.set_model_version_tag(name, version, key, value)
     markdown = decision.as_markdown()
     run_id = mv.run_id

@@ -9,7 +9,8 @@ from components.deploy.stage import ONNX_NAME, DeployResult
 from components.errors import GateError
 from components.models.artifacts import MODEL_CONFIG, WEIGHTS
 from components.registry.store import download_version, resolve_version
-from components.tracking import mlflow_client
+from components.registry.register import PARITY_TAG
+from components.tracking import mlflow_client, version_tags
 from medpipe.config import ExportConfig
 from medpipe.settings import Settings
 
@@ -29,6 +30,7 @@ def deploy_registered(model_uri: str, prepared_dir: Path, cfg: ExportConfig, set
         )
     report = check_parity(folder, folder / ONNX_NAME, prepared_dir, cfg)
     client = mlflow_client(settings)
-    for key, value in report.as_tags().items():
+    tags = {**report.as_tags(), PARITY_TAG: str(report.passed).lower()}
+    for key, value in version_tags(tags, "").items():  # the verdict and max |Δprob|; the rest is in the card
         client.set_model_version_tag(mv.name, str(mv.version), key, value)
     return DeployResult(folder / ONNX_NAME, report, report)

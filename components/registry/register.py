@@ -33,7 +33,15 @@ from components.registry.aliases import CHALLENGER, move_alias
 from components.registry.model_card import FILENAME as CARD_FILE
 from components.registry.model_card import CardContent, publish_card, render_model_card
 from components.registry.preflight import CLASS_NAMES_TAG, PreflightError, class_list_problem, registered_class_names
-from components.tracking import RetryPolicy, experiment_name, lineage_tags, mlflow_client, setup_mlflow, with_retries
+from components.tracking import (
+    RetryPolicy,
+    experiment_name,
+    lineage_tags,
+    mlflow_client,
+    setup_mlflow,
+    version_tags,
+    with_retries,
+)
 from medpipe.config import PipelineConfig
 from medpipe.imaging.preprocessing import FILENAME as PREPROCESSING_FILE
 from medpipe.imaging.preprocessing import Preprocessing
@@ -208,7 +216,7 @@ def register_model(
         raise PreflightError(f"{problem}. {hint}")
     example, signature = _example_and_signature(net, pre, onnx_path)
     flavor = _MedpipeFlavor(net, model_dir, Path(onnx_path) if onnx_path else None, render_model_card(card, reg))
-    version_tags = {**tags, **export_tags, **{f"test.{k}": f"{v:.6g}" for k, v in metrics.items() if "." not in k}}
+    all_tags = {**tags, **export_tags, **{f"test.{k}": f"{v:.6g}" for k, v in metrics.items() if "." not in k}}
     try:
         info = Model.log(
             artifact_path=None,
@@ -217,7 +225,7 @@ def register_model(
             flavor_name="pytorch",
             run_id=run_id,
             registered_model_name=name,
-            tags=version_tags,
+            tags=version_tags(all_tags, reg.primary_metric),
             signature=signature,
             input_example=example,
             await_registration_for=30,

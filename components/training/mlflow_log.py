@@ -13,7 +13,7 @@ from typing import Any
 import lightning as L
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE
 
 from components.tracking import close_orphaned_runs, mlflow_client, owner_tag
 
@@ -33,11 +33,14 @@ def tracked_run(
     *,
     parent_run_id: str | None = None,
     run_id: str | None = None,
+    system_metrics: bool = False,
+    description: str | None = None,
 ) -> Iterator[str]:
     """Create (or reopen ``run_id``) a run and end it with the right status.
 
     A pruned Optuna trial ends FINISHED with tag ``optuna.trial_state=PRUNED`` (not FAILED);
-    Ctrl-C/SIGTERM ends KILLED; any other error FAILED.
+    Ctrl-C/SIGTERM ends KILLED; any other error FAILED. ``system_metrics`` samples CPU, memory and GPU
+    (``system/*`` metrics, MLflow's own monitor) while the run is open; ``description`` is the run's note.
     """
     import optuna
 
@@ -51,6 +54,9 @@ def tracked_run(
     else:
         client.update_run(run_id, status="RUNNING")
         set_tags(client, run_id, {"medpipe.resumed": "true", **owner_tag()})
+    if description:
+        client.set_tag(run_id, MLFLOW_RUN_NOTE, description)
+    monitor = _system_monitor(client, run_id) if system_metrics else None
     try:
         yield run_id
     except optuna.TrialPruned as err:
@@ -66,6 +72,18 @@ def tracked_run(
         raise
     else:
         client.set_terminated(run_id, "FINISHED")
+    finally:
+        if monitor is not None:
+            monitor.finish()
+
+
+def _system_monitor(client: MlflowClient, run_id: str) -> Any:
+    """MLflow's system-metrics sampler (psutil; pynvml on GPU) for ``run_id``, started."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=5, tracking_uri=client._tracking_client.tracking_uri)
+    monitor.start()
+    return monitor
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -98,21 +98,33 @@ def roc_png(curves: dict[str, dict[str, list[float]]], path: Path, auc: float | 
     return path
 
 
-def search_history_png(study: optuna.Study, path: Path) -> Path:
-    """Optuna's optimisation-history plot (objective per trial + best so far)."""
+def _optuna_png(plot: Any, study: optuna.Study, path: Path, size: tuple[float, float]) -> Path:
     plt = _pyplot()
     import optuna
-    from optuna.visualization.matplotlib import plot_optimization_history
 
     with warnings.catch_warnings():  # the matplotlib backend is flagged experimental; the plot is fine
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        ax = plot_optimization_history(study)
+        ax = plot(study)
     fig = ax.figure
-    fig.set_size_inches(7, 4)
+    fig.set_size_inches(*size)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def search_history_png(study: optuna.Study, path: Path) -> Path:
+    """Optuna's optimisation-history plot (objective per trial + best so far)."""
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    return _optuna_png(plot_optimization_history, study, path, (7, 4))
+
+
+def parallel_coordinates_png(study: optuna.Study, path: Path) -> Path:
+    """Optuna's parallel-coordinates plot: every searched parameter against the objective, one line a trial."""
+    from optuna.visualization.matplotlib import plot_parallel_coordinate
+
+    return _optuna_png(plot_parallel_coordinate, study, path, (9, 4))
 
 
 def importances_png(importances: dict[str, float], path: Path) -> Path:

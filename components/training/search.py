@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 from components.data.dataset import PreparedData, Split
 from components.errors import MedpipeError
-from components.tracking import experiment_name, lineage_tags, setup_mlflow, short_hash
+from components.tracking import experiment_name, lineage_tags, log_dataset_inputs, setup_mlflow, short_hash
 from components.training import mlflow_log as ml
 from components.training import plots
 from components.training.distributed import world_size
@@ -259,10 +259,18 @@ def run_search(cfg: PipelineConfig, prepared: PreparedData, settings: Settings) 
     existing, create = _study_parent(study, client, exp_id)
     parent_tags = {**tags, "medpipe.run_kind": "search", "medpipe.study_name": name}
 
-    with ml.tracked_run(client, exp_id, name, parent_tags, run_id=existing) as parent:
+    description = (
+        f"Optuna search over {', '.join(s.space)} ({s.n_trials} trials, {s.sampler} sampler, {s.pruner} pruner) "
+        f"on `{cfg.project.name}` data version `{prepared.data_version}`; trials are the child runs. "
+        "Plots: search/optimization_history.png, search/parallel_coordinates.png, search/importances.png."
+    )
+    with ml.tracked_run(
+        client, exp_id, name, parent_tags, run_id=existing, system_metrics=True, description=description
+    ) as parent:
         if create:
             study.set_user_attr(PARENT_ATTR, parent)
             _release_parent_claim(study)
+            log_dataset_inputs(client, parent, cfg.project.name, prepared, ("train", "val"))
         space = {f"space.{k}": json.dumps(v.model_dump(exclude_none=True)) for k, v in s.space.items()}
         ml.log_params(client, parent, space)
         # tags, not params: a resumed study may run with another n_trials / n_jobs / pruner
@@ -345,6 +353,8 @@ def _summarise(study: optuna.Study, client: Any, parent: str) -> SearchResult:
     with tempfile.TemporaryDirectory(prefix="medpipe-search-") as tmp:
         tmp_dir = Path(tmp)
         paths = [plots.search_history_png(study, tmp_dir / "optimization_history.png")]
+        if n_complete >= 2:
+            paths.append(plots.parallel_coordinates_png(study, tmp_dir / "parallel_coordinates.png"))
         study.trials_dataframe().to_csv(tmp_dir / "trials.csv", index=False)
         paths.append(tmp_dir / "trials.csv")
         if n_complete >= 2:

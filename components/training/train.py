@@ -22,7 +22,14 @@ from components.data.dataset import PreparedData, Split, load_split
 from components.errors import DataError
 from components.models.artifacts import save_model_dir
 from components.models.registry import Classifier
-from components.tracking import experiment_name, lineage_tags, setup_mlflow, short_hash
+from components.tracking import (
+    experiment_name,
+    lineage_tags,
+    log_dataset_inputs,
+    run_name,
+    setup_mlflow,
+    short_hash,
+)
 from components.training import mlflow_log as ml
 from components.training import plots
 from components.training.distributed import is_rank_zero, world_size
@@ -96,11 +103,18 @@ def train_model(
     resume_id = _open_run_id(client, run_dir) if (ckpt_dir / "last.ckpt").is_file() else None
     tags = {**lineage_tags(cfg, prepared.data_version, settings), "medpipe.run_kind": "final", "medpipe.run_key": key}
 
+    description = (
+        f"Final training of `{cfg.model.name}` on `{cfg.project.name}` (data version `{prepared.data_version}`, "
+        f"profile `{cfg.profile or 'custom'}`): early-stopped on val AUC, evaluated once on the test split."
+    )
     with ml.tracked_run(
-        client, exp_id, f"train-{cfg.model.name}", tags, parent_run_id=parent_run_id, run_id=resume_id
-    ) as run_id:
+        client, exp_id, run_name(cfg), tags, parent_run_id=parent_run_id, run_id=resume_id,
+        system_metrics=True, description=description,
+    ) as run_id:  # fmt: skip
         (run_dir / "mlflow_run_id").write_text(run_id)
         ml.log_params(client, run_id, run_params(cfg, prepared))
+        if resume_id is None:
+            log_dataset_inputs(client, run_id, cfg.project.name, prepared)
         splits = load_splits(prepared, cfg.train)
         if cfg.train.kfold >= 2:
             if isinstance(splits["train"], StreamedSplit):
