@@ -8,6 +8,7 @@ from pipelines.data import data_flow
 from pipelines.deployment import deployment_flow
 from pipelines.monitoring_flow import monitoring_flow
 from pipelines.results import PipelineSummary
+from pipelines.runtime import load
 from pipelines.training import training_flow
 
 
@@ -16,6 +17,7 @@ def pipeline(
     params_path: str = "params.yaml", profile: str | None = None, overrides: list[str] | None = None
 ) -> PipelineSummary:
     """The whole pipeline on the configured dataset; each stage is its own flow run (subflow)."""
+    load(params_path, profile, overrides, reason="pipeline")  # validates the config first; names and tags the run
     prepared = data_flow(params_path, profile, overrides)
     trained = training_flow(
         params_path,

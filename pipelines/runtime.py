@@ -5,8 +5,10 @@ Nothing here computes anything a stage does; it only makes flows observable and 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from prefect import get_run_logger
@@ -45,19 +47,49 @@ def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     return True
 
 
-def load(params_path: str, profile: str | None, overrides: list[str] | None) -> tuple[PipelineConfig, Settings]:
-    """Load the config once per flow run, and the settings (state folder, stores)."""
+def load(
+    params_path: str, profile: str | None, overrides: list[str] | None, *, reason: str | None = None
+) -> tuple[PipelineConfig, Settings]:
+    """Load the config once per flow run, and the settings (state folder, stores); name and tag the run."""
     settings = prepare_environment(get_settings())
-    return load_config(params_path, overrides=overrides or [], profile=profile), settings
+    cfg = load_config(params_path, overrides=overrides or [], profile=profile)
+    label_run(cfg, reason)
+    return cfg, settings
+
+
+def run_labels(cfg: PipelineConfig, flow_name: str, reason: str | None, now: datetime) -> tuple[str, list[str]]:
+    """``(<dataset>-<flow>-<profile>-<MMDD-HHMMSS>, [dataset:…, profile:…, reason:…])`` for a flow run."""
+    profile = cfg.profile or "custom"
+    tags = ["medpipe", f"dataset:{cfg.project.name}", f"profile:{profile}"]
+    if reason:  # "drift: psi 0.4 (...)" -> reason:drift
+        kind = re.sub(r"[^a-z0-9_-]+", "-", reason.split(":", 1)[0].strip().lower()).strip("-")[:40]
+        tags.append(f"reason:{kind or 'manual'}")
+    return f"{cfg.project.name}-{flow_name}-{profile}-{now:%m%d-%H%M%S}", tags
+
+
+def label_run(cfg: PipelineConfig, reason: str | None = None) -> None:
+    """Give the current flow run a readable name and the dataset/profile/reason tags (not Prefect's
+    random "quick-rabbit"), so runs can be found and filtered in the Prefect UI."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    if ctx is None or ctx.flow_run is None:
+        return
+    name, tags = run_labels(cfg, ctx.flow.name, reason, datetime.now(UTC))
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(ctx.flow_run.id, name=name, tags=sorted({*ctx.flow_run.tags, *tags}))
 
 
 def run_stage(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Call a task; on failure, fail the flow with a message that names the stage."""
+    """Call a task; on failure, publish a titled failure artifact and fail the flow with a message that
+    names the stage."""
     try:
         return fn(*args, **kwargs)
     except Exception as err:  # noqa: BLE001 - re-raised with the stage named
-        get_run_logger().error("stage %r failed: %s", name, err)
-        raise StageFailed(f"stage '{name}' failed: {type(err).__name__}: {err}") from err
+        message = f"stage '{name}' failed: {type(err).__name__}: {err}"
+        get_run_logger().error("%s", message)
+        publish("stage-failure", f"```\n{message}\n```\n", f"Stage '{name}' failed")
+        raise StageFailed(message) from err
 
 
 @contextmanager
@@ -70,8 +102,11 @@ def gpu_slot(settings: Settings) -> Iterator[None]:
         yield
 
 
-def publish(key: str, markdown: str, description: str) -> None:
-    create_markdown_artifact(markdown=markdown, key=key, description=description)
+def publish(key: str, markdown: str, title: str) -> None:
+    """A markdown artifact under ``key`` whose first line is ``# title`` (the UI lists it by that title)."""
+    if not markdown.lstrip().startswith("# "):
+        markdown = f"# {title}\n\n{markdown}"
+    create_markdown_artifact(markdown=markdown, key=key, description=title)
 
 
 def deployment_exists(name: str) -> bool:

@@ -51,6 +51,55 @@ def _dates(sched, n: int, start: datetime | None) -> list[datetime]:
     return asyncio.run(dates) if asyncio.iscoroutine(dates) else list(dates)
 
 
+@dataclass(frozen=True)
+class ServedDeployment:
+    """A deployment as the Prefect server holds it (what `medpipe schedule --list` shows with a server)."""
+
+    name: str  # <flow>/<deployment>
+    paused: bool
+    schedules: tuple[str, ...]  # "0 2 * * * UTC", "... (inactive)"
+    automations: tuple[str, ...]  # "retrain-on-drift: enabled"
+    next_runs: tuple[str, ...] = ()  # ISO times of the runs the server has scheduled
+
+
+def server_deployments(n: int = 3) -> list[ServedDeployment]:
+    """Every deployment the configured Prefect server has, with its schedules, the automations that start
+    it (event triggers) and whether each is enabled, and the next ``n`` runs it has scheduled."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateName,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    out = []
+    with get_client(sync_client=True) as client:
+        for d in client.read_deployments():
+            flow = client.read_flow(d.flow_id).name
+            schedules = tuple(
+                f"{getattr(s.schedule, 'cron', None) or s.schedule} {getattr(s.schedule, 'timezone', '') or ''}".strip()
+                + ("" if s.active else " (inactive)")
+                for s in d.schedules
+            )
+            autos = client.read_resource_related_automations(f"prefect.deployment.{d.id}")
+            automations = tuple(f"{a.name}: {'enabled' if a.enabled else 'disabled'}" for a in autos)
+            upcoming = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    deployment_id=FlowRunFilterDeploymentId(any_=[d.id]),
+                    state=FlowRunFilterState(name=FlowRunFilterStateName(any_=["Scheduled"])),
+                ),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                limit=n,
+            )
+            times = tuple(
+                r.expected_start_time.isoformat(timespec="minutes") for r in upcoming if r.expected_start_time
+            )
+            out.append(ServedDeployment(f"{flow}/{d.name}", bool(d.paused), schedules, automations, times))
+    return sorted(out, key=lambda d: d.name)
+
+
 def drift_trigger(model_name: str) -> DeploymentEventTrigger:
     """Start retraining when the monitoring flow emits `medpipe.drift.detected` for this model."""
     return DeploymentEventTrigger(

@@ -38,7 +38,7 @@ def training_flow(
     Without ``prepared_path`` the data flow runs first, so scheduled and drift-triggered retraining
     picks up labelled data added since the last version.
     """
-    cfg, settings = load(params_path, profile, overrides)
+    cfg, settings = load(params_path, profile, overrides, reason=reason)
     print(f"training run started: reason={reason}")
     if prepared_path is None:
         prepared: PreparedData = data_flow(params_path, profile, overrides)

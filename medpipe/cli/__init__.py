@@ -34,8 +34,10 @@ app.add_typer(orchestration.app)
 
 def main() -> None:  # pragma: no cover - console entry
     from components.errors import MedpipeError
+    from medpipe.cli.processes import stop_on_sigterm
     from medpipe.config import ConfigError
 
+    stop_on_sigterm()
     try:
         app()
     except (ConfigError, MedpipeError) as err:

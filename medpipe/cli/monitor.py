@@ -78,9 +78,7 @@ def monitor_ui(
     overrides: SetOpt = None,
 ) -> None:
     """Start the Evidently UI on the local workspace (the history of drift checks); Ctrl-C stops it."""
-    import subprocess
-
-    from medpipe.cli.processes import executable, run_until_interrupted
+    from medpipe.cli.processes import executable, run_until_interrupted, start
 
     cfg = load_cli_config(params, overrides)
     workspace = settings().evidently_workspace
@@ -88,4 +86,4 @@ def monitor_ui(
     port = port or cfg.ui.evidently_port
     cmd = [executable("evidently"), "ui", "--workspace", str(workspace), "--host", cfg.ui.host, "--port", str(port)]
     console.print(f"Evidently UI on [bold]http://{cfg.ui.host}:{port}[/] (workspace {workspace}); Ctrl-C stops it")
-    run_until_interrupted(subprocess.Popen(cmd), stop_timeout_s=10)
+    run_until_interrupted(start(cmd), stop_timeout_s=10)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from medpipe.cli.common import ParamsOpt, ProfileOpt, SetOpt, console, err_console, load_cli_config, settings
+
+if TYPE_CHECKING:
+    from medpipe.config import PipelineConfig
 
 app = typer.Typer()
 
@@ -25,8 +28,16 @@ def _prefect_api_url() -> str | None:
 
 @app.command("schedule")
 def schedule(
-    list_only: Annotated[bool, typer.Option("--list", help="Only show each deployment's next run times.")] = False,
+    list_only: Annotated[
+        bool,
+        typer.Option(
+            "--list",
+            help="Show the deployments, their schedules, event-trigger automations and next runs as the Prefect "
+            "server holds them (without a server: what params.yaml declares).",
+        ),
+    ] = False,
     count: Annotated[int, typer.Option("--count", "-n", help="How many next runs to show per deployment.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="With --list: print JSON (never truncated).")] = False,
     params: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
     profile: ProfileOpt = None,
@@ -37,12 +48,10 @@ def schedule(
     Needs a Prefect server: start one with `medpipe server` and export the PREFECT_API_URL it prints."""
     cfg = load_cli_config(params, overrides, profile)
     settings()
-    from pipelines.schedule import next_runs, planned
+    from pipelines.schedule import planned
 
     if list_only:
-        from medpipe.cli.reporting import print_next_runs
-
-        print_next_runs(console, planned(cfg), next_runs(cfg, n=count))
+        _list_schedules(cfg, count, as_json)
         return
     if not _prefect_api_url():
         err_console.print(
@@ -57,6 +66,33 @@ def schedule(
     serve_all(cfg, str(params), profile, overrides)
 
 
+def _list_schedules(cfg: PipelineConfig, count: int, as_json: bool) -> None:
+    import dataclasses
+    import json
+
+    from pipelines.schedule import next_runs, planned, server_deployments
+
+    url = _prefect_api_url()
+    if url:
+        served = server_deployments(n=count)
+        if as_json:
+            typer.echo(json.dumps({"server": url, "deployments": [dataclasses.asdict(d) for d in served]}, indent=2))
+            return
+        from medpipe.cli.reporting import print_served_deployments
+
+        print_served_deployments(console, url, served)
+        return
+    plan, runs = planned(cfg), next_runs(cfg, n=count)
+    if as_json:
+        rows = [{**dataclasses.asdict(d), "next_runs": [t.isoformat() for t in runs.get(d.name, [])]} for d in plan]
+        typer.echo(json.dumps({"server": None, "deployments": rows}, indent=2))
+        return
+    from medpipe.cli.reporting import print_next_runs
+
+    print_next_runs(console, plan, runs)
+    console.print("no Prefect server (PREFECT_API_URL unset): this is what params.yaml declares, not what runs")
+
+
 @app.command("server")
 def server(
     port: Annotated[int, typer.Option("--port", help="Port of the Prefect API and UI.")] = 4200,
@@ -66,9 +102,15 @@ def server(
     """Start a local Prefect server (SQLite under the state folder, analytics off) for `medpipe schedule` and the
     Prefect UI; prints the PREFECT_API_URL to export. Ctrl-C stops it."""
     import os
-    import subprocess
 
-    from medpipe.cli.processes import ProcessExited, executable, run_until_interrupted, terminate, wait_for_health
+    from medpipe.cli.processes import (
+        ProcessExited,
+        executable,
+        run_until_interrupted,
+        start,
+        terminate,
+        wait_for_health,
+    )
 
     prefect_home = settings().prefect_home
     prefect_home.mkdir(parents=True, exist_ok=True)
@@ -76,7 +118,7 @@ def server(
     env.pop("PREFECT_API_URL", None)  # the server must not try to talk to another server
     cmd = [executable("prefect"), "server", "start", "--host", host, "--port", str(port)]
     url = f"http://{host}:{port}"
-    proc = subprocess.Popen(cmd, env=env)
+    proc = start(cmd, env=env)
     try:
         with console.status(f"starting the Prefect server on {url} (PREFECT_HOME={prefect_home})"):
             up = wait_for_health(f"{url}/api/health", proc, timeout_s=timeout)

@@ -14,14 +14,38 @@ def executable(name: str) -> str:
     return str(exe) if exe.exists() else name
 
 
+def start(cmd: list[str], **popen: object) -> subprocess.Popen:
+    """Start a long-running child in its own process group, so that stopping it stops its workers too."""
+    return subprocess.Popen(cmd, start_new_session=True, **popen)  # noqa: S603 - our own argv
+
+
 def terminate(proc: subprocess.Popen, timeout_s: float) -> None:
-    """Stop a process this command started: SIGTERM, then SIGKILL if it is still up after ``timeout_s``."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    """Stop a child this command started and everything it spawned (its process group): SIGTERM, then
+    SIGKILL if anything is still up after ``timeout_s``."""
+    import os
+    import signal
+
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout_s)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout_s)
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM behave like Ctrl-C (KeyboardInterrupt), so that every ``finally`` that stops a child
+    process runs when a service manager, ``docker stop`` or ``kill`` ends the command."""
+    import signal
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def run_until_interrupted(proc: subprocess.Popen, stop_timeout_s: float) -> None:

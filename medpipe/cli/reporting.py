@@ -349,6 +349,26 @@ def print_deployment_summary(console, s) -> None:  # noqa: ANN001 - pipelines.de
     console.print("running server reloaded" if s.server_reloaded else "no running server reloaded")
 
 
+def print_served_deployments(console, url: str, served) -> None:  # noqa: ANN001 - list[ServedDeployment]
+    """``medpipe schedule --list`` against a server: what the server really has, one row per deployment."""
+    from rich.table import Table
+
+    table = Table(title=f"deployments on {url}")
+    for column in ("deployment", "status", "schedules", "automations (triggers)", "next runs"):
+        table.add_column(column, overflow="fold")
+    for d in served:
+        table.add_row(
+            d.name,
+            "paused" if d.paused else "active",
+            "\n".join(d.schedules) or "-",
+            "\n".join(d.automations) or "-",
+            "\n".join(d.next_runs) or "-",
+        )
+    console.print(
+        table if served else f"no deployments on {url} (start `medpipe schedule`, or deploy infra/prefect.yaml)"
+    )
+
+
 def print_next_runs(console, planned, runs: dict) -> None:  # noqa: ANN001 - list[PlannedDeployment]
     """``medpipe schedule --list``: each deployment, its cron / event trigger and its next run times."""
     from rich.table import Table

@@ -42,6 +42,10 @@ def test_full_pipeline_completes_and_publishes_its_artifacts(full_run: FullRun, 
         assert root.state.is_completed()
         runs = child_flow_runs(client, full_run.flow_run_id)
         assert set(runs) == {"data", "training", "deployment", "monitoring"}
+        # readable run names and filterable tags, not Prefect's random "quick-rabbit"
+        assert root.name.startswith("breastmnist-pipeline-smoke-")
+        assert runs["training"].name.startswith("breastmnist-training-smoke-")
+        assert {"dataset:breastmnist", "profile:smoke", "reason:pipeline"} <= set(runs["training"].tags)
         assert all(r.state.is_completed() for r in runs.values())
 
         data_md = markdown_artifact(client, "data-summary", runs["data"].id)

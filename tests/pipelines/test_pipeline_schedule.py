@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -204,6 +205,18 @@ def test_drift_event_starts_a_training_run_on_a_real_server(
         assert run["deployment_id"] == deployment["id"]
         assert run["parameters"]["reason"] == "drift: embedding 0.81 > 0.55"
         assert run["parameters"]["overrides"] == ["train.epochs=1"]  # -S of `medpipe schedule` reach the runs
+
+        # `schedule --list` shows what the server holds: schedules, the trigger automation and its state
+        listed = subprocess.run(
+            [MEDPIPE, "schedule", "--list", "--json"], cwd=root, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert listed.returncode == 0, listed.stderr
+        got = {d["name"]: d for d in json.loads(listed.stdout)["deployments"]}
+        weekly = got["training/training-weekly"]
+        assert json.loads(listed.stdout)["server"] == url
+        assert weekly["schedules"] == [f"{_cfg(project).schedule.training_cron} UTC"] and not weekly["paused"]
+        assert any(a.endswith(": enabled") for a in weekly["automations"]), weekly
+        assert "monitoring/monitoring-nightly" in got
     finally:
         _stop(serve)
         log.close()
