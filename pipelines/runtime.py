@@ -6,6 +6,7 @@ Nothing here computes anything a stage does; it only makes flows observable and 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,13 +17,15 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
 
 from medpipe.config import PipelineConfig, load_config
+from medpipe.errors import MedpipeError
+from medpipe.progress import progress
 from medpipe.settings import Settings, get_settings, prepare_environment
 from pipelines.leases import GPU_LIMIT, hold_slot
 
 T = TypeVar("T")
 
 
-class StageFailed(RuntimeError):
+class StageFailed(MedpipeError):
     """Raised by a flow when one of its stages fails; the message names the stage and the cause."""
 
 
@@ -83,13 +86,20 @@ def label_run(cfg: PipelineConfig, reason: str | None = None) -> None:
 def run_stage(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call a task; on failure, publish a titled failure artifact and fail the flow with a message that
     names the stage."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    flow = ctx.flow.name if ctx else "-"
+    start = time.monotonic()
     try:
-        return fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
     except Exception as err:  # noqa: BLE001 - re-raised with the stage named
         message = f"stage '{name}' failed: {type(err).__name__}: {err}"
         get_run_logger().error("%s", message)
         publish("stage-failure", f"```\n{message}\n```\n", f"Stage '{name}' failed")
         raise StageFailed(message) from err
+    progress("%-10s %-13s %6.1f s", flow, name, time.monotonic() - start)
+    return result
 
 
 @contextmanager

@@ -78,12 +78,29 @@ def resolve_source(spec: str | Path, settings: Settings | None = None, *, allow_
     if info is not None:
         search = [settings.data_dir] if settings is not None else []
         cache = settings.download_cache if settings is not None else Path.home() / ".cache" / "medpipe"
-        path = medmnist.fetch(info, search, cache, allow_download=allow_download)
+        versioned = _versioned_copy(text, settings)
+        try:
+            path = medmnist.fetch(info, search, cache, allow_download=allow_download and versioned is None)
+        except DataError:
+            if versioned is None:
+                raise
+            return versioned  # offline rerun: the DVC-versioned copy of the same dataset in data/raw
         return DataSource("npz", path, info.name, info.class_names, origin=text, extra={"md5": info.md5})
     raise DataError(
         f"data.source {text!r} is neither an existing path (a .npz file, an image folder or a CSV manifest) "
         f"nor a known MedMNIST name ({', '.join(medmnist.names())}); check the spelling or the path"
     )
+
+
+def _versioned_copy(spec: str, settings: Settings | None) -> DataSource | None:
+    """The project's ingested ``data/raw`` when it holds ``spec`` (same origin): what a rerun uses offline."""
+    if settings is None or not (settings.project_dir / "data" / "raw" / SOURCE_JSON).is_file():
+        return None
+    try:
+        raw = read_raw(settings.project_dir / "data" / "raw")
+    except DataError:
+        return None
+    return raw if raw.origin == spec and raw.path.exists() else None
 
 
 def source_from_path(path: Path, origin: str = "") -> DataSource:

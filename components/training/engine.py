@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from components.data.dataset import PreparedData, Split
 from components.data.shards import pixel_stats
@@ -203,9 +202,6 @@ def fit(
             dirpath=ckpt_dir, filename="best-{epoch:03d}", monitor="val_auc", mode="max", save_top_k=1, save_last=True
         )
         cbs.append(checkpoint)
-    progress = sys.stderr.isatty() and cfg.search.n_jobs == 1
-    if progress:
-        cbs.append(RichProgressBar())
     cbs.extend(callbacks or [])
 
     trainer = L.Trainer(
@@ -220,7 +216,7 @@ def fit(
         logger=False,
         callbacks=cbs,
         enable_checkpointing=checkpoint is not None,
-        enable_progress_bar=progress,
+        enable_progress_bar=False,  # one line per epoch instead (EpochProgress), piped or not
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=str(work_dir),

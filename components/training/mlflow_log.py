@@ -148,3 +148,19 @@ class MlflowEpochLogger(L.Callback):
         if trainer.optimizers:
             metrics["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
         log_metrics(self.client, self.run_id, metrics, step=trainer.current_epoch)
+
+
+class EpochProgress(L.Callback):
+    """One progress line per epoch (``epoch 3/6  train_loss 0.412  val_auc 0.861``) for the final training."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or trainer.state.fn != "fit":
+            return
+        from medpipe.progress import progress
+
+        m = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        shown = "  ".join(f"{k} {m[k]:.3f}" for k in ("train_loss", "val_loss", "val_auc") if k in m)
+        progress("  %s epoch %d/%d  %s", self.label, trainer.current_epoch + 1, trainer.max_epochs, shown)

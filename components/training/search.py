@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import tempfile
@@ -287,11 +288,29 @@ def run_search(cfg: PipelineConfig, prepared: PreparedData, settings: Settings) 
                 n_trials=remaining,
                 timeout=s.timeout_s,
                 n_jobs=s.n_jobs,
-                callbacks=[optuna.study.MaxTrialsCallback(s.n_trials, states=FINISHED)],
+                callbacks=[
+                    optuna.study.MaxTrialsCallback(s.n_trials, states=FINISHED),
+                    functools.partial(_trial_progress, s.n_trials),
+                ],
                 catch=(torch.OutOfMemoryError, _BudgetSpent),
                 gc_after_trial=True,
             )
         return _summarise(study, client, parent)
+
+
+def _trial_progress(n_trials: int, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """One progress line per finished trial: its state, value, the best so far and the drawn params."""
+    from medpipe.progress import progress
+
+    if trial.user_attrs.get("medpipe.surplus"):
+        return
+    value = f"val_auc {trial.value:.4f}" if trial.value is not None else trial.state.name.lower()
+    try:
+        best = f"best {study.best_value:.4f}"
+    except ValueError:  # no completed trial yet
+        best = "best -"
+    drawn = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+    progress("  trial %d/%d  %s  (%s)  %s", trial.number + 1, n_trials, value, best, drawn)
 
 
 @dataclass

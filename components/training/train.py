@@ -126,7 +126,7 @@ def train_model(
             ml.log_metrics(client, run_id, cv.summary_metrics())
         outcome = fit(
             cfg, prepared, settings, splits, client=client, run_id=run_id, ckpt_dir=ckpt_dir, test=not distributed,
-            work_dir=run_dir / "plots",
+            work_dir=run_dir / "plots", callbacks=[ml.EpochProgress("final")],
         )  # fmt: skip
         net: Classifier = outcome.module.net.to("cpu").to(memory_format=torch.contiguous_format)
         model_dir = save_model_dir(Path(out_dir), net, outcome.factory_kwargs, outcome.preprocessing)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from medpipe.cli.common import DataOpt, ParamsOpt, ProfileOpt, SetOpt, console, load_cli_config, settings
+from medpipe.cli.common import DataOpt, ParamsOpt, ProfileOpt, RunSetOpt, console, load_cli_config, settings
 
 app = typer.Typer()
 
@@ -14,14 +14,21 @@ app = typer.Typer()
 @app.command("run")
 def run(
     params: ParamsOpt = Path("params.yaml"),
-    overrides: SetOpt = None,
+    overrides: RunSetOpt = None,
     profile: ProfileOpt = None,
     data: DataOpt = None,
 ) -> None:
-    """Run the whole pipeline as a Prefect flow (ephemeral Prefect unless PREFECT_API_URL is set)."""
+    """Run the whole pipeline as Prefect flows: data (DVC) -> search + train -> register + gate -> deploy ->
+    first drift check. Ephemeral Prefect unless PREFECT_API_URL is set; ends with a summary."""
     current = settings()
-    load_cli_config(params, overrides, profile, data)  # fail fast on a bad param, before Prefect starts
+    cfg = load_cli_config(params, overrides, profile, data)  # a bad param fails here, before Prefect starts
+    from components.data.sources import resolve_source
+
+    resolve_source(cfg.data.source, current)  # so does a wrong --data (and a MedMNIST name is fetched once)
+    from medpipe.cli.logs import route_training_libraries
     from medpipe.cli.reporting import print_pipeline_summary
+
+    route_training_libraries()
     from pipelines.full import pipeline
 
     overrides = [*(overrides or []), *([f"data.source={data}"] if data else [])]

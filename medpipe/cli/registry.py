@@ -7,20 +7,32 @@ from typing import Annotated
 
 import typer
 
-from medpipe.cli.common import ParamsOpt, SetOpt, console, err_console, load_cli_config, settings
+from medpipe.cli.common import (
+    JsonOpt,
+    ParamsOpt,
+    SetOpt,
+    console,
+    err_console,
+    load_cli_config,
+    print_json,
+    settings,
+)
 
 app = typer.Typer(help="Inspect and move model aliases in the MLflow registry.", no_args_is_help=True)
 ui_app = typer.Typer()
 
 
 @app.command("list")
-def registry_list(params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None) -> None:
+def registry_list(as_json: JsonOpt = False, params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None) -> None:
     """List the registered versions: aliases, gate decision, primary metric, data version."""
     from components.registry.aliases import list_versions
     from medpipe.cli.reporting import print_model_versions
 
     cfg = load_cli_config(params, overrides)
     rows = list_versions(settings(), cfg)
+    if as_json:
+        print_json({"model": cfg.registry.model_name, "versions": rows})
+        return
     print_model_versions(console, cfg.registry.model_name, rows, cfg.registry.primary_metric)
 
 
@@ -56,6 +68,7 @@ def registry_rollback(
 @app.command("history")
 def registry_history(
     alias: Annotated[str | None, typer.Option("--alias", help="Only this alias (champion, challenger).")] = None,
+    as_json: JsonOpt = False,
     params: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -64,7 +77,11 @@ def registry_history(
     from medpipe.cli.reporting import print_audit_history
 
     cfg = load_cli_config(params, overrides)
-    print_audit_history(console, history(settings(), cfg, alias=alias))
+    events = history(settings(), cfg, alias=alias)
+    if as_json:
+        print_json(events)
+        return
+    print_audit_history(console, events)
 
 
 @app.command("register")

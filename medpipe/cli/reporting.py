@@ -147,7 +147,7 @@ def print_model_versions(console, name: str, rows: list[dict], metric: str = "au
         return
     table = Table(title=f"registered model {name}")
     for col in ("version", "aliases", metric, "gate", "failed", "parity", "data version", "created", "run"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # wrap, never "champi…", whatever the width
     for r in rows:
         aliases = ", ".join(f"[bold green]@{a}[/]" if a == "champion" else f"@{a}" for a in r["aliases"])
         gate = {"promoted": "[green]promoted[/]", "rejected": "[red]rejected[/]"}.get(r["gate"], r["gate"])
@@ -207,7 +207,7 @@ def print_audit_history(console, events: list[dict]) -> None:
         return
     table = Table(title="alias history (audit log)")
     for col in ("time", "model", "alias", "from", "to", "action", "who", "flow run", "reason"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for e in events:
         table.add_row(
             e["time"],

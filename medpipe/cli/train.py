@@ -11,7 +11,7 @@ from medpipe.cli.common import (
     ParamsOpt,
     PreparedOpt,
     ProfileOpt,
-    SetOpt,
+    RunSetOpt,
     console,
     load_cli_config,
     settings,
@@ -24,7 +24,7 @@ hpo_app = typer.Typer(help="Hyperparameter search workers (Optuna).", no_args_is
 @app.command("train")
 def train(
     params: ParamsOpt = Path("params.yaml"),
-    overrides: SetOpt = None,
+    overrides: RunSetOpt = None,
     profile: ProfileOpt = None,
     prepared: Annotated[
         Path | None,
@@ -53,6 +53,13 @@ def train(
     current = settings()
     overrides = [*(overrides or []), *([] if search else ["search.enabled=false"])]
     cfg = load_cli_config(params, overrides, profile)  # fail fast on a bad param, before Prefect starts
+    if prepared is None:  # the data flow runs first: a wrong data.source fails here, not in a flow
+        from components.data.sources import resolve_source
+
+        resolve_source(cfg.data.source, current)
+    from medpipe.cli.logs import route_training_libraries
+
+    route_training_libraries()
     if direct or launched_by_torchrun():  # DDP ranks must not each start a flow run
         from components.data.dataset import load_prepared
         from components.training.distributed import is_rank_zero
@@ -85,7 +92,7 @@ def train(
 def hpo_worker(
     study: Annotated[str, typer.Option("--study", help="The Optuna study to join (created if missing).")],
     params: ParamsOpt = Path("params.yaml"),
-    overrides: SetOpt = None,
+    overrides: RunSetOpt = None,
     profile: ProfileOpt = None,
     prepared: PreparedOpt = Path("data/prepared"),
 ) -> None:
@@ -94,6 +101,9 @@ def hpo_worker(
     cfg = load_cli_config(params, overrides, profile)
     from components.data.dataset import load_prepared
     from components.training.search import run_worker
+    from medpipe.cli.logs import route_training_libraries
+
+    route_training_libraries()
     from medpipe.cli.reporting import print_search_result
 
     print_search_result(console, run_worker(cfg, load_prepared(prepared), current, study))
