@@ -48,7 +48,8 @@ def training_flow(
     cfg = checked.cfg  # registry.positive_class resolved; nothing trains unless config and data fit
     for note in checked.notes:
         print(note)
-    run_dir = settings.models_dir / (flow_run.get_id() or "local")
+    # the state folder by model name: runs/<flow run> while training, v<N>/ once registered
+    run_dir = settings.models_dir / cfg.registry.model_name / "runs" / (flow_run.get_id() or "local")
 
     with gpu_slot(settings):
         best: dict[str, Any] = {}
@@ -122,7 +123,7 @@ def training_flow(
         settings,
         trained.run_id,
         registered.version,
-        run_dir,
+        settings.models_dir / registered.name / f"v{registered.version}",
     )
     dvc = run_stage(
         "dvc-record",
