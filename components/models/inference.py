@@ -6,6 +6,8 @@ pixels (0..255) and a client never repeats the preprocessing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -15,6 +17,33 @@ from components.models.registry import Classifier
 from medpipe.imaging.preprocessing import Preprocessing
 
 
+def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of (N, C, H, W) to ``size`` x ``size`` (a no-op at that size)."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """(x - mean) / std with per-channel (C,) statistics on the 0..1 scale."""
+    return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+
+
+def to_model_input(
+    pixels: torch.Tensor,
+    size: int,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """The one to-model-input function: raw (N, C, H, W) pixels 0..255 -> 0..1 -> resized to the network's
+    ``size`` -> (``augment``, training only) -> normalised. Training and the exported graph both run it."""
+    x = resize(pixels.float() / 255.0, size)
+    if augment is not None:
+        x = augment(x)
+    return normalize(x, mean, std)
+
+
 class InferenceModel(nn.Module):
     """(N, C, H, W) float32 raw pixels in 0..255 -> (probabilities (N, K), embedding (N, D))."""
 
@@ -22,15 +51,11 @@ class InferenceModel(nn.Module):
         super().__init__()
         self.net = net
         self.train_size = pre.train_image_size
-        self.resize = pre.train_image_size != pre.image_size
-        self.register_buffer("mean", torch.tensor(pre.mean, dtype=torch.float32).view(1, -1, 1, 1) * 255.0)
-        self.register_buffer("std", torch.tensor(pre.std, dtype=torch.float32).view(1, -1, 1, 1) * 255.0)
+        self.register_buffer("mean", torch.tensor(pre.mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(pre.std, dtype=torch.float32))
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = pixels
-        if self.resize:
-            x = F.interpolate(x, size=(self.train_size, self.train_size), mode="bilinear", align_corners=False)
-        x = (x - self.mean) / self.std
+        x = to_model_input(pixels, self.train_size, self.mean, self.std)
         embedding = self.net.embed(x)
         probs = torch.softmax(self.net.head(embedding), dim=1)
         return probs, embedding

@@ -101,6 +101,13 @@ def preflight(cfg: PipelineConfig, prepared: PreparedData, settings: Settings) -
             f"data.image_size={cfg.data.image_size}, data.channels={cfg.data.channels}; prepare it again "
             "(`medpipe data ingest`) or set data.image_size / data.channels to match"
         )
+    splits = cfg.monitoring.reference_splits
+    held_out = sum(sum(int(v) for v in prepared.counts.get(s, {}).values()) for s in splits)
+    if held_out < cfg.monitoring.min_window:
+        problems.append(
+            f"the drift reference splits {list(splits)} hold {held_out} images, fewer than monitoring.min_window="
+            f"{cfg.monitoring.min_window}; add images, raise data.split.val, or lower monitoring.min_window"
+        )
     positive = cfg.registry.positive_class
     try:
         positive, note = resolve_positive_class(positive, names, prepared.counts.get("train", {}))

@@ -20,18 +20,6 @@ from medpipe.config import AugmentConfig
 # --- pure functions (deterministic given their parameters) -------------------------------------
 
 
-def resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Bilinear resize to ``size`` x ``size``; the same op :class:`InferenceModel` runs before export."""
-    if x.shape[-1] == size and x.shape[-2] == size:
-        return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-
-
-def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """(x - mean) / std with per-channel (C,) statistics on the 0..1 scale."""
-    return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
-
-
 def flip(x: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
     """Flip the images where ``mask`` (N,) is true along ``dim`` (-1 horizontal, -2 vertical)."""
     return torch.where(mask.view(-1, 1, 1, 1), x.flip(dim), x)

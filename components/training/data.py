@@ -12,7 +12,8 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler, WeightedRandomSampler
 
 from components.data.dataset import Split
-from components.training.augment import BatchAugment, normalize, resize
+from components.models.inference import to_model_input
+from components.training.augment import BatchAugment
 
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
@@ -108,12 +109,12 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def transform(self, images: torch.Tensor, train: bool) -> torch.Tensor:
         """uint8 (N, C, H, W) (or float on the 0..1 scale, already resized by a streaming worker) -> float
-        normalised (N, C, S, S) at the training resolution."""
-        x = images.float() / 255.0 if images.dtype == torch.uint8 else images
-        x = resize(x, self.loader.train_size)
-        if train and self.augment is not None and self.augment.enabled:
-            x = self.augment(x)
-        return normalize(x, self.mean.to(x.device), self.std.to(x.device))
+        normalised (N, C, S, S) at the training resolution, through the exported graph's own to-model-input."""
+        if images.dtype != torch.uint8:
+            images = images * 255.0  # back to the raw pixel scale to_model_input (and the ONNX graph) takes
+        augment = self.augment if train and self.augment is not None and self.augment.enabled else None
+        mean, std = self.mean.to(images.device), self.std.to(images.device)
+        return to_model_input(images, self.loader.train_size, mean, std, augment)
 
     def on_after_batch_transfer(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int):
         images, labels = batch

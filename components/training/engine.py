@@ -259,7 +259,7 @@ def _preview(dm: InMemoryDataModule, train: Split | StreamedSplit, path: Path, c
     n = min(8, len(train))
     first = train.head(n) if isinstance(train, StreamedSplit) else train.images[:n]
     raw = torch.from_numpy(np.ascontiguousarray(first.transpose(0, 3, 1, 2)))
-    from components.training.augment import resize
+    from components.models.inference import resize
 
     before = resize(raw.float() / 255.0, dm.loader.train_size)
     after = BatchAugment(cfg.augment, seed=cfg.train.seed + 1)(before.clone())

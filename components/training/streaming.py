@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from components.data import shards as sh
 from components.data.dataset import SPLITS, PreparedData, Split, load_split
-from components.training.augment import resize
+from components.models.inference import resize
 from components.training.data import InMemoryDataModule, LoaderSettings
 
 SHUFFLE_BUFFER = 512  # images a worker mixes before yielding (per worker; at 512 px grey ~130 MB)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tricky import GREY, RGB, WIDE, write_tricky_files
+from helpers.tricky import GREY, RGB, WIDE, write_tricky_files
 
 from components.data.dataset import SPLITS, load_split, read_manifest
 from components.data.prepare import prepare

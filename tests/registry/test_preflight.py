@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def prepared(names: list[str], train: list[int], size: int = 28, channels: int = 1) -> PreparedData:
-    counts = {"train": dict(zip(names, train, strict=True)), "val": {}, "test": {}}
+    counts = {"train": dict(zip(names, train, strict=True)), "val": {"x": 60}, "test": {}}
     return PreparedData(Path("/data/prepared"), tuple(names), counts, size, channels)
 
 
@@ -44,6 +44,10 @@ def test_every_problem_in_one_message_before_training(tmp_path: Path) -> None:
     msg = str(err.value)
     assert "2 problem(s)" in msg and "'malignant' is not a class" in msg and "['clear', 'lesion']" in msg
     assert "data.channels=3" in msg and "registry.positive_class" in msg
+    small = prepared(["clear", "lesion"], [10, 5])
+    small.counts["val"] = {"clear": 20, "lesion": 10}
+    with pytest.raises(PreflightError, match=r"hold 30 images, fewer than monitoring.min_window=50"):
+        preflight(load_config(REPO / "params.yaml"), small, Settings(home=tmp_path / "state"))
 
 
 def test_a_registered_model_with_another_class_list_is_refused_naming_both(tmp_path: Path) -> None:
