@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 if TYPE_CHECKING:
+    from components.evaluation.evaluate import EvaluationResult
     from medpipe.config import PipelineConfig
     from medpipe.settings import Settings
 
@@ -69,29 +70,19 @@ def differences(effective: PipelineConfig, recorded: PipelineConfig, keys: list[
     return out
 
 
-def write_outputs(
-    project_dir: Path, model_dir: Path, prepared_dir: Path, *, version: str, promoted: bool
-) -> list[Path]:
-    """Write the stage's metrics (test split, registered version, gate outcome) and plots (ROC, confusion)."""
-    from components.data.dataset import load_split
-    from components.training import plots
-    from components.training.evaluate import evaluate_model_dir
+def write_outputs(project_dir: Path, evaluation: EvaluationResult, *, version: str, promoted: bool) -> list[Path]:
+    """Write the stage's metrics (the served graph's test figures with CIs, registered version, gate outcome) and
+    plots (ROC, confusion at the operating point) from the one evaluation."""
+    from components.evaluation.outputs import confusion_rows, roc_rows
 
-    test = load_split(Path(prepared_dir), "test")
-    ev = evaluate_model_dir(Path(model_dir), test)
-    curves = plots.roc_curves(ev.probs, test.labels, ev.class_names)
-    roc = [
-        {"class": c, "fpr": f, "tpr": t}
-        for c, pts in curves.items()
-        for f, t in zip(pts["fpr"], pts["tpr"], strict=True)
-    ]
-    names = ev.class_names
-    pairs = zip(test.labels.tolist(), ev.probs.argmax(1).tolist(), strict=True)
-    confusion = [{"actual": names[i], "predicted": names[j]} for i, j in pairs]
     payloads = {
-        METRICS: {"test": ev.metrics, "version": int(version) if version.isdigit() else version, "promoted": promoted},
-        ROC: {"roc": roc},
-        CONFUSION: {"confusion": confusion},
+        METRICS: {
+            "test": evaluation.flat(),
+            "version": int(version) if version.isdigit() else version,
+            "promoted": promoted,
+        },
+        ROC: {"roc": roc_rows(evaluation)},
+        CONFUSION: {"confusion": confusion_rows(evaluation)},
     }
     written = []
     for rel, payload in payloads.items():
@@ -107,7 +98,7 @@ def record_training(
     effective: PipelineConfig,
     params_path: Path,
     prepared_dir: Path,
-    model_dir: Path,
+    evaluation: EvaluationResult,
     *,
     version: str,
     promoted: bool,
@@ -125,7 +116,7 @@ def record_training(
     keys = stage_params(project)
     if not keys:
         return StageRecord(False, f"not recorded in dvc.lock: {project / 'dvc.yaml'} has no '{TRAIN_STAGE}' stage")
-    write_outputs(project, model_dir, prepared_dir, version=version, promoted=promoted)
+    write_outputs(project, evaluation, version=version, promoted=promoted)
     if os.environ.get("DVC_STAGE"):
         return StageRecord(True, f"recorded by DVC ({os.environ['DVC_STAGE']})")
     changed = differences(effective, load_config(params_path), keys)

@@ -217,15 +217,28 @@ class SearchConfig(_Section):
 
 class RegistryConfig(_Section):
     model_name: str | None = Field(None, description="The registered model; null: '<project.name>-classifier'.")
-    primary_metric: Literal["auc", "accuracy", "balanced_accuracy", "f1"] = "auc"
-    tolerance: Annotated[float, Field(ge=0)] = 0.01
+    primary_metric: Literal["auc", "accuracy", "balanced_accuracy"] = "auc"
     min_primary: Probability = 0.75
     positive_class: str | int | None = Field(
-        None, description="Class name or index for sensitivity@specificity; default: the last class."
+        None,
+        description="Class name or index whose sensitivity is reported and thresholded; null: the rarer training "
+        "class of binary data, none (argmax, macro AUC) for multi-class data.",
     )
-    specificity: Probability = 0.9
-    sensitivity_tolerance: Annotated[float, Field(ge=0)] = 0.05
+    operating_point: Literal["specificity", "sensitivity", "youden"] = Field(
+        "sensitivity", description="How the decision threshold is chosen on validation (binary models)."
+    )
+    operating_target: Probability = Field(0.9, description="The specificity or sensitivity the threshold must reach.")
+    tolerance: Annotated[float, Field(ge=0)] = Field(
+        0.01, description="Promotion: the paired 95% CI lower bound of the AUC gain must be above -tolerance."
+    )
+    min_gain: Annotated[float, Field(ge=0)] = Field(
+        0.005, description="Promotion: the AUC gain over the champion (point estimate) must be above this."
+    )
+    min_sensitivity: Probability = Field(0.0, description="Floor: test sensitivity at the operating point.")
     max_ece: Annotated[float, Field(gt=0)] = 0.2
+    subgroup_min_auc: Probability | None = Field(None, description="Floor: AUC in every subgroup with enough cases.")
+    subgroup_min_sensitivity: Probability | None = Field(None, description="Floor: sensitivity in every subgroup.")
+    subgroup_min_n: Annotated[int, Field(ge=1)] = Field(20, description="Subgroups smaller than this are not floored.")
     bootstrap_samples: Annotated[int, Field(ge=100)] = 1000
     retries: Annotated[int, Field(ge=0, le=10)] = Field(3, description="Retries of idempotent remote MLflow calls.")
     retry_backoff_s: Annotated[float, Field(ge=0)] = Field(1.0, description="First retry delay; doubles each time.")

@@ -24,7 +24,6 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from sklearn import metrics as skm
 
 ECE_BINS = 15
 RELIABILITY_BINS = 10
@@ -34,6 +33,12 @@ HEADLINE = ("auc", "sensitivity", "specificity", "ppv", "npv", "accuracy", "bala
 CI_KEYS = ("auc", "sensitivity", "specificity", "ppv", "npv", "accuracy", "balanced_accuracy")
 # the scalar metrics Lightning logs on validation each epoch (``val_<name>``)
 EPOCH_METRICS = ("auc", "accuracy", "balanced_accuracy", "ece")
+
+
+def _skm() -> Any:
+    from sklearn import metrics  # lazy: the serving and CLI paths import this module for OperatingPoint only
+
+    return metrics
 
 
 class MetricsError(ValueError):
@@ -74,6 +79,12 @@ def positive_index(positive: str | int | None, class_names: Sequence[str]) -> in
             f"registry.positive_class={positive!r} is not a class of this model; classes: {list(class_names)}"
         )
     return list(class_names).index(positive)
+
+
+def rarer_class(class_names: Sequence[str], train_counts: dict[str, int]) -> str:
+    """The class with the fewest training images (ties: the later class, the usual "positive" slot): the default
+    positive class of binary data."""
+    return min(reversed(list(class_names)), key=lambda n: int(train_counts.get(n, 0)))
 
 
 # --- the operating point ------------------------------------------------------------------------------------------
@@ -130,7 +141,7 @@ def choose_operating_point(
     y = labels == positive
     if y.all() or not y.any():
         return argmax_point(class_names, positive, "validation split lacks one outcome: decisions by argmax")
-    fpr, tpr, thresholds = skm.roc_curve(y, probs[:, positive], drop_intermediate=False)
+    fpr, tpr, thresholds = _skm().roc_curve(y, probs[:, positive], drop_intermediate=False)
     if rule == "specificity":
         i = int(np.flatnonzero(fpr <= 1.0 - target + 1e-12).max())  # tpr grows with i: the last admissible one
     elif rule == "sensitivity":
@@ -161,8 +172,8 @@ def auc(probs: np.ndarray, labels: np.ndarray, positive: int | None = None) -> f
         return float("nan")
     if probs.shape[1] == 2:
         pos = probs.shape[1] - 1 if positive is None else positive
-        return float(skm.roc_auc_score(labels == pos, probs[:, pos]))
-    return float(np.mean([skm.roc_auc_score(labels == k, probs[:, k]) for k in present]))
+        return float(_skm().roc_auc_score(labels == pos, probs[:, pos]))
+    return float(np.mean([_skm().roc_auc_score(labels == k, probs[:, k]) for k in present]))
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
@@ -188,7 +199,7 @@ def decision_metrics(pred: np.ndarray, labels: np.ndarray, positive: int | None)
     if positive is None:
         return {k: float("nan") for k in ("sensitivity", "specificity", "ppv", "npv")}
     y, d = labels == positive, pred == positive
-    tn, fp, fn, tp = skm.confusion_matrix(y, d, labels=[False, True]).ravel()
+    tn, fp, fn, tp = _skm().confusion_matrix(y, d, labels=[False, True]).ravel()
     return {
         "sensitivity": _safe_div(tp, tp + fn),
         "specificity": _safe_div(tn, tn + fp),
@@ -214,16 +225,16 @@ def classification_metrics(
         raise MetricsError(f"positive class index {pos} is outside 0..{k - 1}")
     pred = op.predict(probs)
     every = list(range(k))
-    p, r, f, support = skm.precision_recall_fscore_support(labels, pred, labels=every, zero_division=0)
+    p, r, f, support = _skm().precision_recall_fscore_support(labels, pred, labels=every, zero_division=0)
     present = np.unique(labels)
     n = labels.size
     out: dict[str, float] = {
         "auc": auc(probs, labels, pos),
         **decision_metrics(pred, labels, pos),
-        "accuracy": float(skm.accuracy_score(labels, pred)) if n else float("nan"),
+        "accuracy": float(_skm().accuracy_score(labels, pred)) if n else float("nan"),
         "balanced_accuracy": float(np.mean(r[present])) if present.size else float("nan"),
         "ece": expected_calibration_error(probs, labels),
-        "brier": float(skm.brier_score_loss(labels == pos, probs[:, pos])) if k == 2 and n else float("nan"),
+        "brier": float(_skm().brier_score_loss(labels == pos, probs[:, pos])) if k == 2 and n else float("nan"),
         "threshold": float("nan") if op.threshold is None else float(op.threshold),
         "n": float(n),
         "prevalence": float(np.mean(labels == pos)) if pos is not None and n else float("nan"),
@@ -234,7 +245,7 @@ def classification_metrics(
         out[f"precision.{key}"] = float(p[i])
         out[f"recall.{key}"] = float(r[i])
         out[f"f1.{key}"] = float(f[i])
-        out[f"auc.{key}"] = float(skm.roc_auc_score(y, probs[:, i])) if 0 < y.sum() < y.size else float("nan")
+        out[f"auc.{key}"] = float(_skm().roc_auc_score(y, probs[:, i])) if 0 < y.sum() < y.size else float("nan")
         out[f"support.{key}"] = float(support[i])
     return out
 
@@ -407,6 +418,17 @@ def epoch_metrics(num_classes: int) -> Any:
             "ece": MulticlassCalibrationError(num_classes=k, n_bins=ECE_BINS, norm="l1"),
         }
     )
+
+
+def headline_rows(flat: dict[str, float]) -> list[tuple[str, str, str]]:
+    """``(metric, value, "[low, high]")`` rows of the :data:`HEADLINE` figures in a flat result (keys
+    ``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``), for every table that shows them."""
+    rows = []
+    for key in HEADLINE:
+        if key in flat:
+            lo, hi = flat.get(f"{key}_ci_low"), flat.get(f"{key}_ci_high")
+            rows.append((key, f"{flat[key]:.4f}", "" if lo is None or hi is None else f"[{lo:.4f}, {hi:.4f}]"))
+    return rows
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float]:

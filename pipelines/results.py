@@ -16,7 +16,7 @@ class TrainingSummary:
     run_id: str
     search_run_id: str | None
     best_params: dict[str, Any]
-    test_metrics: dict[str, float]
+    test_metrics: dict[str, float]  # the served graph's figures (EvaluationResult.flat()): every surface shows these
     model_dir: str
     onnx_path: str
     parity_passed: bool
@@ -28,6 +28,8 @@ class TrainingSummary:
     model_card: str
     gate_markdown: str = field(repr=False, default="")
     dvc_note: str = ""  # whether dvc.lock records this run as the `train` stage, and why not
+    test_cis: dict[str, tuple[float, float]] = field(default_factory=dict)
+    operating_point: str = ""  # the served decision, chosen on validation
 
 
 @dataclass(frozen=True)

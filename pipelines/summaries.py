@@ -20,10 +20,12 @@ def run_link(settings: Settings, run_id: str) -> str:
     return f"{mlflow_ui_base(settings)}/#/runs/{run_id}"
 
 
-def metrics_table(metrics: dict[str, float]) -> str:
-    rows = ["| metric | value |", "| --- | --- |"]
-    rows += [f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()) if isinstance(v, int | float)]
-    return "\n".join(rows)
+def headline_table(metrics: dict[str, float]) -> str:
+    """The headline figures with their 95% CIs (keys of EvaluationResult.flat()), in the order of the card."""
+    from medpipe.metrics import headline_rows
+
+    rows = ["| metric | value | 95% CI |", "| --- | --- | --- |"]
+    return "\n".join(rows + [f"| {k} | {v} | {ci} |" for k, v, ci in headline_rows(metrics)])
 
 
 def training_markdown(s: TrainingSummary, settings: Settings) -> str:
@@ -36,7 +38,9 @@ def training_markdown(s: TrainingSummary, settings: Settings) -> str:
             + (f"\n- search run: [{s.search_run_id}]({run_link(settings, s.search_run_id)})" if s.search_run_id else "")
             + f"\n- ONNX parity gate: {'passed' if s.parity_passed else 'FAILED'} (`{s.onnx_path}`)",
             "## Best params\n" + params,
-            "## Test metrics\n" + metrics_table(s.test_metrics),
+            "## Test metrics (served ONNX graph)\n"
+            + f"- operating point: {s.operating_point}\n\n"
+            + headline_table(s.test_metrics),
             s.gate_markdown,
         ]
     )

@@ -1,4 +1,5 @@
-"""training_flow: HPO -> final training -> evaluation (test + ONNX parity) -> registration -> promotion gate."""
+"""training_flow: HPO -> final training -> ONNX export + parity -> operating point (validation) -> the one
+evaluation of the served graph (test) -> registration -> promotion gate -> DVC record."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from prefect.runtime import flow_run
 from components.data.dataset import PreparedData, load_prepared
 from components.deploy.stage import ONNX_NAME, deploy_model
 from components.dvc_pipeline import record_training
+from components.evaluation.evaluate import evaluate_served
+from components.evaluation.outputs import log_to_run
+from components.evaluation.served import stamp_operating_point
 from components.registry.gate import evaluate_and_promote
 from components.registry.model_card import download_model_card
 from components.registry.preflight import preflight
@@ -76,6 +80,24 @@ def training_flow(
         cfg.export,
     )
     run_stage(
+        "operating-point",
+        task(stamp_operating_point, name="operating-point-on-validation"),
+        export.onnx_path,
+        prepared.path,
+        final_cfg.registry,
+        final_cfg.export,
+    )
+    evaluation = run_stage(
+        "evaluate", task(evaluate_served, name="evaluate-served-graph"), export.onnx_path, prepared.path, final_cfg
+    )
+    run_stage(
+        "log-evaluation",
+        task(log_to_run, name="log-evaluation", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient),
+        settings,
+        trained.run_id,
+        evaluation,
+    )
+    run_stage(
         "reference",
         task(
             build_model_reference,
@@ -99,8 +121,8 @@ def training_flow(
         settings,
         run_id=trained.run_id,
         data_version=prepared.data_version,
-        metrics=trained.test_metrics,
         parity=export.report,
+        evaluation=evaluation,
     )
     decision = run_stage(
         "gate",
@@ -116,6 +138,7 @@ def training_flow(
         final_cfg,
         settings,
         actor=f"prefect:{flow_run.get_id() or 'local'}",
+        challenger=evaluation,
     )
     card = run_stage(
         "model-card",
@@ -132,7 +155,7 @@ def training_flow(
         cfg,
         Path(params_path),
         prepared.path,
-        trained.model_dir,
+        evaluation,
         version=registered.version,
         promoted=decision.promoted,
     )
@@ -142,7 +165,9 @@ def training_flow(
         run_id=trained.run_id,
         search_run_id=parent,
         best_params=best,
-        test_metrics=trained.test_metrics,
+        test_metrics=evaluation.flat(),
+        test_cis=evaluation.cis,
+        operating_point=evaluation.operating_point.describe(),
         model_dir=str(trained.model_dir),
         onnx_path=str(export.onnx_path),
         parity_passed=export.passed,

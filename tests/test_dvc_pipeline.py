@@ -6,6 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from components.dvc_pipeline import (
@@ -61,8 +62,17 @@ def _project_with_code(root: Path, prepared: Path) -> Path:
     return project
 
 
+@pytest.fixture(scope="module")
+def served_evaluation(served_cnn_dir, prepared_breastmnist):
+    """The one evaluation of a served graph on the test split (what the training flow hands to the DVC record)."""
+    from components.evaluation.evaluate import evaluate_served
+    from medpipe.config import PipelineConfig
+
+    return evaluate_served(served_cnn_dir / "model.onnx", prepared_breastmnist, PipelineConfig())
+
+
 def test_a_flow_run_with_params_yaml_values_is_recorded_so_dvc_status_is_clean(
-    tmp_path, monkeypatch, prepared_breastmnist, trained_cnn_dir
+    tmp_path, monkeypatch, prepared_breastmnist, served_evaluation
 ) -> None:
     from dvc.repo import Repo
 
@@ -79,11 +89,12 @@ def test_a_flow_run_with_params_yaml_values_is_recorded_so_dvc_status_is_clean(
     prepared = project / "data" / "prepared"
 
     overridden = load_config(params, overrides=["train.epochs=3"])
-    note = record_training(settings, overridden, params, prepared, trained_cnn_dir, version="2", promoted=False)
+    note = record_training(settings, overridden, params, prepared, served_evaluation, version="2", promoted=False)
     assert not note.recorded and "train.epochs=3" in note.note
     assert (project / METRICS).is_file() and not (project / "dvc.lock").exists()
 
-    note = record_training(settings, load_config(params), params, prepared, trained_cnn_dir, version="3", promoted=True)
+    current = load_config(params)
+    note = record_training(settings, current, params, prepared, served_evaluation, version="3", promoted=True)
     assert note.recorded, note.note
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"][TRAIN_STAGE]
     assert lock["params"]["params.yaml"]["profile"] == "smoke"
@@ -95,13 +106,13 @@ def test_a_flow_run_with_params_yaml_values_is_recorded_so_dvc_status_is_clean(
 
     # elsewhere-prepared data never touches the project's record
     other = record_training(
-        settings, load_config(params), params, prepared_breastmnist, trained_cnn_dir, version="4", promoted=False
+        settings, load_config(params), params, prepared_breastmnist, served_evaluation, version="4", promoted=False
     )
     assert not other.recorded and "not data/prepared" in other.note.replace(str(prepared_breastmnist), "")
 
 
 def test_inside_dvc_repro_the_flow_leaves_the_lock_to_dvc(
-    tmp_path, monkeypatch, prepared_breastmnist, trained_cnn_dir
+    tmp_path, monkeypatch, prepared_breastmnist, served_evaluation
 ) -> None:
     from medpipe.settings import Settings
 
@@ -112,7 +123,7 @@ def test_inside_dvc_repro_the_flow_leaves_the_lock_to_dvc(
     params = project / "params.yaml"
     overridden = load_config(params, overrides=["train.epochs=3"])  # under DVC the params *are* params.yaml
     note = record_training(
-        settings, overridden, params, project / "data" / "prepared", trained_cnn_dir, version="1", promoted=True
+        settings, overridden, params, project / "data" / "prepared", served_evaluation, version="1", promoted=True
     )
     assert note.recorded and "DVC" in note.note
     assert (project / METRICS).is_file() and not (project / "dvc.lock").exists()

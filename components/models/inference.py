@@ -45,12 +45,15 @@ def to_model_input(
 
 
 class InferenceModel(nn.Module):
-    """(N, C, H, W) float32 raw pixels in 0..255 -> (probabilities (N, K), embedding (N, D))."""
+    """(N, C, H, W) float32 raw pixels in 0..255 -> (probabilities (N, K), embedding (N, D)).
+
+    With ``pre.tta`` the probabilities average the image and its horizontal flip (the embedding is the image's)."""
 
     def __init__(self, net: Classifier, pre: Preprocessing) -> None:
         super().__init__()
         self.net = net
         self.train_size = pre.train_image_size
+        self.tta = pre.tta
         self.register_buffer("mean", torch.tensor(pre.mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(pre.std, dtype=torch.float32))
 
@@ -58,6 +61,9 @@ class InferenceModel(nn.Module):
         x = to_model_input(pixels, self.train_size, self.mean, self.std)
         embedding = self.net.embed(x)
         probs = torch.softmax(self.net.head(embedding), dim=1)
+        if self.tta:  # test-time augmentation inside the graph: what is evaluated is what is served
+            flipped = self.net.head(self.net.embed(torch.flip(x, dims=[3])))
+            probs = (probs + torch.softmax(flipped, dim=1)) / 2
         return probs, embedding
 
 

@@ -1,8 +1,9 @@
-"""``model_card.md`` for a registered version: what it is for, what it was trained on, how well it does.
+"""``model_card.md`` for a registered version, in the order of the CLAIM checklist: intended use; data (source,
+version, de-identification, splits, class balance); model and training; operating point, metrics with CIs,
+calibration and subgroups; export; the change record against the previous champion; limitations.
 
-Pure rendering from plain inputs; registration writes a first card (training metrics), the promotion
-gate rewrites it with the metrics on the current test set, their confidence intervals, per-class
-metrics, calibration and the gate decision.
+Pure rendering from plain inputs. Registration writes a first card; the promotion gate rewrites it from the one
+evaluation of the served graph (:mod:`components.evaluation`), so the card shows the figures the gate used.
 """
 
 from __future__ import annotations
@@ -15,30 +16,57 @@ from typing import Any
 
 from medpipe.config import RegistryConfig
 from medpipe.imaging.preprocessing import Preprocessing
-from medpipe.metrics import HEADLINE, class_key
+from medpipe.metrics import HEADLINE, OperatingPoint, class_key
 
 FILENAME = "model_card.md"
 MAX_DESCRIPTION = 4900  # MLflow keeps model-version descriptions up to 5000 characters
 PER_CLASS = ("precision", "recall", "f1", "auc", "support")
+LABELS = {
+    "auc": "ROC AUC",
+    "sensitivity": "sensitivity (recall of {pos})",
+    "specificity": "specificity",
+    "ppv": "PPV (precision of {pos})",
+    "npv": "NPV",
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "ece": "ECE (15 bins, top label)",
+    "brier": "Brier score ({pos})",
+}
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    """What changed against the previous champion, how it was validated, and the outcome."""
+
+    champion: str
+    lineage: Mapping[str, tuple[str, str]]  # key -> (champion's, this version's), only those that differ
+    params: Mapping[str, tuple[str, str]]  # training param -> (champion's, this version's), only those that differ
+    validated: str
+    outcome: str
+    reason: str
 
 
 @dataclass
 class CardContent:
-    """Everything a card shows; fields left empty are rendered as 'not evaluated'."""
+    """Everything a card shows; fields left empty are rendered as 'not evaluated' / 'not recorded'."""
 
     name: str
     version: str | None
     run_id: str | None
-    preprocessing: Preprocessing
+    preprocessing: Preprocessing | None
     lineage: Mapping[str, str] = field(default_factory=dict)
     train_params: Mapping[str, str] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
-    metrics_source: str = "training run (test split)"
+    metrics_source: str = "not evaluated yet"
     cis: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     class_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     reliability: Sequence[tuple[float, float, float, int]] = ()
     gate_markdown: str | None = None
     export: Mapping[str, str] = field(default_factory=dict)
+    operating_point: OperatingPoint | None = None
+    subgroups: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)  # attr -> group -> m
+    change: ChangeRecord | None = None
+    manifest: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _fmt(value: object) -> str:
@@ -47,87 +75,135 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def render_model_card(card: CardContent, registry: RegistryConfig) -> str:
-    """The card as markdown (renders in the MLflow UI as the version description and as an artifact)."""
-    pre = card.preprocessing
-    title = f"{card.name} v{card.version}" if card.version else card.name
-    out = [f"# Model card: {title}", ""]
-    out += [
-        "## Intended use",
-        registry.intended_use,
-        "",
-        "## Out of scope",
-        registry.out_of_scope,
-        "",
-        "## Model",
-        f"- architecture: `{pre.model_name}`; input {pre.channels}x{pre.image_size}x{pre.image_size} raw pixels "
-        f"(resized to {pre.train_image_size} inside the model)",
-        f"- classes (label order): {', '.join(f'`{c}`' for c in pre.class_names)}",
-        f"- normalisation (0..1 scale): mean {[round(m, 4) for m in pre.mean]}, std {[round(s, 4) for s in pre.std]}",
-        f"- MLflow run: `{card.run_id or 'n/a'}`",
-        "",
-        "## Data and lineage",
+def _ci(ci: tuple[float, float] | None) -> str:
+    return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""
+
+
+def _data(card: CardContent) -> list[str]:
+    lin, man = card.lineage, card.manifest
+    source = man.get("source") or {}
+    out = [
+        "## 1. Data",
+        f"- source: `{lin.get('medpipe.dataset', source.get('name', 'not recorded'))}`"
+        + (f" ({source.get('kind')}, {source.get('items')} items)" if source else ""),
+        f"- data version (DVC): `{lin.get('medpipe.data_version', 'not recorded')}`",
+        "- de-identification: "
+        + str(
+            man.get("deidentification")
+            or "the prepared dataset holds pixel arrays and labels only (no patient metadata, no file headers)"
+        ),
     ]
-    out += [f"- {k.removeprefix('medpipe.')}: `{v}`" for k, v in sorted(card.lineage.items())] or ["- not recorded"]
+    split = man.get("split")
+    if split:
+        out.append(f"- splits: `{split}`")
     if card.class_counts:
         splits = list(card.class_counts)
+        names = list(next(iter(card.class_counts.values())))
         out += ["", "| class | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]
-        for name in pre.class_names:
+        for name in names:
             out.append(f"| {name} | " + " | ".join(str(card.class_counts[s].get(name, 0)) for s in splits) + " |")
-    out += ["", "## Training parameters"]
+    return out
+
+
+def _model(card: CardContent) -> list[str]:
+    pre = card.preprocessing
+    out = ["## 2. Model and training"]
+    if pre is not None:
+        out += [
+            f"- architecture: `{pre.model_name}`; input {pre.channels}x{pre.image_size}x{pre.image_size} raw pixels "
+            f"(resized to {pre.train_image_size} inside the graph)"
+            + ("; test-time augmentation (h-flip average) inside the graph" if pre.tta else ""),
+            f"- classes (label order): {', '.join(f'`{c}`' for c in pre.class_names)}",
+            f"- normalisation (0..1 scale): mean {[round(m, 4) for m in pre.mean]}, "
+            f"std {[round(s, 4) for s in pre.std]}",
+        ]
+    out.append(f"- MLflow run: `{card.run_id or 'n/a'}`; code: `{card.lineage.get('medpipe.git_commit', 'n/a')}`")
     if card.train_params:
+        out += ["", "<details><summary>training parameters</summary>", ""]
         out += [f"- {k}: `{v}`" for k, v in sorted(card.train_params.items())]
-    else:
-        out.append("- not recorded")
-    out += ["", f"## Test metrics ({card.metrics_source})"]
-    if card.metrics:
-        out += ["| metric | value | 95% CI |", "|---|---:|---|"]
-        for key in HEADLINE:
-            if key in card.metrics:
-                ci = card.cis.get(key)
-                ci_text = f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""
-                label = key
-                if key in ("sensitivity", "specificity", "ppv", "npv"):
-                    label = f"{key} ({_positive_name(registry, pre)})"
-                out.append(f"| {label} | {_fmt(card.metrics[key])} | {ci_text} |")
-        rows = [c for c in pre.class_names if any(f"{m}.{_key(c)}" in card.metrics for m in PER_CLASS)]
-        if rows:
-            out += ["", "### Per class", "", "| class | " + " | ".join(PER_CLASS) + " |", "|---|" + "---:|" * 5]
-            for c in rows:
-                vals = [_fmt(card.metrics.get(f"{m}.{_key(c)}", float("nan"))) for m in PER_CLASS]
-                out.append(f"| {c} | " + " | ".join(vals) + " |")
-    else:
-        out.append("not evaluated yet")
-    out += ["", "## Calibration"]
+        out += ["", "</details>"]
+    return out
+
+
+def _performance(card: CardContent, registry: RegistryConfig) -> list[str]:
+    op = card.operating_point
+    pos = (op.positive_class if op else None) or "positive class"
+    out = ["## 3. Operating point and performance"]
+    if op is not None:
+        out.append(f"- decision: {op.describe()}")
+        if op.val_sensitivity is not None:
+            out.append(
+                f"- on validation: sensitivity {_fmt(op.val_sensitivity)}, specificity {_fmt(op.val_specificity)}"
+            )
+    out += ["", f"### Test metrics ({card.metrics_source})", ""]
+    if not card.metrics:
+        return [*out, "not evaluated yet"]
+    out += ["| metric | value | 95% CI |", "|---|---:|---|"]
+    for key in HEADLINE:
+        if key in card.metrics and not (key != "auc" and math.isnan(card.metrics[key])):
+            label = LABELS.get(key, key).format(pos=pos)
+            out.append(f"| {label} | {_fmt(card.metrics[key])} | {_ci(card.cis.get(key))} |")
+    n = card.metrics.get("n")
+    if n:
+        out.append(f"\n{int(n)} test images; CIs: stratified bootstrap (percentile).")
+    names = card.preprocessing.class_names if card.preprocessing else []
+    rows = [c for c in names if any(f"{m}.{class_key(c)}" in card.metrics for m in PER_CLASS)]
+    if rows:
+        out += ["", "### Per class (at the operating point)", "", "| class | " + " | ".join(PER_CLASS) + " |"]
+        out.append("|---|" + "---:|" * len(PER_CLASS))
+        for c in rows:
+            vals = [_fmt(card.metrics.get(f"{m}.{class_key(c)}", float("nan"))) for m in PER_CLASS]
+            out.append(f"| {c} | " + " | ".join(vals) + " |")
+    out += ["", "### Calibration", ""]
     if "ece" in card.metrics:
-        out.append(
-            f"Expected calibration error (15 bins, top label): {_fmt(card.metrics['ece'])} (limit {registry.max_ece})."
-        )
+        out.append(f"ECE {_fmt(card.metrics['ece'])} (gate limit {registry.max_ece}).")
     if card.reliability:
-        out += ["", "| confidence bin | mean confidence | accuracy | n |", "|---|---:|---:|---:|"]
-        out += [f"| {lo:.1f}-{lo + 0.1:.1f} | {c:.3f} | {a:.3f} | {n} |" for lo, c, a, n in card.reliability]
-    if "ece" not in card.metrics and not card.reliability:
-        out.append("not evaluated yet")
-    out += ["", "## Export (ONNX parity)"]
+        out += ["", "| predicted bin | mean predicted | observed rate | n |", "|---|---:|---:|---:|"]
+        out += [f"| {lo:.1f}-{lo + 0.1:.1f} | {p:.3f} | {o:.3f} | {n} |" for lo, p, o, n in card.reliability]
+    out += ["", "### Subgroups", ""]
+    if not card.subgroups:
+        out.append("no subgroup attributes in the data (add attribute columns to the manifest to report them)")
+    for attr, groups in card.subgroups.items():
+        out += [f"**{attr}**", "", "| group | n | AUC [95% CI] | sensitivity [95% CI] |", "|---|---:|---|---|"]
+        for g, s in groups.items():
+            auc_ci = (s.get("auc_ci_low", math.nan), s.get("auc_ci_high", math.nan))
+            sens_ci = (s.get("sensitivity_ci_low", math.nan), s.get("sensitivity_ci_high", math.nan))
+            out.append(
+                f"| {g} | {int(s.get('n', 0))} | {_fmt(s.get('auc', math.nan))} {_ci(auc_ci)} | "
+                f"{_fmt(s.get('sensitivity', math.nan))} {_ci(sens_ci)} |"
+            )
+        out.append("")
+    return out
+
+
+def _change(card: CardContent) -> list[str]:
+    out = ["## 5. Change record"]
+    c = card.change
+    if c is None:
+        return [*out, "first evaluated version (no previous champion to compare with)" if card.metrics else "n/a"]
+    out.append(f"Against the previous champion v{c.champion}:")
+    out.append("- code and data: " + ("; ".join(f"{k} `{a}` -> `{b}`" for k, a, b in _triples(c.lineage)) or "same"))
+    out.append("- params: " + ("; ".join(f"{k} `{a}` -> `{b}`" for k, a, b in _triples(c.params)) or "same"))
+    out.append(f"- validated: {c.validated}")
+    out.append(f"- outcome: **{c.outcome}**: {c.reason}")
+    return out
+
+
+def _triples(d: Mapping[str, tuple[str, str]]) -> list[tuple[str, str, str]]:
+    return [(k, a, b) for k, (a, b) in sorted(d.items())]
+
+
+def render_model_card(card: CardContent, registry: RegistryConfig) -> str:
+    """The card as markdown (renders in the MLflow UI as the version description and as an artifact)."""
+    title = f"{card.name} v{card.version}" if card.version else card.name
+    out = [f"# Model card: {title}", "", "## 0. Intended use", registry.intended_use, "", "Out of scope:"]
+    out += [registry.out_of_scope, "", *_data(card), "", *_model(card), "", *_performance(card, registry), ""]
+    out += ["## 4. Export (ONNX parity)"]
     out += [f"- {k}: `{v}`" for k, v in sorted(card.export.items())] or ["- not evaluated"]
-    out += ["", "## Promotion gate", card.gate_markdown or "not evaluated yet (the version is a challenger)."]
-    out += ["", "## Known limitations", registry.limitations, ""]
+    out += ["", *_change(card), "", "## 6. Promotion gate"]
+    out += [card.gate_markdown or "not evaluated yet (the version is a challenger).", ""]
+    out += ["## 7. Limitations", registry.limitations, ""]
     return "\n".join(out)
-
-
-def _key(name: str) -> str:
-    return class_key(name)
-
-
-def _positive_name(registry: RegistryConfig, pre: Preprocessing) -> str:
-    from components.registry.positive_class import positive_index
-
-    if registry.positive_class is None and len(pre.class_names) > 2:
-        return "none (multi-class: macro one-vs-rest AUC)"
-    try:
-        return pre.class_names[positive_index(registry.positive_class, pre.class_names)]
-    except Exception:  # noqa: BLE001 - a card never fails on a label
-        return str(registry.positive_class)
 
 
 def download_model_card(settings, run_id: str, version: str, dest_dir: Path) -> Path:  # noqa: ANN001 - Settings

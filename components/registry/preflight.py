@@ -35,11 +35,6 @@ class Preflight:
     notes: list[str] = field(default_factory=list)  # one line each, printed by the flow
 
 
-def rarer_class(class_names: Sequence[str], train_counts: Mapping[str, int]) -> str:
-    """The class with the fewest training images (ties: the later class, the usual "positive" slot)."""
-    return min(reversed(list(class_names)), key=lambda n: int(train_counts.get(n, 0)))
-
-
 def resolve_positive_class(
     positive: str | int | None, class_names: Sequence[str], train_counts: Mapping[str, int]
 ) -> tuple[str | None, str | None]:
@@ -52,7 +47,7 @@ def resolve_positive_class(
         except mx.MetricsError as err:
             raise PreflightError(f"{err}; set -S registry.positive_class=<one of {names}> or null") from None
     if len(names) == 2:
-        name = rarer_class(names, train_counts)
+        name = mx.rarer_class(names, train_counts)
         n, total = int(train_counts.get(name, 0)), sum(int(v) for v in train_counts.values())
         return name, (
             f"registry.positive_class not set: using {name!r}, the rarer class of the training split "

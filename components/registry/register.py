@@ -50,6 +50,8 @@ from medpipe.settings import Settings
 if TYPE_CHECKING:
     from mlflow.models import Model, ModelSignature
 
+    from components.evaluation.evaluate import EvaluationResult
+
 ONNX_FILE = "model.onnx"
 ARTIFACT_NAME = "model"
 PARITY_TAG = "export.parity_passed"
@@ -125,8 +127,12 @@ class _MedpipeFlavor:
         )
         out = Path(path)
         # the state dict too: deploy verifies the registered ONNX against these weights without unpickling
-        for name in (PREPROCESSING_FILE, MODEL_CONFIG, WEIGHTS):
+        for name in (MODEL_CONFIG, WEIGHTS):
             shutil.copy2(self.model_dir / name, out / name)
+        # the served graph's record (with its operating point) when there is one, else the training folder's
+        beside = self.onnx_path.parent / PREPROCESSING_FILE if self.onnx_path is not None else None
+        shutil.copy2(beside if beside is not None and beside.is_file() else self.model_dir / PREPROCESSING_FILE,
+                     out / PREPROCESSING_FILE)  # fmt: skip
         (out / CARD_FILE).write_text(self.card)
         if self.onnx_path is not None:
             import onnx
@@ -159,14 +165,16 @@ def register_model(
     *,
     run_id: str | None,
     data_version: str | None,
-    metrics: dict[str, float],
+    metrics: dict[str, float] | None = None,
     parity: ParityLike | None = None,
+    evaluation: EvaluationResult | None = None,
 ) -> RegisteredVersion:
     """Log ``model_dir`` (+ ``onnx_path``) under ``run_id`` and register it as ``cfg.registry.model_name@challenger``.
 
-    Tags the run and the version with lineage, the export parity result and the given test ``metrics``;
-    writes ``model_card.md``. ``model_dir`` is only read: when the tracking server is unreachable a
-    :class:`RegistryError` says so and the folder stays as it is.
+    Tags the run and the version with lineage, the export parity result and the test figures of ``evaluation``
+    (the one evaluation of the served graph; ``metrics`` only when there is none); writes ``model_card.md``.
+    ``model_dir`` is only read: when the tracking server is unreachable a :class:`RegistryError` says so and the
+    folder stays as it is.
     """
     import mlflow
     from mlflow.models import Model
@@ -182,6 +190,10 @@ def register_model(
         f"The trained model folder {model_dir} is kept; register it later with `medpipe registry register {model_dir}`."
     )
     net, pre = load_model_dir(model_dir)
+    if evaluation is not None:
+        metrics = evaluation.flat()
+        pre = evaluation.preprocessing or pre
+    metrics = metrics or {}
     data_version = data_version or pre.data_version
     policy = RetryPolicy.for_registry(reg, hint)
     setup_mlflow(settings, experiment_name(cfg), policy)
@@ -206,6 +218,9 @@ def register_model(
         lineage=tags,
         train_params=train_params,
         metrics=metrics,
+        metrics_source=f"served ONNX graph on {evaluation.test_set}" if evaluation else "not evaluated yet",
+        cis=evaluation.cis if evaluation else {},
+        operating_point=evaluation.operating_point if evaluation else None,
         export=export_tags,
     )
     problem = retry(

@@ -81,10 +81,10 @@ def predict_folder(
                 continue
             images = np.stack([d.array for d in decoded])
             probs, emb = model.run(to_pixels(images).numpy())
-            for rel, p in zip(chunk, probs, strict=True):
-                cls = names[int(p.argmax())]
+            for rel, p, k in zip(chunk, probs, model.preprocessing.decide(probs), strict=True):
+                cls = names[int(k)]
                 counts[cls] += 1
-                writer.writerow([rel, cls, f"{p.max():.6f}", *[f"{v:.6f}" for v in p], ""])
+                writer.writerow([rel, cls, f"{p[k]:.6f}", *[f"{v:.6f}" for v in p], ""])
             if inference_log is not None:
                 inference_log.append(log_rows(request_id, model, chunk, decoded, probs, emb, first_index=start))
     if inference_log is not None:

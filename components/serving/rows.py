@@ -33,6 +33,7 @@ def log_rows(
         [d.original_channels for d in decoded],
     )
     names = model.preprocessing.class_names
+    decided = model.preprocessing.decide(probs)
     records = feats.to_dict("records")
     now = datetime.now(UTC)  # the time served, even when the row waits in memory before it is written
     return [
@@ -43,8 +44,8 @@ def log_rows(
             "filename": filenames[i],
             "model_name": model.name,
             "model_version": model.version,
-            "predicted_class": names[int(probs[i].argmax())],
-            "confidence": float(probs[i].max()),
+            "predicted_class": names[int(decided[i])],
+            "confidence": float(probs[i][decided[i]]),
             "class_names": names,
             "probabilities": probs[i].tolist(),
             "features": {k: float(v) for k, v in records[i].items()},

@@ -17,9 +17,15 @@ class PredictJSON(BaseModel):
 class Prediction(BaseModel):
     index: int
     filename: str | None
-    predicted_class: str
-    confidence: float
+    predicted_class: str = Field(description="The served decision: the stored operating point's, else argmax.")
+    confidence: float = Field(description="The probability of the predicted class.")
     probabilities: dict[str, float]
+    positive_probability: float | None = Field(
+        None, description="Probability of the operating point's positive class (None: argmax decision)."
+    )
+    threshold: float | None = Field(
+        None, description="Decision threshold on positive_probability, chosen on validation (None: argmax)."
+    )
 
 
 class ModelRef(BaseModel):

@@ -53,7 +53,9 @@ async def score(
     if isinstance(results[0], BaseException):
         raise results[0]
     probs, emb = results[0]
-    state.metrics.count_predictions(model.version, model.preprocessing.class_names, probs, role)
+    state.metrics.count_predictions(
+        model.version, model.preprocessing.class_names, model.preprocessing.decide(probs), role
+    )
     stored = raw if state.cfg.store_images else None
     rows = await run_in_threadpool(log_rows, request_id, model, filenames, decoded, probs, emb, raw=stored, role=role)
     if shadow is not None:
@@ -61,7 +63,9 @@ async def score(
             log.warning("shadow model %s failed on request %s: %s", shadow.version, request_id, results[1])
         else:
             s_probs, s_emb = results[1]
-            state.metrics.count_predictions(shadow.version, shadow.preprocessing.class_names, s_probs, SHADOW)
+            state.metrics.count_predictions(
+                shadow.version, shadow.preprocessing.class_names, shadow.preprocessing.decide(s_probs), SHADOW
+            )
             rows += await run_in_threadpool(
                 log_rows, request_id, shadow, filenames, decoded, s_probs, s_emb, role=SHADOW
             )

@@ -79,8 +79,9 @@ class ServingMetrics:
         self.model_loaded.labels(name, version).set(1)
         self.reloads.labels("swapped").inc()
 
-    def count_predictions(self, version: str, class_names: Sequence[str], probs: np.ndarray, role: str) -> None:
-        counts = np.bincount(probs.argmax(axis=1), minlength=len(class_names))
+    def count_predictions(self, version: str, class_names: Sequence[str], decided: np.ndarray, role: str) -> None:
+        """Count the served decisions (class indices, ``Preprocessing.decide``) per class."""
+        counts = np.bincount(decided, minlength=len(class_names))
         for name, n in zip(class_names, counts, strict=True):
             if n:
                 self.predictions.labels(version, name, role).inc(int(n))

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
-from torchvision.transforms.v2 import functional as TF
 
 from medpipe.config import AugmentConfig
 
@@ -58,11 +57,6 @@ def mixup(
     lx = lam.view(-1, 1, 1, 1).to(x.dtype)
     ly = lam.view(-1, 1).to(y_onehot.dtype)
     return x * lx + x[perm] * (1 - lx), y_onehot * ly + y_onehot[perm] * (1 - ly)
-
-
-def hflip_all(x: torch.Tensor) -> torch.Tensor:
-    """Horizontal flip of the whole batch (test-time augmentation)."""
-    return TF.horizontal_flip(x)
 
 
 # --- the randomness ----------------------------------------------------------------------------

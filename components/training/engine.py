@@ -64,7 +64,6 @@ class FitOutcome:
     preprocessing: Preprocessing
     best_value: float  # best val_auc over the epochs
     val_metrics: dict[str, float]  # val metrics (no prefix) of the best epoch
-    test_metrics: dict[str, float] = field(default_factory=dict)  # filled when test=True
     checkpoint: Path | None = None
     artifacts: list[Path] = field(default_factory=list)
 
@@ -111,13 +110,11 @@ def fit(
     run_id: str | None = None,
     ckpt_dir: Path | None = None,
     callbacks: list[L.Callback] | None = None,
-    test: bool = False,
     work_dir: Path | None = None,
 ) -> FitOutcome:
     """Train ``cfg`` on ``splits`` (train/val[/test]); log to ``run_id`` when given.
 
-    With ``ckpt_dir`` the best/last checkpoints go there and a rerun resumes from ``last.ckpt``;
-    with ``test`` the best weights are evaluated once on the test split (plots into ``work_dir``).
+    With ``ckpt_dir`` the best/last checkpoints go there and a rerun resumes from ``last.ckpt``.
     """
     quiet_lightning()
     t, gpu = cfg.train, use_gpu(cfg.train)
@@ -159,7 +156,6 @@ def fit(
         epochs=t.epochs,
         freeze_backbone_epochs=cfg.model.freeze_backbone_epochs,
         channels_last=channels_last,
-        tta=t.tta,
     )
     module = ClassifierModule(
         net, k, optim, class_weights=weights if t.imbalance == "weighted_loss" else None, augment=augment
@@ -174,6 +170,7 @@ def fit(
         model_name=cfg.model.name,
         data_version=prepared.data_version,
         decode=prepared.decode,
+        tta=t.tta,
     )
 
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="medpipe-fit-"))
@@ -246,11 +243,6 @@ def fit(
         val = trainer.validate(module, datamodule=dm, ckpt_path=str(out.checkpoint), verbose=False)[0]
         out.val_metrics = _unprefixed(val, "val_")
         out.best_value = out.val_metrics.get("auc", out.best_value)
-    if test:
-        ckpt = str(out.checkpoint) if out.checkpoint else None
-        res = trainer.test(module, datamodule=dm, ckpt_path=ckpt, verbose=False)[0]
-        out.test_metrics = _unprefixed(res, "test_")
-        out.artifacts += _test_plots(module, pre.class_names, work_dir, out.test_metrics.get("auc"))
     return out
 
 
@@ -269,17 +261,3 @@ def _preview(dm: InMemoryDataModule, train: Split | StreamedSplit, path: Path, c
         f"bright {a.brightness:g} contr {a.contrast:g} crop {a.random_resized_crop:g} mixup {a.mixup_alpha:g}"
     )
     return plots.augmentation_preview(before.numpy(), after.numpy(), path, title)
-
-
-def _test_plots(module: ClassifierModule, class_names: list[str], work_dir: Path, auc: float | None) -> list[Path]:
-    probs = torch.cat([p for p, _ in module.test_outputs]).numpy()
-    labels = torch.cat([y for _, y in module.test_outputs]).numpy()
-    curves = plots.roc_curves(probs, labels, class_names)
-    (work_dir / "roc.json").write_text(json.dumps(curves))
-    paths = [plots.roc_png(curves, work_dir / "roc.png", auc), work_dir / "roc.json"]
-    if module.confusion is not None:
-        cm = module.confusion.numpy()
-        paths.append(plots.confusion_matrix_png(cm, class_names, work_dir / "confusion_matrix.png"))
-        (work_dir / "confusion_matrix.json").write_text(json.dumps({"class_names": class_names, "matrix": cm.tolist()}))
-        paths.append(work_dir / "confusion_matrix.json")
-    return paths

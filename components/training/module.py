@@ -7,11 +7,9 @@ from dataclasses import asdict, dataclass
 import lightning as L
 import torch
 from torch.nn import functional as F
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassConfusionMatrix
 
 from components.models.registry import Classifier
-from components.training.augment import BatchAugment, hflip_all
+from components.training.augment import BatchAugment
 from components.training.augment import mixup as mix
 from medpipe.metrics import EPOCH_METRICS, epoch_metrics
 
@@ -27,7 +25,6 @@ class OptimSettings:
     epochs: int = 10
     freeze_backbone_epochs: int = 0
     channels_last: bool = False
-    tta: bool = False
 
 
 class ClassifierModule(L.LightningModule):
@@ -46,16 +43,6 @@ class ClassifierModule(L.LightningModule):
             "loss_weight", torch.tensor(class_weights, dtype=torch.float32) if class_weights else None, persistent=False
         )
         self.val_metrics = epoch_metrics(num_classes).clone(prefix="val_")
-        self.test_metrics = epoch_metrics(num_classes).clone(prefix="test_")
-        self.test_plain = MetricCollection(
-            {
-                "auc": MulticlassAUROC(num_classes=num_classes),
-                "accuracy": MulticlassAccuracy(num_classes=num_classes, average="micro"),
-            }
-        ).clone(prefix="test_plain_")
-        self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
-        self.test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.confusion: torch.Tensor | None = None  # (K, K) rows = true class, after test
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.optim.channels_last:
@@ -98,28 +85,6 @@ class ClassifierModule(L.LightningModule):
         self.log("val_auc", values.pop("val_auc"), prog_bar=True)
         self.log_dict(values)
         self.val_metrics.reset()
-
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch
-        probs = self(x).float().softmax(1)
-        if self.optim.tta:
-            self.test_plain.update(probs, y)
-            probs = (probs + self(hflip_all(x)).float().softmax(1)) / 2
-        self.test_metrics.update(probs, y)
-        self.test_confusion.update(probs, y)
-        self.test_outputs.append((probs.detach().cpu(), y.detach().cpu()))
-
-    def on_test_epoch_start(self) -> None:
-        self.test_outputs = []
-
-    def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute())
-        self.confusion = self.test_confusion.compute().cpu()
-        self.test_confusion.reset()
-        if self.optim.tta:
-            self.log_dict(self.test_plain.compute())
-            self.test_plain.reset()
-        self.test_metrics.reset()
 
     # --- optimisation --------------------------------------------------------------------------
     def configure_optimizers(self):

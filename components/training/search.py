@@ -402,8 +402,8 @@ def run_worker(cfg: PipelineConfig, prepared: PreparedData, settings: Settings, 
 
 
 def train_best(cfg: PipelineConfig, prepared: PreparedData, settings: Settings, *, out_dir: Path) -> TrainResult:
-    """Search (if ``search.enabled``), then retrain with the best params on train (early-stopped on val)
-    and evaluate once on test; the final run is a child of the search's parent run."""
+    """Search (if ``search.enabled``), then retrain with the best params on train (early-stopped on val); the
+    final run is a child of the search's parent run. Test figures come from the exported graph's evaluation."""
     if not cfg.search.enabled:
         return train_model(cfg, prepared, settings, out_dir=out_dir)
     found = run_search(cfg, prepared, settings)
@@ -411,5 +411,4 @@ def train_best(cfg: PipelineConfig, prepared: PreparedData, settings: Settings, 
     result = train_model(final_cfg, prepared, settings, out_dir=out_dir, parent_run_id=found.parent_run_id)
     client = ml.client_for(settings)
     ml.set_tags(client, found.parent_run_id, {"medpipe.final_run_id": result.run_id})
-    ml.log_metrics(client, found.parent_run_id, {f"final_test_{k}": v for k, v in result.test_metrics.items()})
     return dataclasses.replace(result, best_params=found.best_params, search_run_id=found.parent_run_id)

@@ -1,5 +1,6 @@
 """One training run with a given config: Lightning fit on the prepared data, best checkpoint by val AUC,
-one evaluation on test, the model folder, and everything logged to one MLflow run.
+the model folder, and everything logged to one MLflow run. The test split is not touched here: the one
+evaluation of the model is that of its exported graph (:mod:`components.evaluation`), after export.
 
 ``train_model`` is the stage function; ``fit`` is the shared engine that search trials and k-fold
 folds also call (with their own callbacks and without checkpoints).
@@ -7,7 +8,6 @@ folds also call (with their own callbacks and without checkpoints).
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from components.data.dataset import PreparedData, Split, load_split
+from components.data.dataset import PreparedData
 from components.errors import DataError
 from components.models.artifacts import save_model_dir
 from components.models.registry import Classifier
@@ -31,11 +31,9 @@ from components.tracking import (
     short_hash,
 )
 from components.training import mlflow_log as ml
-from components.training import plots
 from components.training.distributed import is_rank_zero, world_size
 from components.training.engine import fit, load_splits, run_params
 from components.training.kfold import cross_validate
-from components.training.module import METRIC_NAMES
 from components.training.streaming import StreamedSplit
 from medpipe.config import PipelineConfig
 from medpipe.settings import Settings
@@ -47,7 +45,6 @@ class TrainResult:
     model_dir: Path  # save_model_dir() output: model.pt + model_config.json + preprocessing.json
     checkpoint: Path  # best Lightning checkpoint (by val AUC)
     val_metrics: dict[str, float]
-    test_metrics: dict[str, float]  # auc, accuracy, balanced_accuracy, precision, recall, f1, ece (+ loss)
     best_params: dict[str, Any]  # {} without search
     search_run_id: str | None
 
@@ -81,7 +78,7 @@ def train_model(
     out_dir: Path,
     parent_run_id: str | None = None,
 ) -> TrainResult:
-    """Train once with ``cfg`` (no search), evaluate the best checkpoint on test, write the model folder.
+    """Train once with ``cfg`` (no search) and write the best checkpoint's model folder (val metrics only).
 
     Killed mid-run, the same call resumes from the last checkpoint of the same run key and keeps
     logging to the same MLflow run. With ``train.kfold >= 2`` a stratified k-fold CV runs first as
@@ -125,32 +122,22 @@ def train_model(
             cv = cross_validate(cfg, prepared, settings, parent_run_id=run_id, splits=splits)  # type: ignore[arg-type]
             ml.log_metrics(client, run_id, cv.summary_metrics())
         outcome = fit(
-            cfg, prepared, settings, splits, client=client, run_id=run_id, ckpt_dir=ckpt_dir, test=not distributed,
+            cfg, prepared, settings, splits, client=client, run_id=run_id, ckpt_dir=ckpt_dir,
             work_dir=run_dir / "plots", callbacks=[ml.EpochProgress("final")],
         )  # fmt: skip
         net: Classifier = outcome.module.net.to("cpu").to(memory_format=torch.contiguous_format)
         model_dir = save_model_dir(Path(out_dir), net, outcome.factory_kwargs, outcome.preprocessing)
-        if distributed:  # the test split once, here, through the deployable path (a DDP test pads the shards)
-            test = splits["test"]
-            test = test if isinstance(test, Split) else load_split(prepared.path, "test")
-            outcome.test_metrics, test_plots = _evaluate_saved(model_dir, test, run_dir / "plots")
-            outcome.artifacts += test_plots
+        if distributed:
             ml.set_tags(client, run_id, {"medpipe.world_size": str(world_size(cfg.train))})
         ml.log_metrics(client, run_id, {f"best_val_{k}": v for k, v in outcome.val_metrics.items()})
-        ml.log_metrics(client, run_id, {f"test_{k}": v for k, v in outcome.test_metrics.items()})
-        ml.log_artifacts(client, run_id, [p for p in outcome.artifacts if "preview" not in p.name], "evaluation")
         ml.log_artifacts(client, run_id, sorted(p for p in model_dir.iterdir() if p.is_file()), "model_dir")
         ml.set_tags(client, run_id, {"medpipe.checkpoint": str(outcome.checkpoint)})
     (run_dir / "complete").write_text(run_id)
-    missing = [m for m in METRIC_NAMES if m not in outcome.test_metrics]
-    if missing:
-        raise RuntimeError(f"test metrics {missing} were not computed")
     return TrainResult(
         run_id=run_id,
         model_dir=model_dir,
         checkpoint=outcome.checkpoint or model_dir / "model.pt",
         val_metrics=outcome.val_metrics,
-        test_metrics=outcome.test_metrics,
         best_params={},
         search_run_id=parent_run_id,
     )
@@ -160,7 +147,7 @@ def _train_replica(
     cfg: PipelineConfig, prepared: PreparedData, settings: Settings, *, out_dir: Path, parent_run_id: str | None
 ) -> TrainResult:
     """A DDP rank other than 0: the same fit (its collectives), checkpoints only through rank 0 into the same
-    folder; no MLflow run, no model folder, no test (rank 0 evaluates the saved model alone)."""
+    folder; no MLflow run, no model folder."""
     run_dir = settings.runs_dir / run_key(cfg, prepared, "final")
     deadline = time.monotonic() + 300
     while (run_dir / "complete").is_file() and time.monotonic() < deadline:  # rank 0 clears a finished run first
@@ -173,26 +160,6 @@ def _train_replica(
         model_dir=out_dir,
         checkpoint=outcome.checkpoint or out_dir / "model.pt",
         val_metrics=outcome.val_metrics,
-        test_metrics={},
         best_params={},
         search_run_id=parent_run_id,
     )
-
-
-def _evaluate_saved(model_dir: Path, test: Split, work_dir: Path) -> tuple[dict[str, float], list[Path]]:
-    """Test metrics + ROC/confusion plots of a saved model folder (one process, every test image once)."""
-    from components.training.evaluate import evaluate_model_dir
-
-    ev = evaluate_model_dir(model_dir, test)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    curves = plots.roc_curves(ev.probs, test.labels, ev.class_names)
-    (work_dir / "roc.json").write_text(json.dumps(curves))
-    cm = {"class_names": ev.class_names, "matrix": ev.confusion.tolist()}
-    (work_dir / "confusion_matrix.json").write_text(json.dumps(cm))
-    paths = [
-        plots.roc_png(curves, work_dir / "roc.png", ev.metrics.get("auc")),
-        work_dir / "roc.json",
-        plots.confusion_matrix_png(ev.confusion, ev.class_names, work_dir / "confusion_matrix.png"),
-        work_dir / "confusion_matrix.json",
-    ]
-    return dict(ev.metrics), paths

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-METRIC_KEYS = ("auc", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "ece")
+VAL_KEYS = ("auc", "accuracy", "balanced_accuracy", "ece")
 
 
 def _test_metrics_table(title: str, metrics: dict[str, float]):  # noqa: ANN202 - rich Table (lazy import)
-    """A metric/value table of the :data:`METRIC_KEYS` present in ``metrics``."""
+    """The headline figures present in ``metrics`` (an EvaluationResult.flat()), with their 95% CIs."""
     from rich.table import Table
+
+    from medpipe.metrics import headline_rows
 
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in METRIC_KEYS:
-        if key in metrics:
-            table.add_row(key, f"{metrics[key]:.4f}")
+    table.add_column("95% CI", justify="right")
+    for row in headline_rows(metrics):
+        table.add_row(*row)
     return table
 
 
@@ -242,17 +244,19 @@ def print_search_result(console, result) -> None:
 
 
 def print_train_result(console, result) -> None:
-    """``medpipe train``: the final model's val/test metrics, where it was written, its MLflow run."""
+    """``medpipe train --direct``: the final model's validation metrics, where it was written, its MLflow run."""
     from rich.table import Table
 
-    table = Table(title=f"final model (MLflow run {result.run_id})")
+    table = Table(title=f"final model (MLflow run {result.run_id}), validation split")
     table.add_column("metric")
     table.add_column("val", justify="right")
-    table.add_column("test", justify="right")
-    for key in METRIC_KEYS:
-        val, test = result.val_metrics.get(key), result.test_metrics.get(key)
-        table.add_row(key, "-" if val is None else f"{val:.4f}", "-" if test is None else f"{test:.4f}")
+    for key in VAL_KEYS:
+        val = result.val_metrics.get(key)
+        table.add_row(key, "-" if val is None else f"{val:.4f}")
     console.print(table)
+    console.print(
+        "test figures: export and evaluate the graph (`dvc repro evaluate`, or `medpipe train` without --direct)"
+    )
     if result.best_params:
         console.print("best params: " + ", ".join(f"{k}={v}" for k, v in result.best_params.items()))
     console.print(f"model folder: [bold]{result.model_dir}[/]  checkpoint: {result.checkpoint}")
@@ -295,8 +299,10 @@ def print_drift_summary(console, summary, outcome=None, retrain=None) -> None:  
 def print_pipeline_summary(console, summary, settings) -> None:  # noqa: ANN001 - PipelineSummary, Settings
     """The end of `medpipe run` / `make demo`: champion, its metrics, where everything landed, what to open."""
     t = summary.training
-    console.print(_test_metrics_table(f"{t.model_name} v{t.version} test metrics", t.test_metrics))
+    title = f"{t.model_name} v{t.version} test metrics (served ONNX graph)"
+    console.print(_test_metrics_table(title, t.test_metrics))
     lines = [
+        f"operating point   {t.operating_point}",
         *_training_outcome(t),
         f"ONNX model        {summary.deployment.onnx_path if summary.deployment else t.onnx_path}",
     ]
@@ -333,7 +339,9 @@ def print_training_summary(console, s) -> None:  # noqa: ANN001 - pipelines.trai
     """``medpipe train``: the training flow's outcome: test metrics, gate decision, champion, where things are."""
     from rich.panel import Panel
 
-    console.print(_test_metrics_table(f"{s.model_name} v{s.version} test metrics", s.test_metrics))
+    title = f"{s.model_name} v{s.version} test metrics (served ONNX graph)"
+    console.print(_test_metrics_table(title, s.test_metrics))
+    console.print(f"operating point: {s.operating_point}", soft_wrap=True, highlight=False)
     if s.best_params:
         console.print("best params: " + ", ".join(f"{k}={v}" for k, v in s.best_params.items()))
     parity = f"ONNX parity       {'passed' if s.parity_passed else '[red]FAILED[/]'} ({s.onnx_path})"

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from medpipe.imaging.conform import ImageSpec
 from medpipe.imaging.policy import DecodePolicy
+from medpipe.metrics import OperatingPoint
 
 FILENAME = "preprocessing.json"
 
@@ -31,6 +33,23 @@ class Preprocessing(BaseModel):
     def spec(self) -> ImageSpec:
         """What every entry point conforms a file to before the model sees it."""
         return ImageSpec(self.image_size, self.channels, self.decode)
+
+    tta: bool = False  # the graph averages the image and its horizontal flip (test-time augmentation)
+    operating_point: OperatingPoint | None = None  # the served decision, chosen on validation after export
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """Class indices (N,) of the served decision: the stored operating point, else argmax."""
+        if self.operating_point is None:
+            return np.asarray(probs).argmax(axis=1)
+        return self.operating_point.predict(probs)
+
+    def decision_fields(self, probs: np.ndarray) -> list[dict[str, float | None]]:
+        """Per image: ``positive_probability`` (of the operating point's class) and the ``threshold`` it is held
+        to (both None for an argmax decision)."""
+        op = self.operating_point
+        if op is None or op.threshold is None or op.positive_index is None:
+            return [{"positive_probability": None, "threshold": None} for _ in range(len(probs))]
+        return [{"positive_probability": float(p[op.positive_index]), "threshold": op.threshold} for p in probs]
 
     def save(self, directory: Path) -> Path:
         path = Path(directory) / FILENAME

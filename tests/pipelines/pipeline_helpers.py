@@ -10,7 +10,13 @@ from uuid import UUID
 
 # The smoke profile, shrunk further: 2 trials of 2 epochs; the gate still runs every check.
 PROFILE = "smoke"
-OVERRIDES = ["train.epochs=2", "search.n_trials=2", "registry.bootstrap_samples=100", "registry.min_primary=0.5"]
+OVERRIDES = [
+    "train.epochs=2",
+    "search.n_trials=2",
+    "registry.bootstrap_samples=100",
+    "registry.min_primary=0.5",
+    "registry.min_sensitivity=0.5",
+]
 # Retraining started by a drift check: no search, one epoch (same flow, same gate).
 RETRAIN_OVERRIDES = [*OVERRIDES, "search.enabled=false", "train.epochs=1"]
 

@@ -61,8 +61,36 @@ def test_full_pipeline_completes_and_publishes_its_artifacts(full_run: FullRun, 
         limit = client.read_global_concurrency_limit_by_name(GPU_LIMIT)
         assert limit.limit == 1 and limit.active_slots == 0
         # The tasks are named after what they do.
-        for name in ("hpo-search", "final-training", "onnx-export-and-parity", "register-challenger", "promotion-gate"):
+        for name in ("hpo-search", "final-training", "onnx-export-and-parity", "operating-point-on-validation",
+                     "evaluate-served-graph", "register-challenger", "promotion-gate"):  # fmt: skip
             assert task_run_named(client, runs["training"].id, name).state.is_completed()
+
+
+def test_headline_figures_agree_on_every_surface(full_run: FullRun, project: Project) -> None:
+    """One evaluation of the served graph: the same AUC/sensitivity in the summary, the Prefect artifact, the
+    MLflow run, the version tags, the gate decision, the model card and ``dvc metrics show``'s file."""
+    import json
+
+    from mlflow import MlflowClient
+
+    from medpipe.settings import get_settings
+
+    t = full_run.summary.training
+    auc, sens = t.test_metrics["auc"], t.test_metrics["sensitivity"]
+    client = MlflowClient(get_settings().tracking_uri)
+    run = client.get_run(t.run_id).data
+    assert run.metrics["test_auc"] == auc and run.metrics["test_sensitivity"] == sens
+    assert run.tags["medpipe.operating_point"] == t.operating_point
+    tags = client.get_model_version(t.model_name, t.version).tags
+    assert float(tags["test.auc"]) == pytest.approx(auc, abs=5e-6) and tags["gate.challenger.auc"] == f"{auc:.4f}"
+    card = Path(t.model_card).read_text()
+    assert f"| ROC AUC | {auc:.4f} |" in card and f"| sensitivity (recall of malignant) | {sens:.4f} |" in card
+    assert f"| auc | {auc:.4f} |" in t.gate_markdown or f"| challenger | {auc:.4f} |" in t.gate_markdown
+    dvc_metrics = json.loads((project.root / "data" / "metrics" / "model.json").read_text())["test"]
+    assert dvc_metrics["auc"] == auc and dvc_metrics["sensitivity"] == sens
+    with prefect_client() as prefect:
+        training = child_flow_runs(prefect, full_run.flow_run_id)["training"]
+        assert f"| auc | {auc:.4f} |" in markdown_artifact(prefect, "training-summary", training.id)
 
 
 def test_a_failing_stage_fails_the_flow_names_the_stage_and_keeps_the_champion(

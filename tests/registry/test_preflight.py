@@ -11,9 +11,9 @@ from components.registry.preflight import (
     CLASS_NAMES_TAG,
     PreflightError,
     preflight,
-    rarer_class,
     resolve_positive_class,
 )
+from medpipe import metrics as mx
 from medpipe.config import PipelineConfig, dataset_name, load_config
 from medpipe.settings import Settings
 
@@ -28,7 +28,7 @@ def prepared(names: list[str], train: list[int], size: int = 28, channels: int =
 def test_binary_data_without_positive_class_takes_the_rarer_training_class() -> None:
     name, note = resolve_positive_class(None, ["clear", "lesion"], {"clear": 400, "lesion": 146})
     assert name == "lesion" and "'lesion', the rarer class of the training split (146 of 546 images)" in note
-    assert rarer_class(["a", "b"], {"a": 5, "b": 5}) == "b"  # a tie keeps the usual last-class slot
+    assert mx.rarer_class(["a", "b"], {"a": 5, "b": 5}) == "b"  # a tie keeps the usual last-class slot
     assert resolve_positive_class("clear", ["clear", "lesion"], {}) == ("clear", None)
 
 

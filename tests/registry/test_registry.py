@@ -1,7 +1,8 @@
 """Registration, the promotion gate, aliases and the audit log on a real MLflow sqlite store.
 
-One store per module: good model (v1, becomes champion), deliberately bad one (v2, rejected), a better
-one (v3, promoted), then a rollback; the tests below read that story and check each part of it.
+One store per module, one story: a weak first model (v1, champion), the identical model again (v2, kept champion:
+no significant gain), a deliberately bad one (v3, rejected), a better-on-average one that fails the sensitivity
+floor (v4, rejected), a clearly better one (v5, promoted), then a rollback; the tests below read that story.
 """
 
 from __future__ import annotations
@@ -59,30 +60,35 @@ def story(trained, prepared_breastmnist: Path, tmp_path_factory: pytest.TempPath
             {
                 "registry.model_name": "test-classifier",
                 "registry.positive_class": "malignant",
-                "registry.bootstrap_samples": 200,
-                "registry.min_primary": 0.7,
+                "registry.bootstrap_samples": 500,
+                "registry.min_primary": 0.6,
                 "registry.retries": 1,
                 "registry.retry_backoff_s": 0.1,
             }
         )
         setup_mlflow(settings, experiment_name(cfg))
         versions, decisions, run_ids = {}, {}, {}
-        for kind in ("good", "bad", "better"):
+        story = (("weak", "weak", {}), ("rerun", "weak", {}), ("bad", "bad", {}),
+                 ("floor", "better", {"registry.min_sensitivity": 0.99}), ("good", "good", {}))  # fmt: skip
+        for kind, model, overrides in story:
             with mlflow.start_run(run_name=f"train-{kind}") as run:
                 mlflow.set_tags(lineage_tags(cfg, "data-md5-abc", settings))
                 mlflow.log_params({"train.lr": 0.002, "kind": kind})
             run_ids[kind] = run.info.run_id
             versions[kind] = register_model(
-                trained[kind].model_dir,
-                trained[kind].onnx_path,
+                trained[model].model_dir,
+                trained[model].onnx_path,
                 cfg,
                 settings,
                 run_id=run.info.run_id,
                 data_version="data-md5-abc",
                 metrics={"auc": 0.5},
-                parity=FakeParity(passed=True) if kind == "better" else None,
+                parity=FakeParity(passed=True) if kind == "good" else None,
             )
-            decisions[kind] = evaluate_and_promote(versions[kind], prepared_breastmnist, cfg, settings, actor="test")
+            gate_cfg = cfg.with_overrides(overrides) if overrides else cfg
+            decisions[kind] = evaluate_and_promote(
+                versions[kind], prepared_breastmnist, gate_cfg, settings, actor="test"
+            )
         event = rollback(settings, cfg, actor="test")
         yield Story(settings, cfg, versions, decisions, event, run_ids)
 
@@ -93,40 +99,63 @@ def _client(story: Story):
     return MlflowClient(story.settings.tracking_uri)
 
 
-def test_first_good_model_becomes_champion(story: Story) -> None:
-    d = story.decisions["good"]
-    assert d.promoted, d.as_markdown()
-    assert d.champion_before is None
-    assert {c.name for c in d.checks} == {"primary_min", "ece", "export"}  # absolute gates only
-    assert d.metrics["challenger"]["auc"] >= 0.7
+def _tags(story: Story, kind: str) -> dict[str, str]:
+    return _client(story).get_model_version("test-classifier", story.versions[kind].version).tags
+
+
+def test_first_version_becomes_champion_on_floors(story: Story) -> None:
+    d = story.decisions["weak"]
+    assert d.promoted and d.outcome == "promoted", d.as_markdown()
+    assert d.champion_before is None and d.comparison is None and d.reason.startswith("first version")
+    assert {c.name for c in d.checks} == {"primary_min", "sensitivity_min", "ece", "export"}  # floors only
     lo, hi = d.cis["challenger"]
     assert lo < d.metrics["challenger"]["auc"] < hi
+    assert "p(malignant) >= " in d.operating_point and "sensitivity >= 0.9 on validation" in d.operating_point
 
 
-def test_worse_challenger_is_rejected_and_champion_untouched(story: Story) -> None:
+def test_identical_rerun_does_not_move_champion(story: Story) -> None:
+    d = story.decisions["rerun"]
+    weak = story.versions["weak"].version
+    assert not d.promoted and d.outcome == "kept_champion" and d.failed == ["gain"]
+    assert d.champion_before == weak and d.comparison.difference == 0.0 and d.comparison.ci == (0.0, 0.0)
+    assert d.reason.startswith("kept champion: no significant gain")
+    tags = _tags(story, "rerun")
+    assert tags["gate.decision"] == "kept_champion" and tags["gate.paired.auc_difference_ci95"] == "[+0.0000, +0.0000]"
+    assert tags["gate.reason"].startswith("kept champion: no significant gain")
+    description = _client(story).get_model_version("test-classifier", story.versions["rerun"].version).description
+    assert "KEPT CHAMPION" in description and "paired bootstrap 95% CI [+0.0000, +0.0000]" in description
+    assert story.decisions["bad"].champion_before == weak  # the champion did not move
+
+
+def test_worse_challenger_is_rejected(story: Story) -> None:
     d = story.decisions["bad"]
-    assert not d.promoted
-    assert d.champion_before == story.versions["good"].version
-    assert "primary_vs_champion" in d.failed and "primary_min" in d.failed
-    assert set(d.cis) == {"challenger", "champion"}
+    assert not d.promoted and d.outcome == "rejected"
+    assert {"primary_min", "gain"} <= set(d.failed) and set(d.cis) == {"challenger", "champion"}
     mv = _client(story).get_model_version("test-classifier", story.versions["bad"].version)
     tags = mv.tags
-    assert tags["gate.decision"] == "rejected"
-    assert "primary_vs_champion" in tags["gate.failed"]
-    assert len(tags) <= 16 and not any(k.startswith("parity.latency") for k in tags)  # about a dozen tags
+    assert tags["gate.decision"] == "rejected" and "primary_min" in tags["gate.failed"]
+    assert tags["gate.paired.auc_difference"].startswith("-") and tags["gate.paired.auc_difference_ci95"]
+    assert len(tags) <= 18 and not any(k.startswith("parity.latency") for k in tags)  # about a dozen tags
     # every check, its threshold and the CIs are in the card (the version's description), not in tags
-    assert "primary_min" in mv.description and "0.7" in mv.description and "Promotion gate" in mv.description
-    # the champion did not move on rejection: the next decision still saw v1 as champion
-    assert story.decisions["better"].champion_before == story.versions["good"].version
+    assert "primary_min" in mv.description and "0.6000" in mv.description and "Promotion gate" in mv.description
 
 
-def test_better_challenger_is_promoted(story: Story) -> None:
-    d = story.decisions["better"]
-    assert d.promoted, d.as_markdown()
-    assert {"primary_vs_champion", "sensitivity_vs_champion"} <= {c.name for c in d.checks}
-    tags = _client(story).get_model_version("test-classifier", story.versions["better"].version).tags
+def test_better_on_average_model_failing_a_floor_is_not_promoted(story: Story) -> None:
+    d = story.decisions["floor"]
+    assert not d.promoted and d.outcome == "rejected" and d.failed == ["sensitivity_min"]
+    assert d.comparison.difference > 0.1 and d.comparison.ci[0] > 0  # a real AUC gain ...
+    assert d.reason.startswith("failed: sensitivity at the operating point")  # ... refused on the floor
+
+
+def test_clearly_better_challenger_is_promoted(story: Story) -> None:
+    d = story.decisions["good"]
+    assert d.promoted and d.outcome == "promoted", d.as_markdown()
+    assert d.champion_before == story.versions["weak"].version
+    assert d.comparison.difference > 0.1 and d.comparison.ci[0] > story.cfg.registry.min_gain
+    assert "significant gain over champion" in d.reason
+    tags = _tags(story, "good")
     assert tags["gate.decision"] == "promoted" and tags["gate.failed"] == "none"
-    aliases = _client(story).get_model_version("test-classifier", story.versions["better"].version).aliases
+    aliases = _client(story).get_model_version("test-classifier", story.versions["good"].version).aliases
     assert "challenger" not in aliases  # moved off when it became champion
     assert tags["export.parity_passed"] == "true" and float(tags["parity.max_abs_diff"]) <= 1e-3
     assert "PROMOTED" in d.as_markdown()
@@ -135,26 +164,28 @@ def test_better_challenger_is_promoted(story: Story) -> None:
 def test_rollback_restores_previous_champion_and_history_lists_moves(story: Story) -> None:
     from components.registry.aliases import champion_version, history
 
-    good, better = story.versions["good"].version, story.versions["better"].version
-    assert story.rollback_event["from_version"] == better and story.rollback_event["to_version"] == good
-    assert champion_version(story.settings, story.cfg) == good
+    weak, good = story.versions["weak"].version, story.versions["good"].version
+    assert story.rollback_event["from_version"] == good and story.rollback_event["to_version"] == weak
+    assert champion_version(story.settings, story.cfg) == weak
     moves = history(story.settings, story.cfg, alias="champion")
     assert [(e["action"], e["from_version"], e["to_version"]) for e in moves] == [
-        ("gate", None, good),
-        ("gate", good, better),
-        ("rollback", better, good),
+        ("gate", None, weak),
+        ("gate", weak, good),
+        ("rollback", good, weak),
     ]
     assert all(e["flow_run_id"] == "flow-run-1234" and e["actor"] == "test" and e["time"] for e in moves)
     challengers = history(story.settings, story.cfg, alias="challenger")
-    # a promoted challenger loses @challenger (recorded); the rejected one keeps it until the next registration
-    assert [e["to_version"] for e in challengers] == [good, None, story.versions["bad"].version, better, None]
+    # a promoted challenger loses @challenger (recorded); the others keep it until the next registration
+    v = {k: x.version for k, x in story.versions.items()}
+    expected = [v["weak"], None, v["rerun"], v["bad"], v["floor"], v["good"], None]
+    assert [e["to_version"] for e in challengers] == expected
     assert all(e["action"] == "clear" for e in challengers if e["to_version"] is None)
     assert story.settings.audit_log.is_file()
 
 
 def test_lineage_tags_on_run_and_version(story: Story) -> None:
     client = _client(story)
-    v = story.versions["good"]
+    v = story.versions["weak"]
     run_tags = client.get_run(v.run_id).data.tags
     version_tags = client.get_model_version(v.name, v.version).tags
     for tags in (run_tags, version_tags):
@@ -186,6 +217,7 @@ def test_registered_model_has_onnx_and_pytorch_flavours(story: Story) -> None:
     assert "pytorch" in mlmodel["flavors"] and mlmodel["signature"]["inputs"]
     pre = json.loads((local / "preprocessing.json").read_text())
     assert pre["class_names"] == ["malignant", "normal_or_benign"] and len(pre["mean"]) == 1
+    assert pre["operating_point"]["positive_class"] == "malignant" and 0 < pre["operating_point"]["threshold"] < 1
     assert json.loads((local / "model_config.json").read_text())["name"] == "cnn"
     assert (local / "input_example.json").is_file()
     out = mlflow.pyfunc.load_model(uri).predict(np.zeros((3, 1, 28, 28), np.float32))
@@ -198,14 +230,17 @@ def test_model_card_and_gate_markdown_are_logged(story: Story) -> None:
     client = _client(story)
     v = story.versions["bad"]
     description = client.get_model_version(v.name, v.version).description
-    for section in ("## Intended use", "## Out of scope", "## Test metrics", "### Per class", "## Calibration"):
-        assert section in description
-    assert "REJECTED" in description and "data_version: `data-md5-abc`" in description
+    sections = ("## 0. Intended use", "## 1. Data", "## 2. Model and training", "### Test metrics", "### Per class",
+                "### Calibration", "### Subgroups", "## 5. Change record", "## 7. Limitations")  # fmt: skip
+    assert all(section in description for section in sections), description
+    assert "REJECTED" in description and "data version (DVC): `data-md5-abc`" in description
+    assert "- decision: p(malignant) >= " in description and "| sensitivity (recall of malignant) |" in description
+    assert "Against the previous champion v" in description and "kind `weak` -> `bad`" in description
     mlflow.set_tracking_uri(story.settings.tracking_uri)
     card = mlflow.artifacts.load_text(f"runs:/{v.run_id}/model_cards/v{v.version}/model_card.md")
     assert card == description
     gate_md = mlflow.artifacts.load_text(f"runs:/{v.run_id}/gate/v{v.version}_gate_decision.md")
-    assert "primary_vs_champion" in gate_md and "**FAIL**" in gate_md
+    assert "| gain | **FAIL**" in gate_md and "paired comparison: AUC difference -" in gate_md
 
 
 def test_manual_promote_needs_reason_and_is_audited(story: Story) -> None:
@@ -254,7 +289,7 @@ def test_mlflow_ui_serves_the_store(story: Story, tmp_path: Path) -> None:
             assert resp.status == 200
             body = json.loads(resp.read())
         aliases = {a["alias"]: a["version"] for a in body["registered_model"]["aliases"]}
-        assert aliases["champion"] == story.versions["good"].version and "challenger" not in aliases
+        assert aliases["champion"] == story.versions["weak"].version and "challenger" not in aliases  # rolled back
     finally:
         stop_ui(proc)
         log.close()

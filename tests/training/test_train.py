@@ -17,7 +17,6 @@ from mlflow.tracking import MlflowClient
 
 from components.data.dataset import load_prepared, load_split
 from components.models.artifacts import load_model_dir
-from components.training.evaluate import evaluate_model_dir
 from components.training.module import METRIC_NAMES
 from components.training.train import TrainResult, train_model
 from medpipe.settings import Settings
@@ -46,23 +45,48 @@ def trained(
 def test_smoke_training_learns_breastmnist(trained: tuple[TrainResult, Settings]) -> None:
     result, _ = trained
     assert result.val_metrics["auc"] > 0.75, result.val_metrics
-    assert set(METRIC_NAMES) <= set(result.test_metrics)
-    assert 0.5 < result.test_metrics["auc"] <= 1.0
+    assert set(METRIC_NAMES) <= set(result.val_metrics)
     assert result.checkpoint.is_file() and result.checkpoint.name.startswith("best-")
     assert result.best_params == {} and result.search_run_id is None
 
 
-def test_model_folder_reproduces_test_metrics(trained: tuple[TrainResult, Settings], prepared_breastmnist) -> None:
-    """The model folder through InferenceModel (raw pixels in, resize + normalise inside) gives the same
-    test metrics as the Lightning test loop (TTA off here: compare with the plain-path numbers)."""
+def test_served_graph_carries_tta_and_is_what_is_evaluated(
+    trained: tuple[TrainResult, Settings], prepared_breastmnist: Path, tmp_path: Path
+) -> None:
+    """train.tta=true goes into the exported graph (image + h-flip averaged): the test figures logged on the run
+    are those of that graph through ONNX Runtime at the operating point chosen on validation, and nothing before
+    the evaluation touched the test split."""
+    import torch
+
+    from components.deploy.export import export_onnx, preprocessing_for
+    from components.evaluation.evaluate import evaluate_served
+    from components.evaluation.outputs import log_to_run
+    from components.evaluation.served import served_probabilities, stamp_operating_point
+    from medpipe.config import PipelineConfig
+
     result, settings = trained
+    client = MlflowClient(settings.tracking_uri)
+    assert not any(k.startswith("test_") for k in client.get_run(result.run_id).data.metrics)
     net, pre = load_model_dir(result.model_dir)
-    assert pre.train_image_size == 28 and pre.class_names == ["malignant", "normal_or_benign"]
-    ev = evaluate_model_dir(result.model_dir, load_split(prepared_breastmnist, "test"))
-    run = MlflowClient(settings.tracking_uri).get_run(result.run_id)
-    assert ev.metrics["auc"] == pytest.approx(run.data.metrics["test_plain_auc"], abs=1e-4)
-    assert ev.metrics["accuracy"] == pytest.approx(run.data.metrics["test_plain_accuracy"], abs=1e-4)
-    assert ev.confusion.sum() == 156
+    assert pre.tta and pre.train_image_size == 28 and pre.class_names == ["malignant", "normal_or_benign"]
+    cfg = PipelineConfig().with_overrides({"registry.positive_class": "malignant"})
+    onnx_path = export_onnx(result.model_dir, tmp_path / "model.onnx", cfg.export)
+    op = stamp_operating_point(onnx_path, prepared_breastmnist, cfg.registry, cfg.export)
+    assert preprocessing_for(onnx_path).operating_point == op and op.positive_class == "malignant"
+
+    test = load_split(prepared_breastmnist, "test")
+    onnx_probs = served_probabilities(onnx_path, test.images[:32], cfg.export)
+    x = torch.from_numpy(test.images[:32].transpose(0, 3, 1, 2).astype(np.float32))
+    x = (x - torch.tensor(pre.mean) * 255) / (torch.tensor(pre.std) * 255)
+    with torch.inference_mode():
+        expected = (net.eval()(x).softmax(1) + net(torch.flip(x, dims=[3])).softmax(1)) / 2
+    assert np.abs(onnx_probs - expected.numpy()).max() < 1e-4
+
+    ev = evaluate_served(onnx_path, prepared_breastmnist, cfg)
+    log_to_run(settings, result.run_id, ev)
+    logged = client.get_run(result.run_id).data.metrics
+    assert logged["test_auc"] == ev.metrics["auc"] and logged["test_sensitivity"] == ev.metrics["sensitivity"]
+    assert ev.confusion().sum() == 156 and ev.metrics["threshold"] == op.threshold
 
 
 def test_mlflow_run_has_metrics_plots_lineage(trained: tuple[TrainResult, Settings]) -> None:

@@ -90,7 +90,9 @@ async def predict(request: Request, state: State, model: CurrentModel) -> schema
     scored = await score(request.state.request_id, state, model, names, decoded, raw=[data for _, data in inputs])
     model = scored.model  # the challenger, when the canary answered
     request.state.model_version = model.version
-    classes = model.preprocessing.class_names
+    pre = model.preprocessing
+    classes, probs = pre.class_names, scored.probabilities
+    decided, extra = pre.decide(probs), pre.decision_fields(probs)
     return schemas.PredictResponse(
         request_id=scored.request_id,
         model=schemas.ModelRef(name=model.name, version=model.version),
@@ -98,11 +100,12 @@ async def predict(request: Request, state: State, model: CurrentModel) -> schema
             schemas.Prediction(
                 index=i,
                 filename=names[i],
-                predicted_class=classes[int(p.argmax())],
-                confidence=float(p.max()),
+                predicted_class=classes[int(decided[i])],
+                confidence=float(p[decided[i]]),
                 probabilities={n: float(v) for n, v in zip(classes, p, strict=True)},
+                **extra[i],
             )
-            for i, p in enumerate(scored.probabilities)
+            for i, p in enumerate(probs)
         ],
     )
 
