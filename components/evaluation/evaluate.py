@@ -17,6 +17,7 @@ from components.data.dataset import load_split, read_manifest, split_fingerprint
 from components.deploy.export import preprocessing_for
 from components.errors import GateError
 from components.evaluation.served import decision_positive, served_probabilities
+from components.evaluation.subgroups import SubgroupTable, split_attributes, subgroup_metrics
 from medpipe import metrics as mx
 from medpipe.config import PipelineConfig
 from medpipe.imaging.preprocessing import Preprocessing
@@ -38,6 +39,7 @@ class EvaluationResult:
     reliability: list[tuple[float, float, float, int]] = field(default_factory=list)
     n_resamples: int = 0
     preprocessing: Preprocessing | None = None  # the served graph's record (None for bare predictions)
+    subgroups: SubgroupTable = field(default_factory=dict)  # attribute -> group -> n, auc, sensitivity (+ CIs)
 
     @property
     def positive(self) -> int | None:
@@ -72,8 +74,9 @@ def evaluate_probs(
     n_resamples: int,
     test_set: str,
     preprocessing: Preprocessing | None = None,
+    attributes: dict[str, list[str]] | None = None,
 ) -> EvaluationResult:
-    """The figures of given predictions at ``op`` (pure: no files, no model)."""
+    """The figures of given predictions at ``op`` (pure: no files, no model); per subgroup of ``attributes``."""
     return EvaluationResult(
         metrics=mx.classification_metrics(probs, labels, class_names, op),
         cis=mx.bootstrap_cis(probs, labels, op, n_resamples, BOOTSTRAP_SEED),
@@ -85,6 +88,7 @@ def evaluate_probs(
         reliability=mx.reliability_table(probs, labels, op.positive_index),
         n_resamples=n_resamples,
         preprocessing=preprocessing,
+        subgroups=subgroup_metrics(probs, labels, class_names, op, attributes or {}, n_resamples, BOOTSTRAP_SEED),
     )
 
 
@@ -113,4 +117,5 @@ def evaluate_served(onnx_path: Path, prepared_dir: Path, cfg: PipelineConfig, sp
         n_resamples=cfg.registry.bootstrap_samples,
         test_set=split_fingerprint(prepared_dir, split),
         preprocessing=pre,
+        attributes=split_attributes(manifest, split, len(data.labels)),
     )

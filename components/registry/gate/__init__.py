@@ -11,6 +11,7 @@ from pathlib import Path
 
 from components.data.dataset import read_manifest, split_fingerprint
 from components.evaluation.evaluate import EvaluationResult
+from components.evaluation.subgroups import flat_groups
 from components.registry.aliases import CHAMPION, alias_version, check_version, get_client, move_alias
 from components.registry.gate.evaluation import compare, evaluate_version
 from components.registry.gate.publishing import publish_decision
@@ -58,7 +59,8 @@ def evaluate_and_promote(
         metrics["champion"], cis["champion"] = champ.headline(), champ.cis[m]
         comparison = compare(challenger, champ, cfg)
     parity = (mv.tags.get("parity.passed") or mv.tags.get(PARITY_TAG, "not_evaluated")).lower()
-    checks, outcome, reason = decide(reg, version, champion, challenger.metrics, comparison, parity)
+    subgroups = flat_groups(challenger.subgroups)
+    checks, outcome, reason = decide(reg, version, champion, challenger.metrics, comparison, parity, subgroups)
     decision = GateDecision(
         promoted=outcome == PROMOTED,
         version=version,

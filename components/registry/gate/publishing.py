@@ -71,7 +71,6 @@ def publish_decision(
     decision: GateDecision,
     evaluation: EvaluationResult,
     manifest: dict[str, Any],
-    subgroups: dict[str, dict[str, dict[str, float]]] | None = None,
 ) -> str:
     """Tags, the decision artifact and the refreshed model card of ``mv``; returns the card's markdown."""
     name, version = mv.name, str(mv.version)
@@ -104,7 +103,7 @@ def publish_decision(
         gate_markdown=markdown,
         export={k: v for k, v in mv.tags.items() if k.startswith(("export.", "parity."))},
         operating_point=evaluation.operating_point,
-        subgroups=subgroups or {},
+        subgroups=evaluation.subgroups,
         change=change_record(client, mv, decision.champion_before, decision),
         manifest=manifest,
     )
