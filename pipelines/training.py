@@ -49,6 +49,7 @@ def training_flow(
     else:
         prepared = load_prepared(Path(prepared_path), data_version=data_version)
     checked = run_stage("preflight", task(preflight, name="pre-flight-checks"), cfg, prepared, settings)
+    requested = cfg  # as params.yaml/-S/profile say: what the DVC record compares with params.yaml
     cfg = checked.cfg  # registry.positive_class resolved; nothing trains unless config and data fit
     for note in checked.notes:
         print(note)
@@ -152,7 +153,7 @@ def training_flow(
         "dvc-record",
         task(record_training, name="dvc-metrics-and-lock", retries=0),
         settings,
-        cfg,
+        requested,
         Path(params_path),
         prepared.path,
         evaluation,
