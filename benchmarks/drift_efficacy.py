@@ -78,7 +78,7 @@ def main() -> None:  # noqa: PLR0915 - one script, printed top to bottom
     parser.add_argument("--windows", type=int, default=20, help="windows per shifted cell")
     parser.add_argument("--null-windows", type=int, default=100, help="iid windows per window size")
     parser.add_argument("--sizes", type=int, nargs="+", default=[50, 100, 200])
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-S", "--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()

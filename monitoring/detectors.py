@@ -7,11 +7,16 @@ Three families, each one p-value already corrected for the tests inside it:
   (:func:`scipy.stats.permutation_test`, vectorised over permutations);
 - :func:`softmax_shift`: black-box shift detection on the model's outputs: two-sample K-S per class
   probability (one column for two classes) and a chi-squared test on predicted-class counts, Bonferroni;
-- :func:`image_statistics`: K-S per image statistic, Holm-corrected (statsmodels); columns constant in
-  both samples are left out.
+- :func:`image_statistics`: K-S per image statistic, Holm-corrected; columns constant in both samples are
+  left out. (Holm is the three lines of :func:`holm`: statsmodels' ``multipletests`` runs ``gc.collect()``
+  on every call, 0.4-0.5 s on a busy box, more than the whole rest of a check.)
 
-Evidently's own embeddings MMD is not used: in 0.7.23 it calls drift when the observed MMD exceeds the
-5th percentile (``quantile_probability=0.05``) of its bootstrap null, i.e. ~95% of null windows alarm.
+Evidently's own embeddings MMD is not used (checked in 0.7.23, ``legacy/metrics/data_drift/
+embedding_drift_methods.py``): with ``bootstrap=True`` it calls drift when the observed MMD² exceeds the
+5th percentile (``quantile_probability=0.05``) of its bootstrap null, where the 95th is meant, so most
+null windows would alarm; its null uses a kernel bandwidth fitted on the reference alone, not the one of
+the observed statistic; and it returns no p-value. Its K-S and chi-squared stattests are the scipy calls
+used here; calling scipy directly keeps a check within its time budget (benchmarks/drift_speed.py).
 """
 
 from __future__ import annotations
@@ -51,15 +56,15 @@ def embedding_mmd(
     pooled = np.concatenate([ref, cur])
     d2 = cdist(pooled, pooled, "sqeuclidean")
     bandwidth = float(np.median(d2[np.triu_indices(len(pooled), k=1)])) or 1.0
-    kernel = np.exp(-d2 / bandwidth)
+    kernel = np.exp(-d2 / bandwidth).astype(np.float32)  # float32: half the cost of the permutation matmuls
 
     def mmd2(x_idx: np.ndarray, y_idx: np.ndarray, axis: int = -1) -> np.ndarray:
         x_idx, y_idx = np.atleast_2d(x_idx).astype(int), np.atleast_2d(y_idx).astype(int)
-        w = np.zeros((x_idx.shape[0], len(pooled)))
+        w = np.zeros((x_idx.shape[0], len(pooled)), dtype=np.float32)
         rows = np.arange(x_idx.shape[0])[:, None]
         w[rows, x_idx] = 1.0 / x_idx.shape[1]
         w[rows, y_idx] = -1.0 / y_idx.shape[1]
-        out = np.einsum("bi,bi->b", w @ kernel, w)
+        out = np.einsum("bi,bi->b", w @ kernel, w).astype(np.float64)
         return out if out.shape[0] > 1 else out[0]
 
     res = permutation_test(
@@ -85,7 +90,7 @@ def softmax_shift(ref_probs: np.ndarray, cur_probs: np.ndarray, class_names: lis
     raw: dict[str, float] = {}
     stats: dict[str, float] = {}
     for c in range(1 if k == 2 else 0, k):
-        res = ks_2samp(ref_probs[:, c], cur_probs[:, c])
+        res = ks_2samp(ref_probs[:, c], cur_probs[:, c], method="asymp")
         raw[f"p({class_names[c]})"], stats[f"p({class_names[c]})"] = float(res.pvalue), float(res.statistic)
     counts = np.stack([np.bincount(p.argmax(axis=1), minlength=k) for p in (ref_probs, cur_probs)])
     counts = counts[:, counts.sum(axis=0) > 0]
@@ -109,17 +114,26 @@ def constant_columns(ref: pd.DataFrame, cur: pd.DataFrame, columns: list[str]) -
     return out
 
 
+def holm(p_values: list[float]) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (step-down; the smallest is Bonferroni's ``m * min(p)``)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p)
+    stepped = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order])
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted
+
+
 def image_statistics(ref: pd.DataFrame, cur: pd.DataFrame, columns: list[str]) -> TestResult:
     """K-S per image statistic, Holm-adjusted; the family p-value is the smallest adjusted one."""
     from scipy.stats import ks_2samp
-    from statsmodels.stats.multitest import multipletests
 
     skip = set(constant_columns(ref, cur, columns))
     tested = [c for c in columns if c not in skip]
     if not tested:
         return TestResult("image_statistics", 0.0, 1.0, "every image statistic is constant")
-    results = [ks_2samp(ref[c].dropna().to_numpy(), cur[c].dropna().to_numpy()) for c in tested]
-    adjusted = multipletests([r.pvalue for r in results], method="holm")[1]
+    results = [ks_2samp(ref[c].dropna().to_numpy(), cur[c].dropna().to_numpy(), method="asymp") for c in tested]
+    adjusted = holm([r.pvalue for r in results])
     parts = {c: float(p) for c, p in zip(tested, adjusted, strict=True)}
     worst = int(np.argmin(adjusted))
     drifted = ", ".join(c for c, p in parts.items() if p < 0.05)
