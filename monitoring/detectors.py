@@ -21,6 +21,7 @@ used here; calling scipy directly keeps a check within its time budget (benchmar
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,12 +107,11 @@ def softmax_shift(ref_probs: np.ndarray, cur_probs: np.ndarray, class_names: lis
 
 def constant_columns(ref: pd.DataFrame, cur: pd.DataFrame, columns: list[str]) -> list[str]:
     """Columns with one value, the same one, in both samples (nothing to test, nothing to plot)."""
-    out = []
-    for col in columns:
-        values = pd.concat([ref[col], cur[col]]).dropna()
-        if values.nunique() <= 1:
-            out.append(col)
-    return out
+    both = np.concatenate([ref[columns].to_numpy(np.float64), cur[columns].to_numpy(np.float64)])
+    with warnings.catch_warnings():  # an all-missing column is "constant": nothing to test
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanmin(both, axis=0), np.nanmax(both, axis=0)
+    return [c for c, lo, hi in zip(columns, low, high, strict=True) if not lo < hi]
 
 
 def holm(p_values: list[float]) -> np.ndarray:
