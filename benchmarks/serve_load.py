@@ -1,21 +1,27 @@
-"""Load test of the real server: uvicorn on 127.0.0.1 (own process), 16 concurrent clients, a fixed number of
-requests, and a champion swap in the middle. Run once without and once with micro-batching, side by side.
+"""Serving throughput against raw ONNX Runtime, side by side in one run on one machine.
 
-    uv run python benchmarks/serve_load.py --requests 800 --clients 16
+The real server (`medpipe serve`, its own processes) takes a fixed-length load from 16 concurrent clients
+(async httpx, in client processes of their own); the champion is swapped half-way (model folder replaced,
+`/v1/reload` + the workers' polling). For each server setting it prints HTTP images/s, the ratio to raw ONNX
+Runtime images/s at batch 32 (same model, measured in this run), p50/p99 latency, errors, the versions seen.
+
+    uv run python benchmarks/serve_load.py --clients 16 --seconds 20
+    uv run python benchmarks/serve_load.py --images-per-request 1 32 --settings w1-b32 w2-b32
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import multiprocessing as mp
 import os
 import socket
+import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -25,17 +31,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+# name -> (uvicorn workers, ORT intra-op threads per worker (0: all cores), serving.max_batch, max_wait_ms)
+SETTINGS = {
+    "w1-b1": (1, 0, 1, 0.0),  # no micro-batching
+    "w1-b32": (1, 0, 32, 2.0),
+    "w2-b32": (2, 1, 32, 2.0),  # one process per core, one ORT thread each
+    "w4-b32": (4, 1, 32, 2.0),
+}
 
-def _serve(uri: str, home: str, port: int, max_batch: int, max_wait_ms: float) -> None:
-    import uvicorn
 
-    from components.serving.app import create_app
-    from medpipe.config import ExportConfig, ServingConfig
-    from medpipe.settings import Settings
-
-    cfg = ServingConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, reload_interval_s=3600)
-    app = create_app(Settings(home=Path(home)), cfg, ExportConfig(), uri)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+@dataclass(frozen=True)
+class Server:
+    proc: subprocess.Popen
+    url: str
+    workers: int
 
 
 def _free_port() -> int:
@@ -44,127 +53,174 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(uri: Path, home: Path, max_batch: int, max_wait_ms: float) -> tuple[mp.Process, str]:
-    """The real app under uvicorn in its own process; returns once ``/v1/ready`` answers 200."""
+def _loads(url: str) -> float:
+    """Model loads counted across workers (multiprocess metrics): every worker has loaded when it reaches N."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "medpipe_model_reloads_total" and s.labels.get("result") == "swapped"
+    )
+
+
+def start_server(model: Path, home: Path, workers: int, threads: int, max_batch: int, max_wait_ms: float) -> Server:
+    """``medpipe serve`` on a free port; returns once every worker has its model loaded."""
     port = _free_port()
-    proc = mp.get_context("spawn").Process(target=_serve, args=(str(uri), str(home), port, max_batch, max_wait_ms))
-    proc.start()
+    overrides = {
+        "serving.max_batch": max_batch, "serving.max_wait_ms": max_wait_ms, "serving.reload_interval_s": 1,
+        "serving.max_images_per_request": 64, "export.intra_op_threads": threads,
+    }  # fmt: skip
+    cmd = [str(Path(sys.executable).parent / "medpipe"), "serve", "--model", str(model), "--port", str(port),
+           "--workers", str(workers)] + [a for k, v in overrides.items() for a in ("-S", f"{k}={v}")]  # fmt: skip
+    env = {**os.environ, "MEDPIPE_HOME": str(home), "PROMETHEUS_MULTIPROC_DIR": ""}
+    env.pop("MEDPIPE_API_KEYS", None)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
     while True:
         try:
-            if httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200:
-                return proc, url
+            if workers == 1 and httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200:
+                return Server(proc, url, workers)
+            if workers > 1 and _loads(url) >= workers:
+                return Server(proc, url, workers)
         except httpx.HTTPError:
             pass
-        if time.monotonic() > deadline or not proc.is_alive():
-            proc.terminate()
-            raise RuntimeError("server did not become ready")
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError(f"server did not start: {proc.communicate()[1][-2000:]}")
         time.sleep(0.2)
 
 
-def throughput_images(work: Path, served: Path, args: argparse.Namespace, batch: int, deadline: float) -> float:
-    """Images/s through ``/v1/predict`` with ``batch`` images per request from ``args.clients`` clients."""
-    work.mkdir(parents=True, exist_ok=True)
-    proc, url = start_server(served, work / "home", batch, args.max_wait_ms)
-    buf = io.BytesIO()
-    np.save(buf, (np.random.default_rng(0).random((args.size, args.size)) * 255).astype(np.uint8))
-    files = [("files", (f"x{i}.npy", buf.getvalue(), "application/octet-stream")) for i in range(batch)]
-    sent = [0]
-    lock = threading.Lock()
-
-    def client() -> int:
-        done = 0
-        with httpx.Client(timeout=120) as c:
-            while time.monotonic() < deadline:
-                with lock:
-                    if sent[0] >= args.requests:
-                        break
-                    sent[0] += 1
-                c.post(f"{url}/v1/predict", files=files).raise_for_status()
-                done += batch
-        return done
-
+def stop_server(server: Server) -> None:
+    server.proc.terminate()
     try:
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(args.clients) as pool:
-            images = sum(pool.map(lambda _: client(), range(args.clients)))
-        return images / (time.perf_counter() - t0)
-    finally:
-        proc.terminate()
-        proc.join(10)
+        server.proc.wait(30)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
 
 
-def run_load(work: Path, a: Path, b: Path, args: argparse.Namespace, max_batch: int) -> dict[str, float]:
-    current = work / f"current-{max_batch}"
-    current.symlink_to(a, target_is_directory=True)
-    proc, url = start_server(current, work / f"home-{max_batch}", max_batch, args.max_wait_ms)
-    try:
-        buf = io.BytesIO()
-        np.save(buf, (np.random.default_rng(0).random((args.size, args.size)) * 255).astype(np.uint8))
-        payload = buf.getvalue()
-        latencies, errors, versions = [], 0, {}
-        lock = threading.Lock()
-        sent = [0]
-        swapped = threading.Event()
+def _client_proc(url: str, payload: bytes, n_images: int, conns: int, seconds: float, out: mp.Queue, go) -> None:  # noqa: ANN001
+    """``conns`` concurrent connections posting for ``seconds`` from ``go``; puts (latencies ms, errors, versions)."""
 
-        def client() -> None:
-            nonlocal errors
-            with httpx.Client(timeout=60) as c:
-                while True:
-                    with lock:
-                        if sent[0] >= args.requests:
-                            return
-                        sent[0] += 1
-                        if sent[0] == args.requests // 2:
-                            swapped.set()
+    async def run() -> tuple[list[float], int, dict[str, int]]:
+        files = [("files", (f"x{i}.npy", payload, "application/octet-stream")) for i in range(n_images)]
+        latencies, versions, errors = [], {}, 0
+        out.put("ready")
+        go.wait()
+        stop = time.monotonic() + seconds
+        limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+            async def loop() -> None:
+                nonlocal errors
+                while time.monotonic() < stop:
                     t0 = time.perf_counter()
                     try:
-                        r = c.post(f"{url}/v1/predict", files=[("files", ("x.npy", payload, "x"))])
+                        r = await client.post(f"{url}/v1/predict", files=files)
                         ok = r.status_code == 200
-                        v = r.json()["model"]["version"] if ok else None
                     except httpx.HTTPError:
-                        ok, v = False, None
-                    dt = (time.perf_counter() - t0) * 1000
-                    with lock:
-                        latencies.append(dt)
-                        errors += not ok
+                        ok = False
+                    latencies.append((time.perf_counter() - t0) * 1000)
+                    if ok:
+                        v = r.headers["x-model-version"]
                         versions[v] = versions.get(v, 0) + 1
+                    else:
+                        errors += 1
 
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(args.clients) as pool:
-            futures = [pool.submit(client) for _ in range(args.clients)]
-            swapped.wait()
-            nxt = work / f"next-{max_batch}"
-            nxt.symlink_to(b, target_is_directory=True)
-            os.replace(nxt, current)
-            httpx.post(f"{url}/v1/reload", timeout=60).raise_for_status()
-            for f in futures:
-                f.result()
-        wall = time.perf_counter() - t0
-        info = httpx.get(f"{url}/v1/model").json()
-    finally:
-        proc.terminate()
-        proc.join(10)
-    lat = np.array(latencies)
+            await asyncio.gather(*(loop() for _ in range(conns)))
+        return latencies, errors, versions
+
+    out.put(asyncio.run(run()))
+
+
+def load(server: Server, payload: bytes, n_images: int, args: argparse.Namespace, swap: tuple[Path, Path]) -> dict:
+    """16 clients for ``args.seconds``; the model folder behind ``swap[0]`` is replaced by ``swap[1]`` half-way."""
+    ctx = mp.get_context("spawn")
+    out, go = ctx.Queue(), ctx.Event()
+    procs = args.client_procs
+    per = [args.clients // procs + (i < args.clients % procs) for i in range(procs)]
+    workers = [ctx.Process(target=_client_proc, args=(server.url, payload, n_images, c, args.seconds, out, go))
+               for c in per]  # fmt: skip
+    for w in workers:
+        w.start()
+    for _ in workers:
+        assert out.get(timeout=120) == "ready"
+    go.set()  # every client process has started: the load and the clock start together
+    time.sleep(args.seconds / 2)
+    link, target = swap
+    tmp_link = link.with_name(link.name + ".next")
+    tmp_link.symlink_to(target, target_is_directory=True)
+    os.replace(tmp_link, link)  # atomic: a reload sees the old folder or the new one, never half of one
+    httpx.post(f"{server.url}/v1/reload", timeout=60)  # one worker now; the others on their next poll (1 s)
+    results = [out.get(timeout=args.seconds + 120) for _ in workers]
+    for w in workers:
+        w.join()
+    lat = np.concatenate([np.asarray(r[0]) for r in results])
+    versions: dict[str, int] = {}
+    for r in results:
+        for v, n in r[2].items():
+            versions[v] = versions.get(v, 0) + n
+    ok = sum(versions.values())
     return {
-        "req/s": len(lat) / wall,
+        "images/s": ok * n_images / args.seconds,
         "p50 ms": float(np.percentile(lat, 50)),
         "p99 ms": float(np.percentile(lat, 99)),
-        "errors": errors,
-        "versions": len([v for v in versions if v]),
-        "mean batch": info["mean_batch_size"],
+        "errors": sum(r[1] for r in results),
+        "versions": len(versions),
     }
+
+
+def raw_ort(model: Path, batch: int, seconds: float) -> float:
+    """Images/s of ONNX Runtime alone (default threads: all cores) at ``batch``, as the server's ceiling."""
+    from components.deploy.runtime import create_session, run_session
+    from medpipe.config import ExportConfig
+
+    session = create_session(model / "model.onnx", ExportConfig())
+    shape = session.get_inputs()[0].shape
+    x = (np.random.default_rng(0).random((batch, *shape[1:])) * 255).astype(np.float32)
+    for _ in range(5):
+        run_session(session, x)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        run_session(session, x)
+        n += batch
+    return n / (time.perf_counter() - t0)
+
+
+def _npy(size: int) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.random.default_rng(0).integers(0, 256, (size, size), dtype=np.uint8))
+    return buf.getvalue()
+
+
+def throughput_images(work: Path, served: Path, args: argparse.Namespace, batch: int, deadline: float) -> float:
+    """HTTP images/s with ``batch`` images per request from ``args.clients`` clients (one worker, micro-batching);
+    ``args.requests`` caps the run's length at about that many requests (for ``gpu_suite.py``)."""
+    work.mkdir(parents=True, exist_ok=True)
+    link = work / "current"
+    if not link.exists():
+        link.symlink_to(served, target_is_directory=True)
+    server = start_server(link, work / "home", 1, 0, max(batch, 32), args.max_wait_ms)
+    try:
+        probe = argparse.Namespace(seconds=max(1.0, min(10.0, deadline - time.monotonic() - 5)), clients=args.clients,
+                                   client_procs=1)  # fmt: skip
+        return load(server, _npy(args.size), batch, probe, (link, served))["images/s"]
+    finally:
+        stop_server(server)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=800)
     ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--client-procs", type=int, default=2, help="Client processes the clients are spread over.")
+    ap.add_argument("--seconds", type=float, default=20.0, help="Load length per setting (swap at half).")
     ap.add_argument("--model", default="cnn")
     ap.add_argument("--size", type=int, default=28)
-    ap.add_argument("--max-batch", type=int, default=32)
-    ap.add_argument("--max-wait-ms", type=float, default=5.0)
+    ap.add_argument("--images-per-request", type=int, nargs="+", default=[1, 32])
+    ap.add_argument("--settings", nargs="+", default=["w1-b1", "w1-b32", "w2-b32"], choices=sorted(SETTINGS))
     args = ap.parse_args()
     from _models import make_served_folder
 
@@ -172,14 +228,29 @@ def main() -> None:
         work = Path(tmp)
         a = make_served_folder(work / "a", args.model, args.size, 1, seed=0)
         b = make_served_folder(work / "b", args.model, args.size, 1, seed=1)
-        rows = {f"max_batch={mb}": run_load(work, a, b, args, mb) for mb in (1, args.max_batch)}
-    print(f"{args.requests} requests, {args.clients} clients, model={args.model} {args.size}px, swap at 50%")
-    keys = list(next(iter(rows.values())))
-    print(f"{'':16}" + "".join(f"{k:>12}" for k in keys))
-    for name, r in rows.items():
-        print(f"{name:16}" + "".join(f"{r[k]:12.2f}" if isinstance(r[k], float) else f"{r[k]:12d}" for k in keys))
-    base, mb = rows["max_batch=1"], rows[f"max_batch={args.max_batch}"]
-    print(f"micro-batching throughput ratio: {mb['req/s'] / base['req/s']:.2f}x")
+        raw = raw_ort(a, 32, 5.0)
+        payload = _npy(args.size)
+        rows = []
+        for name in args.settings:
+            workers, threads, max_batch, wait = SETTINGS[name]
+            for n_images in args.images_per_request:
+                link = work / f"current-{name}-{n_images}"
+                link.symlink_to(a, target_is_directory=True)
+                server = start_server(link, work / f"home-{name}-{n_images}", workers, threads, max_batch, wait)
+                try:
+                    r = load(server, payload, n_images, args, (link, b))
+                finally:
+                    stop_server(server)
+                rows.append((name, n_images, r))
+    print(f"model={args.model} {args.size}px, {args.clients} clients in {args.client_procs} processes, "
+          f"{args.seconds:.0f} s per row, champion swapped at half; {os.cpu_count()} CPUs")  # fmt: skip
+    print(f"raw ONNX Runtime, batch 32, all threads: {raw:,.0f} images/s")
+    head = ("img/req", "images/s", "ratio", "p50 ms", "p99 ms", "errors", "versions")
+    print(f"{'setting':10}" + "".join(f"{h:>{w}}" for h, w in zip(head, (8, 11, 8, 9, 9, 8, 9), strict=True)))
+    for name, n_images, r in rows:
+        print(f"{name:10}{n_images:8d}{r['images/s']:11,.0f}{r['images/s'] / raw:8.2f}{r['p50 ms']:9.1f}"
+              f"{r['p99 ms']:9.1f}{r['errors']:8d}{r['versions']:9d}")  # fmt: skip
+    print("settings: w<uvicorn workers>-b<serving.max_batch>; w2/w4 run one ORT thread per worker")
 
 
 if __name__ == "__main__":

@@ -293,6 +293,8 @@ class ServingConfig(_Section):
         10_000, description="Rows kept in memory while the inference log cannot be written; then requests get 503."
     )
     canary: CanaryConfig | None = None
+    explain_max_pixels: Annotated[int, Field(ge=64)] = 2048 * 2048
+    explain_concurrency: Annotated[int, Field(ge=1, description="Grad-CAM runs at once per worker; more: 429.")] = 1
 
 
 class RetrainConfig(_Section):

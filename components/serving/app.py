@@ -27,7 +27,7 @@ from components.serving.inference_log import InferenceLog
 from components.serving.log_writer import BufferedLogWriter
 from components.serving.middleware import BodyLimit, RequestContext
 from components.serving.model_source import parse_registry_uri
-from components.serving.routes import metrics, v1, v2
+from components.serving.routes import explain, metrics, v1, v2
 from components.serving.state import ServingState
 from components.serving.telemetry import RequestMetrics, ServingMetrics
 from components.tracking import require_existing_store
@@ -104,6 +104,7 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
     app.add_middleware(RequestMetrics, metrics=telemetry)  # outermost: counts the 413s of BodyLimit too
     install_error_handlers(app)
     app.include_router(v1.router)
+    app.include_router(explain.router)
     app.include_router(v2.router)
     app.include_router(metrics.router)
     return app

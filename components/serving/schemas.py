@@ -92,3 +92,14 @@ class FeedbackRequest(BaseModel):
 
 class FeedbackResponse(BaseModel):
     updated: int
+
+
+class ExplainResponse(BaseModel):
+    request_id: str
+    model: ModelRef
+    filename: str | None
+    predicted_class: str
+    target_class: str = Field(description="The class the heatmap explains.")
+    probabilities: dict[str, float] = Field(description="Of the PyTorch flavour of the served version.")
+    heatmap: list[list[float]] = Field(description="Grad-CAM map at the image's model size, 0..1 (rows, columns).")
+    overlay_png: str = Field(description="The heatmap over the image, a base64 PNG.")

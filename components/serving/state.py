@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from components.errors import MedpipeError
 from components.serving.batcher import MicroBatcher
@@ -36,6 +37,8 @@ class ServingState:
     challenger: LoadedModel | None = None
     challenger_error: str | None = None
     splitter: Splitter | None = None
+    explain_slots: asyncio.Semaphore | None = None  # serving.explain_concurrency, made on first use
+    explainers: dict[str, Any] = field(default_factory=dict)  # model marker -> its PyTorch network (explain)
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def reload(self, force: bool = False) -> bool:

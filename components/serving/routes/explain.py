@@ -1,0 +1,68 @@
+"""``POST /v1/explain``: a Grad-CAM heatmap (raw map + PNG overlay) for one image, with its own limits.
+
+Explanations run PyTorch with gradients (tens of times the cost of a prediction), so they take one image,
+at most ``serving.explain_max_pixels`` pixels, and ``serving.explain_concurrency`` at a time per worker:
+a request beyond that is answered 429 at once instead of queueing behind the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from components.serving import schemas
+from components.serving.deps import ApiKey, CurrentModel, State
+from components.serving.errors import ERROR_RESPONSES
+from components.serving.explain import grad_cam, load_explainer
+from components.serving.images import InputError
+from components.serving.inputs import decode_all, read_inputs
+from components.serving.state import ServingState
+
+router = APIRouter(prefix="/v1", tags=["v1"])
+
+
+def _slots(state: ServingState) -> asyncio.Semaphore:
+    if state.explain_slots is None:
+        state.explain_slots = asyncio.Semaphore(state.cfg.explain_concurrency)
+    return state.explain_slots
+
+
+@router.post("/explain", response_model=schemas.ExplainResponse, dependencies=[ApiKey],
+             responses={**ERROR_RESPONSES, 429: {"model": schemas.ErrorBody}})  # fmt: skip
+async def explain(
+    request: Request,
+    state: State,
+    model: CurrentModel,
+    target: str | None = Query(None, description="Class to explain (default: the predicted one)."),
+) -> schemas.ExplainResponse:
+    """Why the served model decided: Grad-CAM on one image (the same bodies as ``/v1/predict``)."""
+    classes = model.preprocessing.class_names
+    if target is not None and target not in classes:
+        raise InputError(422, "invalid_target", f"target {target!r} is not a class of this model; use one of {classes}")
+    inputs = await read_inputs(request, state.cfg)
+    if len(inputs) != 1:
+        raise InputError(413, "too_many_images", f"explain takes one image per request, not {len(inputs)}")
+    slots = _slots(state)
+    if slots.locked():
+        raise InputError(429, "explain_busy", f"serving.explain_concurrency={state.cfg.explain_concurrency} "
+                         "explanations are already running; retry shortly")  # fmt: skip
+    async with slots:
+        budget = state.cfg.model_copy(update={"max_pixels": min(state.cfg.max_pixels, state.cfg.explain_max_pixels)})
+        (decoded,) = await run_in_threadpool(decode_all, inputs, model, budget)
+        explainer = state.explainers.get(model.marker) or await run_in_threadpool(load_explainer, model)
+        state.explainers = {model.marker: explainer}  # only the served version's network is kept
+        index = None if target is None else classes.index(target)
+        result = await run_in_threadpool(grad_cam, explainer, decoded.array, index)
+    return schemas.ExplainResponse(
+        request_id=request.state.request_id,
+        model=schemas.ModelRef(name=model.name, version=model.version),
+        filename=inputs[0][0],
+        predicted_class=classes[int(result.probabilities.argmax())],
+        target_class=classes[result.target],
+        probabilities={n: float(p) for n, p in zip(classes, result.probabilities, strict=True)},
+        heatmap=result.heatmap.round(4).tolist(),
+        overlay_png=base64.b64encode(result.overlay_png).decode(),
+    )

@@ -1,0 +1,69 @@
+"""``POST /v1/explain``: Grad-CAM of the served version's PyTorch flavour, through a real server."""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from components.data.dataset import load_split
+from components.deploy.export import export_onnx
+from medpipe.config import ExportConfig
+
+pytestmark = pytest.mark.slow
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_explain_heatmap_of_the_served_version(trained_cnn_dir, onnx_folder, prepared_breastmnist, serve, client,
+                                               tmp_path) -> None:  # fmt: skip
+    folder = shutil.copytree(trained_cnn_dir, tmp_path / "model")  # a model folder after `medpipe deploy`
+    export_onnx(folder, folder / "model.onnx", ExportConfig())
+    image = load_split(prepared_breastmnist, "test").images[3, ..., 0]
+    files = [("files", ("scan.png", _png(image), "image/png"))]
+    with serve(str(folder)) as (url, _):
+        predicted = client.post(f"{url}/v1/predict", files=files).json()["predictions"][0]
+        r = client.post(f"{url}/v1/explain", files=files, timeout=600)  # the first one imports torch and captum
+        assert r.status_code == 200, r.text
+        body = r.json()
+        other = next(c for c in predicted["probabilities"] if c != predicted["predicted_class"])
+        r_other = client.post(f"{url}/v1/explain", params={"target": other}, files=files)
+        bad_target = client.post(f"{url}/v1/explain", params={"target": "nope"}, files=files)
+        two = client.post(f"{url}/v1/explain", files=files * 2)
+    assert r.headers["x-model-version"] == body["model"]["version"]
+    # the PyTorch flavour agrees with the ONNX graph that served the prediction
+    assert body["predicted_class"] == body["target_class"] == predicted["predicted_class"]
+    for name, p in predicted["probabilities"].items():
+        assert body["probabilities"][name] == pytest.approx(p, abs=1e-4)
+    heatmap = np.array(body["heatmap"])
+    assert heatmap.shape == (28, 28) and heatmap.min() >= 0 and heatmap.max() == pytest.approx(1.0, abs=1e-3)
+    overlay = Image.open(io.BytesIO(base64.b64decode(body["overlay_png"])))
+    assert (overlay.size, overlay.mode) == ((28, 28), "RGB")
+    assert r_other.status_code == 200 and r_other.json()["target_class"] == other
+    assert not np.allclose(np.array(r_other.json()["heatmap"]), heatmap)  # another class, another map
+    assert (bad_target.status_code, bad_target.json()["error"]) == (422, "invalid_target")
+    assert (two.status_code, two.json()["error"]) == (413, "too_many_images")
+
+    # a folder with only the ONNX graph cannot be explained, and says so
+    with serve(str(onnx_folder)) as (url, _):
+        r = client.post(f"{url}/v1/explain", files=files)
+    assert (r.status_code, r.json()["error"]) == (422, "explain_unavailable")
+    assert "PyTorch flavour" in r.json()["detail"]
+
+
+def test_explain_pixel_limit_is_its_own(trained_cnn_dir, serve, client, tmp_path) -> None:
+    folder = shutil.copytree(trained_cnn_dir, tmp_path / "model")
+    export_onnx(folder, folder / "model.onnx", ExportConfig())
+    files = [("files", ("big.png", _png(np.zeros((100, 100), np.uint8)), "image/png"))]
+    with serve(str(folder), explain_max_pixels=64 * 64) as (url, _):
+        assert client.post(f"{url}/v1/predict", files=files).status_code == 200
+        r = client.post(f"{url}/v1/explain", files=files)
+    assert (r.status_code, r.json()["error"]) == (413, "too_many_pixels")
