@@ -118,6 +118,6 @@ def decode_files(
     if workers <= 1 or len(jobs) < _MIN_POOL:
         yield from map(_decode_file, jobs)
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:  # as DataLoader does
         for start in range(0, len(jobs), _CHUNK * workers):
             yield from pool.map(_decode_file, jobs[start : start + _CHUNK * workers], chunksize=16)

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 import webdataset as wds
+from webdataset.handlers import reraise_exception
+from webdataset.tariterators import tar_file_iterator
 
 from components.errors import DataError
 
@@ -193,14 +195,22 @@ def verify(prepared_dir: Path, index: ShardIndex | None = None) -> None:
 
 
 # --- reading ---------------------------------------------------------------------------------
-def _decode(sample: dict[str, Any], url: str) -> np.ndarray:
+def _decode(key: str, data: bytes, url: str, shape: tuple[int, ...] | None) -> np.ndarray:
+    """The pixels of one ``.npy`` member. With the ``shape`` every image of a prepared folder has, the
+    uint8 payload is the tail of the member (no header parse: ~10x faster on small images)."""
+    if shape is not None:
+        n = int(np.prod(shape))
+        if len(data) > n and data[:6] == b"\x93NUMPY":
+            return np.frombuffer(data, dtype=np.uint8, count=n, offset=len(data) - n).reshape(shape)
     try:
-        return np.load(io.BytesIO(sample["npy"]), allow_pickle=False)
-    except (KeyError, ValueError, OSError) as err:
-        raise DataError(f"shard {url}: member {sample.get('__key__')!r} is not a readable image ({err})") from None
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise DataError(f"shard {url}: member {key!r} is not a readable image ({err})") from None
 
 
-def iter_shard(path: Path, wanted: set[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
+def iter_shard(
+    path: Path, wanted: set[str] | None = None, shape: tuple[int, ...] | None = None
+) -> Iterator[tuple[str, np.ndarray]]:
     """``(key, pixels)`` of one shard, in order; keys not in ``wanted`` are skipped without decoding."""
     url = str(path)
     if not path.is_file():
@@ -208,12 +218,13 @@ def iter_shard(path: Path, wanted: set[str] | None = None) -> Iterator[tuple[str
             f"shard {url} is missing from the prepared data; restore it with `medpipe data pull` "
             "(or `dvc checkout`), or run `medpipe data ingest` again"
         )
-    pipeline = wds.DataPipeline(wds.SimpleShardList([url]), wds.tarfile_to_samples(handler=wds.reraise_exception))
     try:
-        for sample in pipeline:
-            key = sample["__key__"]
-            if wanted is None or key in wanted:
-                yield key, _decode(sample, url)
+        with open(path, "rb") as stream:
+            # one member per sample (<key>.npy): WebDataset's raw tar iterator, without its grouping pipeline
+            for member in tar_file_iterator(stream, handler=reraise_exception):
+                key = member["fname"].rsplit(".", 1)[0]
+                if wanted is None or key in wanted:
+                    yield key, _decode(key, member["data"], url, shape)
     except (tarfile.TarError, OSError, ValueError, EOFError) as err:
         raise DataError(f"shard {url} is corrupt or truncated ({err}); restore it with `medpipe data pull`") from None
 
@@ -234,7 +245,7 @@ def read_split(prepared_dir: Path, split: str, index: ShardIndex | None = None) 
         raise DataError(f"{prepared_dir}/{INDEX}: {len(missing)} image(s) of split {split!r} are in no shard")
     for si in sorted({shard_of[k] for k in positions}):
         path = Path(prepared_dir) / index.shards[si]["file"]
-        for key, pixels in iter_shard(path, set(index.shards[si]["keys"]) & positions.keys()):
+        for key, pixels in iter_shard(path, set(index.shards[si]["keys"]) & positions.keys(), images.shape[1:]):
             images[positions[key]] = pixels
     return images, index.split_labels(split)
 
@@ -259,11 +270,13 @@ def iter_items(
     prepared_dir: Path, index: ShardIndex, items: Sequence[tuple[int, str, int]]
 ) -> Iterator[tuple[np.ndarray, int]]:
     """Stream ``(pixels, label)`` for ``items`` (from :func:`split_items`/:func:`share`), shard by shard."""
+    size, channels = int(index.conform["image_size"]), int(index.conform["channels"])
+    shape = (size, size, channels)
     by_shard: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     for shard, key, label in items:
         by_shard[shard][key].append(label)
     for shard, wanted in by_shard.items():
-        for key, pixels in iter_shard(Path(prepared_dir) / index.shards[shard]["file"], set(wanted)):
+        for key, pixels in iter_shard(Path(prepared_dir) / index.shards[shard]["file"], set(wanted), shape):
             for label in wanted[key]:
                 yield pixels, label
 
