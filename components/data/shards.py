@@ -108,7 +108,7 @@ class ShardWriter:
     def write(self, key: str, pixels: np.ndarray) -> None:
         if self._tar is None:
             self._tmp = self.dir / f".tmp-{uuid.uuid4().hex}.tar"
-            self._tar = wds.TarWriter(str(self._tmp), mtime=_MTIME, user="medpipe", group="medpipe")
+            self._tar = wds.TarWriter(str(self._tmp), mtime=_MTIME, user="medpipe", group="medpipe", encoder=False)
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(pixels, dtype=np.uint8), allow_pickle=False)
         self._tar.write({"__key__": key, "npy": buf.getvalue()})
@@ -297,5 +297,8 @@ def pixel_stats(index: ShardIndex, split: str) -> tuple[list[float], list[float]
 
 def item_stats(pixels: np.ndarray) -> dict[str, list[float]]:
     """Per-channel pixel sum and sum of squares of one (H, W, C) uint8 image (for :func:`pixel_stats`)."""
-    flat = pixels.reshape(-1, pixels.shape[-1]).astype(np.float64)
-    return {"sum": flat.sum(axis=0).tolist(), "sumsq": (flat * flat).sum(axis=0).tolist()}
+    flat = pixels.reshape(-1, pixels.shape[-1]).astype(np.uint32)
+    return {
+        "sum": flat.sum(axis=0, dtype=np.uint64).tolist(),
+        "sumsq": (flat * flat).sum(axis=0, dtype=np.uint64).tolist(),
+    }
