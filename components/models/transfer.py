@@ -39,22 +39,32 @@ def apply_state_dict(model: Classifier, state: dict[str, torch.Tensor], source: 
 
 
 def registered_state_dict(uri: str, settings: Settings) -> dict[str, torch.Tensor]:
-    """State dict of a registered pytorch-flavour model (``models:/name@alias`` or ``models:/name/3``)."""
+    """State dict of a registered model (``models:/name@alias`` or ``models:/name/3``), read from the
+    ``model.pt`` it carries with ``weights_only=True``: nothing a registry holds is unpickled."""
+    import tempfile
+
     import mlflow
 
+    from components.models.artifacts import WEIGHTS
     from components.tracking import use_tracking_store
 
     use_tracking_store(settings)
-    try:
-        net = mlflow.pytorch.load_model(uri, map_location="cpu")
-    except Exception as err:  # MlflowException, missing alias, unreachable server, ...
-        raise RegistryError(
-            f"cannot load init weights {uri} from the registry at {settings.registry_uri}: {err}. "
-            "Check the model name and alias (`medpipe registry list`) or set model.init_weights to a file."
-        ) from err
-    if not isinstance(net, torch.nn.Module):
-        raise RegistryError(f"{uri} is not a pytorch model (got {type(net).__name__}); register the Classifier")
-    return net.state_dict()
+    with tempfile.TemporaryDirectory(prefix="medpipe-init-") as tmp:
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(f"{uri.rstrip('/')}/{WEIGHTS}", dst_path=tmp))
+        except Exception as err:  # MlflowException, missing alias or file, unreachable server, ...
+            raise RegistryError(
+                f"cannot load init weights {uri} from the registry at {settings.registry_uri}: {err}. "
+                f"Check the model name and alias (`medpipe registry list`; the version must carry {WEIGHTS}, as "
+                "every version medpipe registers does) or set model.init_weights to a file."
+            ) from err
+        try:
+            state = torch.load(local, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - an UnpicklingError is exactly what must not run
+            raise RegistryError(f"{uri}: {WEIGHTS} is not a plain state dict ({type(err).__name__}); refused") from err
+    if not isinstance(state, dict):
+        raise RegistryError(f"{uri}: {WEIGHTS} holds a {type(state).__name__}, not a state dict")
+    return state
 
 
 def build_model(

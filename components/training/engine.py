@@ -221,11 +221,12 @@ def fit(
     resume = ckpt_dir is not None and (Path(ckpt_dir) / "last.ckpt").is_file()
     if resume:
         last = Path(ckpt_dir) / "last.ckpt"
-        epoch = torch.load(last, map_location="cpu", weights_only=False).get("epoch", -1)  # our own file
+        epoch = torch.load(last, map_location="cpu", weights_only=True).get("epoch", -1)  # tensors and plain data
         log.info("resuming from %s (epoch %s)", last, epoch)
         if client is not None and run_id:
             ml.set_tags(client, run_id, {"medpipe.resumed_from_epoch": str(epoch)})
-    trainer.fit(module, datamodule=dm, ckpt_path="last" if resume else None)
+    # weights_only: a checkpoint is tensors and plain data; never unpickle code from a file on disk
+    trainer.fit(module, datamodule=dm, ckpt_path="last" if resume else None, weights_only=True)
     if trainer.interrupted:
         raise KeyboardInterrupt("training was interrupted")
 
@@ -240,7 +241,8 @@ def fit(
     if checkpoint is not None and checkpoint.best_model_path:
         out.checkpoint = Path(checkpoint.best_model_path)
         # the best weights' val metrics (exact also after a resume, when the epoch history is gone)
-        val = trainer.validate(module, datamodule=dm, ckpt_path=str(out.checkpoint), verbose=False)[0]
+        best = str(out.checkpoint)
+        val = trainer.validate(module, datamodule=dm, ckpt_path=best, verbose=False, weights_only=True)[0]
         out.val_metrics = _unprefixed(val, "val_")
         out.best_value = out.val_metrics.get("auc", out.best_value)
     return out

@@ -33,25 +33,48 @@ def test_transfer_from_state_dict_file(tmp_path, settings) -> None:
     assert "weights" not in kwargs
 
 
-def test_transfer_from_registered_model_alias(settings) -> None:
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.registry_uri)
-    mlflow.set_experiment("pretraining")  # not the process-wide active experiment id of an earlier store
-    src = create_model("cnn", num_classes=2, in_channels=1, small_input=True).eval()
-    with mlflow.start_run():  # MLflow 3.17 defaults to the pt2 (torch.export) format: it needs an input example
-        example = torch.rand(2, 1, 28, 28).numpy()
-        info = mlflow.pytorch.log_model(
-            src, name="model", registered_model_name="pretrained-cnn", input_example=example
-        )
-    mlflow.MlflowClient().set_registered_model_alias("pretrained-cnn", "champion", info.registered_model_version)
-    cfg = smoke_cfg("search.enabled=false", "model.init_weights=models:/pretrained-cnn@champion")
-    net, _, skipped = build_model(cfg.model, num_classes=2, in_channels=1, settings=settings)
+def test_transfer_from_registered_model_alias(settings, tmp_path) -> None:
+    """The registered version's model.pt is read with weights_only=True; nothing registered is unpickled."""
+    from components.models.artifacts import save_model_dir
+    from components.models.transfer import factory_kwargs
+    from components.registry.register import register_model
+    from medpipe.imaging.preprocessing import Preprocessing
+
+    cfg = smoke_cfg("search.enabled=false", "registry.model_name=pretrained-cnn")
+    src = create_model(**factory_kwargs(cfg.model, num_classes=2, in_channels=1)).eval()
+    pre = Preprocessing(
+        image_size=28, train_image_size=28, channels=1, mean=[0.5], std=[0.25], class_names=["a", "b"], model_name="cnn"
+    )
+    model_dir = save_model_dir(tmp_path / "model", src, factory_kwargs(cfg.model, num_classes=2, in_channels=1), pre)
+    reg = register_model(model_dir, None, cfg, settings, run_id=None, data_version="v1", metrics={"auc": 0.8})
+    mlflow.MlflowClient(settings.tracking_uri).set_registered_model_alias("pretrained-cnn", "champion", reg.version)
+
+    init = smoke_cfg("search.enabled=false", "model.init_weights=models:/pretrained-cnn@champion")
+    net, _, skipped = build_model(init.model, num_classes=2, in_channels=1, settings=settings)
     assert skipped == []
     for (k, a), b in zip(net.state_dict().items(), src.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     bad = smoke_cfg("search.enabled=false", "model.init_weights=models:/pretrained-cnn@nope")
     with pytest.raises(RegistryError, match="pretrained-cnn@nope"):
         build_model(bad.model, num_classes=2, in_channels=1, settings=settings)
+
+
+def test_init_weights_refuse_a_registered_pickle(settings, tmp_path) -> None:
+    """A version whose model.pt is a pickled object (code on load) is refused, not run."""
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.registry_uri)
+    mlflow.set_experiment("hostile")
+    evil = tmp_path / "model.pt"
+    torch.save({"net": torch.nn.Linear(2, 2)}, evil)  # a module object: unpickling it would import and run code
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(evil), artifact_path="m")
+    client = mlflow.MlflowClient(settings.tracking_uri)
+    client.create_registered_model("hostile-model")
+    source = f"{run.info.artifact_uri}/m"
+    version = client.create_model_version("hostile-model", source, run_id=run.info.run_id).version
+    cfg = smoke_cfg("search.enabled=false", f"model.init_weights=models:/hostile-model/{version}")
+    with pytest.raises(RegistryError, match="not a plain state dict"):
+        build_model(cfg.model, num_classes=2, in_channels=1, settings=settings)
 
 
 def test_staged_unfreezing_keeps_backbone_for_first_epochs(prepared_breastmnist, settings) -> None:
