@@ -48,3 +48,20 @@ def test_kubernetes_serving_needs_real_keys() -> None:
 def test_docker_image_serves_with_the_same_rule() -> None:
     cmd = next(line for line in (INFRA / "Dockerfile").read_text().splitlines() if line.startswith("CMD"))
     assert "serving.host=0.0.0.0" in cmd and not any(flag in cmd for flag in OPEN_FLAGS)
+
+
+def test_compose_mlflow_runs_behind_basic_auth(compose_model: dict[str, Any], tmp_path: Path) -> None:
+    services = compose_model["services"]
+    mlflow = services["mlflow"]
+    assert "--app-name=basic-auth" in mlflow["command"]
+    assert mlflow["environment"]["MLFLOW_AUTH_CONFIG_PATH"] == "/etc/medpipe/mlflow-basic-auth.ini"
+    mounts = {v["target"]: v["source"] for v in mlflow["volumes"]}
+    assert Path(mounts["/etc/medpipe/mlflow-basic-auth.ini"]) == INFRA / "mlflow" / "basic_auth.ini"
+    for name in ("worker", "serving"):  # every MLflow client logs in
+        env = services[name]["environment"]
+        assert env["MLFLOW_TRACKING_PASSWORD"] == mlflow["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"], name
+    env = tmp_path / "no-mlflow-password.env"
+    lines = (INFRA / ".env.example").read_text().splitlines()
+    env.write_text("\n".join(line for line in lines if not line.startswith("MLFLOW_ADMIN_PASSWORD")))
+    result = compose_config(env)
+    assert result.returncode != 0 and "MLFLOW_ADMIN_PASSWORD" in result.stderr

@@ -1,0 +1,70 @@
+"""A real `mlflow server --app-name basic-auth` with the shipped infra/mlflow/basic_auth.ini: anonymous calls
+cannot register a model version; medpipe's client logs in with MLFLOW_TRACKING_USERNAME/PASSWORD."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from infra_helpers import INFRA
+
+PASSWORD = "test-admin-password-123"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_registry_refuses_anonymous_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ini = (INFRA / "mlflow" / "basic_auth.ini").read_text()
+    config = tmp_path / "basic_auth.ini"
+    config.write_text(ini.replace("sqlite:////mlflow-auth/basic_auth.db", f"sqlite:///{tmp_path / 'auth.db'}"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(
+        MLFLOW_AUTH_CONFIG_PATH=str(config),
+        MLFLOW_AUTH_ADMIN_USERNAME="admin",
+        MLFLOW_AUTH_ADMIN_PASSWORD=PASSWORD,
+        MLFLOW_FLASK_SERVER_SECRET_KEY="test-csrf-key",
+    )
+    mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
+    cmd = [mlflow_bin, "server", "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(port),
+           "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]  # fmt: skip
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 420
+        while True:
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "mlflow server did not start"
+            time.sleep(1)
+        create = f"{url}/api/2.0/mlflow/registered-models/create"
+        assert httpx.post(create, json={"name": "evil"}).status_code == 401
+        assert httpx.post(create, json={"name": "evil"}, auth=("admin", "wrong-password-1")).status_code == 401
+        # medpipe's own client, as the compose services run it
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=url, registry_uri=url)
+        client.create_registered_model("medpipe-classifier")
+        assert [m.name for m in client.search_registered_models()] == ["medpipe-classifier"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
