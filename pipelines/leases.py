@@ -10,7 +10,7 @@ training waited silently. Here:
   they outlive the process whose temporary server recorded them;
 - with the temporary server, a waiting run does the repossessor's job itself: it releases expired
   leases and marks their holder's flow run Crashed;
-- a waiting run prints what it waits for, who holds it and since when.
+- a waiting run says (a progress line on the terminal) what it waits for, who holds it and since when.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from prefect.concurrency.sync import concurrency
 from prefect.settings import get_current_settings
 from prefect.states import Crashed
 from prefect.utilities.asyncutils import run_coro_as_sync
+
+from medpipe.progress import progress
 
 GPU_LIMIT = "gpu"
 
@@ -198,18 +200,19 @@ def hold_slot(
                     pass
                 waited, now = True, datetime.now(UTC).timestamp()
                 if now - reported_at >= report_every_s:
-                    print(waiting_message(name, waiting_since))
+                    progress(waiting_message(name, waiting_since))
                     reported_at = now
                 for lease in reap_expired(name):
-                    print(f"freed the '{name}' slot of {lease.holder}: its lease ended at {lease.expires:%H:%M:%S} UTC")
+                    ended = f"{lease.expires:%H:%M:%S} UTC"
+                    progress(f"freed the '{name}' slot of {lease.holder}: its lease ended at {ended}")
                 # Seen twice in a row, so that a slot taken between the count and its lease is not mistaken for one.
                 orphans = orphaned_slots(name)
                 if orphans and orphan_seen:
                     free_orphaned_slots(name)
-                    print(f"freed {orphans} '{name}' slot(s) held with no lease (left by a killed run)")
+                    progress(f"freed {orphans} '{name}' slot(s) held with no lease (left by a killed run)")
                 orphan_seen = orphans > 0
         finally:
             prefect_log.removeFilter(quiet)
         if waited:
-            print(f"acquired the '{name}' slot after waiting since {_since(waiting_since)}")
+            progress(f"acquired the '{name}' slot after waiting since {_since(waiting_since)}")
         yield
