@@ -306,7 +306,8 @@ def killed_swap(tmp: Path) -> tuple[str, str]:
 
 def gpu_slot_row(tmp: Path) -> None:
     holder_code = (
-        "import sys, time\n"
+        "import logging, sys, time\n"
+        "logging.basicConfig(level=logging.INFO, format='%(message)s')  # progress lines, as the CLI shows them\n"
         "from medpipe.settings import get_settings, prepare_environment\n"
         "prepare_environment()\n"
         "from prefect import flow\n"
