@@ -18,7 +18,7 @@ ifeq ($(CI),true)
 PYTEST_ARGS += --durations=25 -p no:cacheprovider --timeout=1800
 endif
 
-.PHONY: demo test lint bench setup clean
+.PHONY: demo test test-fast lint bench setup clean
 
 setup: ## install uv if missing, then create .venv from uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv || $(PYTHON) -m pip install --quiet --user uv
@@ -29,6 +29,9 @@ demo: setup ## the whole pipeline on BreastMNIST with embedded defaults (no serv
 
 test: setup ## the test suite (real DVC, MLflow, Prefect, uvicorn, PostgreSQL; no GPU, no network)
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+test-fast: setup ## the fast lane: everything but the tests marked slow (flows end to end, servers, DDP) and PostgreSQL
+	$(UV) run --frozen pytest -m "not slow and not postgres" $(PYTEST_ARGS)
 
 lint: setup ## ruff, and the layer contracts (import-linter, [tool.importlinter] in pyproject.toml)
 	$(UV) run --frozen ruff check .

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.scaleout.engines import (  # noqa: E402
+from tests.helpers.engines import (  # noqa: E402
     child_env,
     fresh_database,
     mlflow_server,
@@ -83,7 +83,7 @@ def run_arm(
     import optuna
     from optuna.trial import TrialState
 
-    from components.training.search import make_storage
+    from components.training.study import make_storage
 
     study = f"hpo-scaling-{workers}w-{int(time.time())}"
     overrides = ["train.num_workers=0", "train.accelerator=cpu", "train.early_stopping_patience=0",

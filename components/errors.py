@@ -1,5 +1,5 @@
-"""Re-export of :mod:`medpipe.errors` (the errors live in the core so that every layer can raise them)."""
+"""Moved to :mod:`medpipe.errors` (the core layer); kept as an alias while open branches still import it."""
 
-from medpipe.errors import DataError, GateError, MedpipeError, RegistryError
+from medpipe.errors import DataError, GateError, MedpipeError, RegistryError, TransientError, is_transient
 
-__all__ = ["DataError", "GateError", "MedpipeError", "RegistryError"]
+__all__ = ["DataError", "GateError", "MedpipeError", "RegistryError", "TransientError", "is_transient"]

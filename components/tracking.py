@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from components.errors import RegistryError
+from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_exponential
+
 from medpipe import __version__
 from medpipe.config import PipelineConfig, RegistryConfig
+from medpipe.errors import RegistryError, is_transient
 from medpipe.settings import Settings
 
 if TYPE_CHECKING:
@@ -60,40 +60,28 @@ def is_remote(uri: str) -> bool:
 
 
 def with_retries(fn: Callable[[], T], *, what: str, uri: str, policy: RetryPolicy = RetryPolicy()) -> T:
-    """Call ``fn``; on a connection-type failure retry it as ``policy`` says.
+    """Call ``fn``; on a transient failure (:func:`medpipe.errors.is_transient`) retry it as ``policy`` says.
 
-    Only wrap idempotent calls (lookups, tags, aliases). The last failure becomes a :class:`RegistryError`
-    naming ``uri`` and what to do (``policy.hint`` is appended).
+    Only wrap idempotent calls (lookups, tags, aliases). A deterministic error is raised at once; the last
+    transient failure becomes a :class:`RegistryError` naming ``uri`` and what to do (``policy.hint``).
     """
-    from mlflow.exceptions import MlflowException
-
-    retries, backoff_s, hint = policy.retries, policy.backoff_s, policy.hint
-
-    last: Exception | None = None
-    for attempt in range(retries + 1):
-        try:
-            return fn()
-        except (OSError, MlflowException) as err:  # requests' ConnectionError is an OSError
-            if isinstance(err, MlflowException) and not _is_connection_error(err):
-                raise
-            last = err
-            if attempt < retries:
-                delay = backoff_s * 2**attempt
-                log.warning("%s failed (%s); retry %d/%d in %.1fs", what, err, attempt + 1, retries, delay)
-                time.sleep(delay)
-    raise RegistryError(
-        f"{what}: the MLflow tracking server {uri} is unreachable after {retries + 1} attempts ({last}). "
-        "Check that it is running (`medpipe ui` starts a local one) or set MLFLOW_TRACKING_URI / "
-        f"MEDPIPE_MLFLOW_TRACKING_URI.{(' ' + hint) if hint else ''}"
-    ) from last
-
-
-def _is_connection_error(err: Exception) -> bool:
-    text = str(err).lower()
-    return any(
-        s in text
-        for s in ("connection", "max retries", "timed out", "unreachable", "503", "502", "504", "database is locked")
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.retries + 1),
+        wait=wait_exponential(multiplier=policy.backoff_s, min=policy.backoff_s, max=60),
+        retry=retry_if_exception(is_transient),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
     )
+    try:
+        return retrying(fn)
+    except Exception as err:
+        if not is_transient(err):
+            raise
+        raise RegistryError(
+            f"{what}: the MLflow tracking server {uri} is unreachable after {policy.retries + 1} attempts ({err}). "
+            "Check that it is running (`medpipe ui` starts a local one) or set MLFLOW_TRACKING_URI / "
+            f"MEDPIPE_MLFLOW_TRACKING_URI.{(' ' + policy.hint) if policy.hint else ''}"
+        ) from err
 
 
 def mlflow_client(settings: Settings) -> MlflowClient:
@@ -118,7 +106,7 @@ def require_existing_store(settings: Settings) -> None:
 def use_tracking_store(settings: Settings) -> None:
     """Point MLflow's module-level API (``mlflow.*``, ``mlflow.artifacts``, ``load_model``) at the configured
     tracking and registry stores. MLflow also exports both to the environment (``MLFLOW_TRACKING_URI``,
-    ``MLFLOW_REGISTRY_URI``), and :class:`Settings` prefers those: later Settings in this process see this store."""
+    ``MLFLOW_REGISTRY_URI``); a :class:`Settings` already built never changes, one built later sees this store."""
     import mlflow
 
     mlflow.set_tracking_uri(settings.tracking_uri)
@@ -133,12 +121,11 @@ def ensure_reachable(settings: Settings, policy: RetryPolicy = RetryPolicy()) ->
         return
 
     def probe() -> None:
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as resp:
-                resp.read()
-        except urllib.error.HTTPError as err:  # it answered: reachable (auth or an older server)
-            if err.code >= 500:
-                raise OSError(f"HTTP {err.code}") from err
+        import httpx
+
+        response = httpx.get(uri.rstrip("/") + "/health", timeout=5)
+        if response.status_code >= 500:  # any other answer (auth, an older server without /health): reachable
+            response.raise_for_status()
 
     with_retries(probe, what="connecting to MLflow", uri=uri, policy=policy)
 
@@ -150,9 +137,6 @@ def setup_mlflow(settings: Settings, experiment: str, policy: RetryPolicy = Retr
     """
     import mlflow
 
-    if is_remote(settings.tracking_uri):  # bound MLflow's own HTTP retries (default: minutes)
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     ensure_reachable(settings, policy)
     use_tracking_store(settings)
 
@@ -249,21 +233,25 @@ def log_dataset_inputs(
     client.log_inputs(run_id, datasets=inputs)
 
 
+_FLOW_RUN: ContextVar[str | None] = ContextVar("medpipe_flow_run_id", default=None)
+
+
+@contextmanager
+def flow_run_scope(flow_run_id: str | None) -> Iterator[None]:
+    """Work done inside is done for this orchestrator run: lineage tags and audit events record its id.
+
+    The flows open it around each stage (``pipelines.runtime.run_stage``); components never ask the
+    orchestrator themselves."""
+    token = _FLOW_RUN.set(flow_run_id)
+    try:
+        yield
+    finally:
+        _FLOW_RUN.reset(token)
+
+
 def current_flow_run_id() -> str | None:
-    """The Prefect flow run this process works for (env or context), or None outside a flow."""
-    return os.environ.get("PREFECT__FLOW_RUN_ID") or _prefect_flow_run_id()
-
-
-def _prefect_flow_run_id() -> str | None:
-    """The id of the Prefect flow run we are inside, if any (without importing Prefect when it isn't loaded)."""
-    import sys
-
-    if "prefect" not in sys.modules:
-        return None
-    from prefect.context import FlowRunContext
-
-    ctx = FlowRunContext.get()
-    return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
+    """The orchestrator run this work is done for (see :func:`flow_run_scope`), or None."""
+    return _FLOW_RUN.get()
 
 
 OWNER_TAG = "medpipe.owner"  # host:pid:process-start of the process that keeps a run RUNNING

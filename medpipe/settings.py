@@ -1,8 +1,12 @@
-"""Locations and secrets, read from the environment behind one cached getter.
+"""Locations and secrets, read from the environment once, behind one cached getter.
 
 Everything defaults under one project-local state folder (``.medpipe/``); ``MEDPIPE_HOME``
 relocates it as a whole, and each store has its own variable for scale-out. The standard
-``MLFLOW_TRACKING_URI`` wins over everything for MLflow.
+``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI`` and ``PREFECT_HOME`` win over medpipe's own variables.
+
+A :class:`Settings` is frozen and reads the environment only when it is built: later changes to
+``os.environ`` (MLflow's ``set_tracking_uri`` writes ``MLFLOW_TRACKING_URI``) never change it under the
+program. Only an entry point (the CLI, a flow run, a DVC stage main) calls :func:`prepare_environment`.
 """
 
 from __future__ import annotations
@@ -11,18 +15,25 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEDPIPE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MEDPIPE_", extra="ignore", frozen=True, populate_by_name=True)
 
     home: Path = Field(Path(".medpipe"), description="State folder holding every local store.")
     data_dir: Path | None = Field(None, description="Where named MedMNIST files are looked up first.")
     project_dir: Path = Field(Path("."), description="The DVC/git project root (holds params.yaml, dvc.yaml).")
+    offline: bool = Field(False, description="Never download (MEDPIPE_OFFLINE=1): named datasets must be local.")
 
-    mlflow_tracking_uri: str | None = None
+    mlflow_tracking_uri: str | None = Field(
+        None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "MEDPIPE_MLFLOW_TRACKING_URI")
+    )
+    mlflow_registry_uri: str | None = Field(
+        None, validation_alias=AliasChoices("MLFLOW_REGISTRY_URI", "MEDPIPE_MLFLOW_REGISTRY_URI")
+    )
+    prefect_home_dir: Path | None = Field(None, validation_alias=AliasChoices("PREFECT_HOME", "MEDPIPE_PREFECT_HOME"))
     mlflow_artifacts: str | None = None
     optuna_storage: str | None = None
     dvc_remote: str | None = None
@@ -39,20 +50,19 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     api_keys: SecretStr | None = Field(None, description="Comma-separated API keys for the serving endpoint.")
 
-    def model_post_init(self, _context: object) -> None:
-        self.home = self.home.expanduser().resolve()
-        self.project_dir = self.project_dir.expanduser().resolve()
+    @field_validator("home", "project_dir")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        return path.expanduser().resolve()
 
     # --- stores -------------------------------------------------------------------------------
     @property
     def tracking_uri(self) -> str:
-        return (
-            os.environ.get("MLFLOW_TRACKING_URI") or self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
-        )
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
 
     @property
     def registry_uri(self) -> str:
-        return os.environ.get("MLFLOW_REGISTRY_URI") or self.tracking_uri
+        return self.mlflow_registry_uri or self.tracking_uri
 
     @property
     def artifact_location(self) -> str | None:
@@ -77,7 +87,7 @@ class Settings(BaseSettings):
 
     @property
     def prefect_home(self) -> Path:
-        return Path(os.environ.get("PREFECT_HOME") or self.home / "prefect")
+        return self.prefect_home_dir or self.home / "prefect"
 
     @property
     def reports(self) -> Path:
@@ -121,12 +131,13 @@ FILE_LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings (call ``get_settings.cache_clear()`` after changing the environment)."""
+    """The process's settings, read from the environment once (``get_settings.cache_clear()`` re-reads it)."""
     return Settings()
 
 
 def prepare_environment(settings: Settings | None = None) -> Settings:
-    """Point Prefect and friends at the state folder before they are imported (embedded defaults)."""
+    """Entry points only: create the state folder and point Prefect, DVC, MLflow and git at quiet, local
+    defaults before they are imported (variables already set are kept)."""
     settings = settings or get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
@@ -138,5 +149,8 @@ def prepare_environment(settings: Settings | None = None) -> Settings:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if settings.tracking_uri.startswith(("http://", "https://")):  # bound MLflow's own HTTP retries (default: minutes)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     return settings

@@ -14,7 +14,6 @@ import logging
 import re
 import smtplib
 import ssl
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,8 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from medpipe.config import AlertsConfig
+from medpipe.errors import TransientError, is_transient
 from medpipe.settings import Settings
 from monitoring.summary import DriftSummary
 
@@ -141,21 +142,26 @@ def slack_payload(alert: dict[str, Any]) -> dict[str, Any]:
 
 # --- channels --------------------------------------------------------------------------------
 def _post_json(url: SecretStr, payload: dict[str, Any]) -> None:
-    """POST JSON with the stdlib: httpx logs every request URL at INFO, which would leak the webhook token."""
-    import urllib.error
-    import urllib.request
+    """POST JSON through httpx's transport: ``httpx.Client`` logs every request URL at INFO, and a webhook URL
+    carries its token. 5xx/429 and an unreachable receiver are transient (retried), any other answer is not."""
+    import httpx
 
-    data = json.dumps(payload, default=str).encode()
-    request = urllib.request.Request(
-        url.get_secret_value(), data=data, headers={"Content-Type": "application/json"}, method="POST"
+    request = httpx.Request(
+        "POST",
+        url.get_secret_value(),
+        content=json.dumps(payload, default=str).encode(),
+        headers={"Content-Type": "application/json"},
+        extensions={"timeout": httpx.Timeout(10.0).as_dict()},
     )
     try:
-        with urllib.request.urlopen(request, timeout=10.0) as response:  # noqa: S310 - the configured webhook
-            status = response.status
-    except urllib.error.HTTPError as err:
-        raise RuntimeError(f"HTTP {err.code}") from None
-    except urllib.error.URLError as err:
-        raise ConnectionError(f"webhook unreachable: {err.reason}") from None
+        with httpx.HTTPTransport() as transport:
+            response = transport.handle_request(request)
+            response.read()
+    except httpx.TransportError as err:
+        raise ConnectionError(f"webhook unreachable: {type(err).__name__}") from None
+    status = response.status_code
+    if status >= 500 or status == 429:
+        raise TransientError(f"HTTP {status}")
     if status >= 300:
         raise RuntimeError(f"HTTP {status}")
 
@@ -206,17 +212,30 @@ def _channels(cfg: AlertsConfig, settings: Settings) -> dict[str, Callable[[dict
 def _deliver(
     name: str, send: Callable[[dict[str, Any]], None], alert: dict[str, Any], cfg: AlertsConfig, settings: Settings
 ) -> str:
-    error = ""
-    for attempt in range(cfg.retries + 1):
-        try:
-            send(alert)
-            return "delivered"
-        except Exception as err:  # noqa: BLE001 - any channel failure is reported, never raised
-            error = redact(f"{type(err).__name__}: {err}", _secrets(settings))
-            log.warning("alert channel %s failed (attempt %d/%d): %s", name, attempt + 1, cfg.retries + 1, error)
-            if attempt < cfg.retries:
-                time.sleep(cfg.backoff_s * 2**attempt)
-    return f"failed: {error}"
+    """Send through one channel; transient failures (unreachable, 5xx) are retried ``alerts.retries`` times, a
+    deterministic one (404, bad credentials) fails at once. Never raises: the outcome is reported."""
+    secrets = _secrets(settings)
+
+    def report(state: RetryCallState) -> None:
+        err = state.outcome.exception() if state.outcome else None
+        error = redact(f"{type(err).__name__}: {err}", secrets)
+        log.warning("alert channel %s failed (attempt %d/%d): %s", name, state.attempt_number, cfg.retries + 1, error)
+
+    retrying = Retrying(
+        stop=stop_after_attempt(cfg.retries + 1),
+        wait=wait_exponential(multiplier=cfg.backoff_s, min=cfg.backoff_s),
+        retry=retry_if_exception(is_transient),
+        after=report,
+        reraise=True,
+    )
+    try:
+        retrying(send, alert)
+    except Exception as err:  # noqa: BLE001 - any channel failure is reported, never raised
+        if not is_transient(err):
+            report_once = f"{type(err).__name__}: {err}"
+            log.warning("alert channel %s failed (not retried): %s", name, redact(report_once, secrets))
+        return f"failed: {redact(f'{type(err).__name__}: {err}', secrets)}"
+    return "delivered"
 
 
 # --- state -----------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.errors import RegistryError
 from medpipe.config import PipelineConfig
+from medpipe.errors import RegistryError
 from medpipe.imaging import ImageSpec
 from medpipe.settings import Settings
 from monitoring.alerts import AlertOutcome

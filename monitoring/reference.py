@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from components.data.dataset import load_split, read_manifest
-from components.errors import DataError
 from medpipe.config import MonitoringConfig
+from medpipe.errors import DataError
 from medpipe.imaging.features import image_features
 from monitoring.estimate import atc_estimate, fit_atc_threshold
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.errors import DataError
+from medpipe.errors import DataError
 from medpipe.imaging import DEFAULT_MAX_PIXELS, EXTENSIONS, ImageError, ImageSpec, load_image
 from medpipe.imaging.features import FEATURE_COLUMNS, image_features
 from monitoring.reference import EmbedFn, ReferenceProfile, model_view, pc_columns, prob_columns

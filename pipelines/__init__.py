@@ -1,5 +1,1 @@
-"""Prefect flows (thin: they call components). Importing this package points Prefect at the state folder."""
-
-from medpipe.settings import prepare_environment
-
-prepare_environment()
+"""Prefect flows: thin wiring of component functions into module-level tasks. Importing it does nothing."""

@@ -10,12 +10,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from components.tracking import experiment_name
+from medpipe.config import PipelineConfig
 from monitoring.check import Champion, current_window, load_champion, run_drift_check, split_window
 from monitoring.summary import DriftSummary
 from pipelines.events import DRIFT_EVENT, TRAINING_DEPLOYMENT
 from pipelines.results import MonitoringSummary
 from pipelines.runtime import deployment_exists, load, publish, retry_transient, run_stage
 from pipelines.summaries import drift_markdown
+
+load_champion_task = task(load_champion, name="load-champion", retries=2, retry_condition_fn=retry_transient)
+drift_check_task = task(run_drift_check, name="drift-check", cache_policy=NO_CACHE)  # writes reports: no retries
 
 
 @flow(name="monitoring", log_prints=True)
@@ -26,6 +30,7 @@ def monitoring_flow(
     images_dir: str | None = None,
     prepared_path: str | None = None,
     last: int | None = None,
+    config: PipelineConfig | None = None,
 ) -> MonitoringSummary:
     """Check the champion's recent traffic (inference log), a folder of images, or a prepared test split,
     through :func:`monitoring.check.run_drift_check` (the function ``medpipe monitor`` calls too).
@@ -35,10 +40,10 @@ def monitoring_flow(
     and a daily cap (params ``monitoring.retrain``) keep it from retraining in a loop; the alert states
     the decision.
     """
-    cfg, settings = load(params_path, profile, overrides)
+    cfg, settings = load(params_path, profile, overrides, config)
     champion = run_stage(
         "load-champion",
-        task(load_champion, name="load-champion", retries=2, retry_condition_fn=retry_transient),
+        load_champion_task,
         cfg,
         settings,
     )
@@ -54,7 +59,7 @@ def monitoring_flow(
 
     result = run_stage(
         "drift-check",
-        task(run_drift_check, name="drift-check", cache_policy=NO_CACHE),
+        drift_check_task,
         cfg,
         settings,
         window_of,

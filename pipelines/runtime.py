@@ -1,4 +1,4 @@
-"""Wiring shared by the flows: config loading, stage naming on failure, the `gpu` limit, artifacts.
+"""Wiring shared by the flows: config loading, stage naming on failure, retry policy, the `gpu` limit, artifacts.
 
 Nothing here computes anything a stage does; it only makes flows observable and safe.
 """
@@ -15,9 +15,11 @@ from typing import Any, TypeVar
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
+from prefect.runtime import flow_run
 
+from components.tracking import flow_run_scope
 from medpipe.config import PipelineConfig, load_config
-from medpipe.errors import MedpipeError
+from medpipe.errors import MedpipeError, is_transient
 from medpipe.progress import progress
 from medpipe.settings import Settings, get_settings, prepare_environment
 from pipelines.leases import GPU_LIMIT, hold_slot
@@ -29,35 +31,33 @@ class StageFailed(MedpipeError):
     """Raised by a flow when one of its stages fails; the message names the stage and the cause."""
 
 
-def is_transient(err: BaseException) -> bool:
-    """Whether retrying could help: a deterministic error (bad config, bad data, a gate rule, a metric that
-    does not fit) fails the same way every time; only the rest (network, a locked database) is retried."""
-    from medpipe.config import ConfigError
-    from medpipe.errors import MedpipeError, RegistryError
-    from medpipe.metrics import MetricsError
+def load(
+    params_path: str,
+    profile: str | None,
+    overrides: list[str] | None,
+    config: PipelineConfig | None = None,
+    *,
+    reason: str | None = None,
+) -> tuple[PipelineConfig, Settings]:
+    """The config of this flow run and the settings (state folder, stores); names and tags the run.
 
-    if isinstance(err, RegistryError):  # the registry could not answer: maybe next time
-        return True
-    return not isinstance(err, MedpipeError | ConfigError | MetricsError)
+    A flow started by a caller that already holds the config (the CLI, the parent ``pipeline`` flow) gets
+    it as ``config`` and reads nothing; a deployment run (schedule, event, worker) is an entry point and
+    reads ``params_path`` + ``profile`` + ``overrides`` here, once."""
+    settings = prepare_environment(get_settings())
+    cfg = config if config is not None else load_config(params_path, overrides=overrides or [], profile=profile)
+    label_run(cfg, reason)
+    return cfg, settings
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect ``retry_condition_fn``: retry a failed task only when its error :func:`is_transient`."""
+    """Prefect ``retry_condition_fn``: retry a failed task only when its error can pass on its own
+    (:func:`medpipe.errors.is_transient`); a config, data or gate error fails once."""
     try:
         state.result()
-    except Exception as err:  # noqa: BLE001 - classified, not swallowed: Prefect keeps the failed state
+    except Exception as err:  # noqa: BLE001 - the task's own error, classified
         return is_transient(err)
-    return True
-
-
-def load(
-    params_path: str, profile: str | None, overrides: list[str] | None, *, reason: str | None = None
-) -> tuple[PipelineConfig, Settings]:
-    """Load the config once per flow run, and the settings (state folder, stores); name and tag the run."""
-    settings = prepare_environment(get_settings())
-    cfg = load_config(params_path, overrides=overrides or [], profile=profile)
-    label_run(cfg, reason)
-    return cfg, settings
+    return False
 
 
 def run_labels(cfg: PipelineConfig, flow_name: str, reason: str | None, now: datetime) -> tuple[str, list[str]]:
@@ -92,7 +92,8 @@ def run_stage(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     flow = ctx.flow.name if ctx else "-"
     start = time.monotonic()
     try:
-        result = fn(*args, **kwargs)
+        with flow_run_scope(flow_run.get_id()):
+            result = fn(*args, **kwargs)
     except Exception as err:  # noqa: BLE001 - re-raised with the stage named
         message = f"stage '{name}' failed: {type(err).__name__}: {err}"
         get_run_logger().error("%s", message)

@@ -4,7 +4,6 @@ evaluation of the served graph (test) -> registration -> promotion gate -> DVC r
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, task
 from prefect.runtime import flow_run
@@ -19,13 +18,36 @@ from components.registry.gate import evaluate_and_promote
 from components.registry.model_card import download_model_card
 from components.registry.preflight import preflight
 from components.registry.register import register_model
-from components.training.search import run_search
-from components.training.train import train_model
+from components.training.final import train_best
+from medpipe.config import PipelineConfig
 from monitoring.check import build_model_reference
 from pipelines.data import data_flow
 from pipelines.results import TrainingSummary
 from pipelines.runtime import gpu_slot, load, publish, retry_transient, run_stage
 from pipelines.summaries import training_markdown
+
+preflight_task = task(preflight, name="pre-flight-checks")  # deterministic checks: never retried
+# Training and registration are not idempotent (a retry would train or register again): no retries.
+train_task = task(train_best, name="search-and-train")
+export_task = task(deploy_model, name="onnx-export-and-parity")
+reference_task = task(
+    build_model_reference,
+    name="drift-reference-profile",
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_transient,
+)
+operating_point_task = task(stamp_operating_point, name="operating-point-on-validation")
+evaluate_task = task(evaluate_served, name="evaluate-served-graph")
+log_evaluation_task = task(
+    log_to_run, name="log-evaluation", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient
+)
+register_task = task(register_model, name="register-challenger")
+gate_task = task(
+    evaluate_and_promote, name="promotion-gate", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_transient
+)
+record_task = task(record_training, name="dvc-metrics-and-lock")
+card_task = task(download_model_card, name="fetch-model-card", retries=2, retry_condition_fn=retry_transient)
 
 
 @flow(name="training", log_prints=True)
@@ -36,19 +58,20 @@ def training_flow(
     reason: str = "manual",
     prepared_path: str | None = None,
     data_version: str | None = None,
+    config: PipelineConfig | None = None,
 ) -> TrainingSummary:
     """Search and train on the latest data version, register the model as challenger and gate it.
 
     Without ``prepared_path`` the data flow runs first, so scheduled and drift-triggered retraining
     picks up labelled data added since the last version.
     """
-    cfg, settings = load(params_path, profile, overrides, reason=reason)
+    cfg, settings = load(params_path, profile, overrides, config, reason=reason)
     print(f"training run started: reason={reason}")
     if prepared_path is None:
-        prepared: PreparedData = data_flow(params_path, profile, overrides)
+        prepared: PreparedData = data_flow(params_path, profile, overrides, config=cfg)
     else:
         prepared = load_prepared(Path(prepared_path), data_version=data_version)
-    checked = run_stage("preflight", task(preflight, name="pre-flight-checks"), cfg, prepared, settings)
+    checked = run_stage("preflight", preflight_task, cfg, prepared, settings)
     requested = cfg  # as params.yaml/-S/profile say: what the DVC record compares with params.yaml
     cfg = checked.cfg  # registry.positive_class resolved; nothing trains unless config and data fit
     for note in checked.notes:
@@ -57,24 +80,12 @@ def training_flow(
     run_dir = settings.models_dir / cfg.registry.model_name / "runs" / (flow_run.get_id() or "local")
 
     with gpu_slot(settings):
-        best: dict[str, Any] = {}
-        parent = None
-        if cfg.search.enabled:
-            found = run_stage("search", task(run_search, name="hpo-search"), cfg, prepared, settings)
-            best, parent = found.best_params, found.parent_run_id
-        final_cfg = cfg.with_overrides(best) if best else cfg
-        trained = run_stage(
-            "train",
-            task(train_model, name="final-training"),
-            final_cfg,
-            prepared,
-            settings,
-            out_dir=run_dir / "model",
-            parent_run_id=parent,
-        )
+        trained = run_stage("search-and-train", train_task, cfg, prepared, settings, out_dir=run_dir / "model")
+    best, parent = trained.best_params, trained.search_run_id
+    final_cfg = cfg.with_overrides(best) if best else cfg
     export = run_stage(
         "export",
-        task(deploy_model, name="onnx-export-and-parity"),
+        export_task,
         trained.model_dir,
         run_dir / "onnx" / ONNX_NAME,
         prepared.path,
@@ -82,31 +93,23 @@ def training_flow(
     )
     run_stage(
         "operating-point",
-        task(stamp_operating_point, name="operating-point-on-validation"),
+        operating_point_task,
         export.onnx_path,
         prepared.path,
         final_cfg.registry,
         final_cfg.export,
     )
-    evaluation = run_stage(
-        "evaluate", task(evaluate_served, name="evaluate-served-graph"), export.onnx_path, prepared.path, final_cfg
-    )
+    evaluation = run_stage("evaluate", evaluate_task, export.onnx_path, prepared.path, final_cfg)
     run_stage(
         "log-evaluation",
-        task(log_to_run, name="log-evaluation", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient),
+        log_evaluation_task,
         settings,
         trained.run_id,
         evaluation,
     )
     run_stage(
         "reference",
-        task(
-            build_model_reference,
-            name="drift-reference-profile",
-            retries=2,
-            retry_delay_seconds=5,
-            retry_condition_fn=retry_transient,
-        ),
+        reference_task,
         export.onnx_path,
         prepared.path,
         cfg,
@@ -115,7 +118,7 @@ def training_flow(
     )
     registered = run_stage(
         "register",
-        task(register_model, name="register-challenger"),
+        register_task,
         trained.model_dir,
         export.onnx_path,
         final_cfg,
@@ -127,13 +130,7 @@ def training_flow(
     )
     decision = run_stage(
         "gate",
-        task(
-            evaluate_and_promote,
-            name="promotion-gate",
-            retries=2,
-            retry_delay_seconds=10,
-            retry_condition_fn=retry_transient,
-        ),
+        gate_task,
         registered,
         prepared.path,
         final_cfg,
@@ -143,7 +140,7 @@ def training_flow(
     )
     card = run_stage(
         "model-card",
-        task(download_model_card, name="fetch-model-card", retries=2, retry_condition_fn=retry_transient),
+        card_task,
         settings,
         trained.run_id,
         registered.version,
@@ -151,7 +148,7 @@ def training_flow(
     )
     dvc = run_stage(
         "dvc-record",
-        task(record_training, name="dvc-metrics-and-lock", retries=0),
+        record_task,
         settings,
         requested,
         Path(params_path),

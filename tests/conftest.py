@@ -68,7 +68,7 @@ def medpipe_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MEDPIPE_HOME", str(home))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    monkeypatch.delenv("PREFECT_HOME", raising=False)  # `import pipelines` sets it for the first home it saw
+    monkeypatch.delenv("PREFECT_HOME", raising=False)  # an entry point (prepare_environment) may have set it
     monkeypatch.delenv("MEDPIPE_MLFLOW_TRACKING_URI", raising=False)
     get_settings.cache_clear()
     yield home
@@ -78,7 +78,7 @@ def medpipe_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def prepared_breastmnist(breastmnist_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """BreastMNIST in the canonical prepared layout (session-wide, read-only for tests)."""
-    from helpers.data import write_prepared_breastmnist
+    from tests.helpers.data import write_prepared_breastmnist
 
     return write_prepared_breastmnist(breastmnist_npz, tmp_path_factory.mktemp("prepared"))
 
@@ -89,7 +89,8 @@ def trained_cnn(prepared_breastmnist: Path, tmp_path_factory: pytest.TempPathFac
     """``trained_cnn(Recipe(...))`` -> a model folder of the quick CNN on BreastMNIST, trained the first time a
     recipe is asked for and shared after that. Read-only: copy it before changing anything in it."""
     import torch
-    from helpers.models import Recipe, train_cnn_dir
+
+    from tests.helpers.models import Recipe, train_cnn_dir
 
     cache: dict[Recipe, Path] = {}
 
@@ -110,7 +111,7 @@ def trained_cnn(prepared_breastmnist: Path, tmp_path_factory: pytest.TempPathFac
 def served_cnn(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
     """``served_cnn(model_dir)`` -> its ONNX export folder (model.onnx + preprocessing.json), exported once per
     model folder. Read-only: copy it before changing anything in it."""
-    from helpers.models import export_served_dir
+    from tests.helpers.models import export_served_dir
 
     cache: dict[Path, Path] = {}
 

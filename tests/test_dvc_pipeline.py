@@ -21,7 +21,7 @@ from components.dvc_pipeline import (
 from medpipe.config import load_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
-from data_helpers import make_project  # noqa: E402
+from tests.helpers.project import make_project  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

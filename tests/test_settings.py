@@ -28,7 +28,22 @@ def test_env_overrides_each_store(medpipe_home: Path, monkeypatch: pytest.Monkey
     assert s.study_storage == "postgresql+psycopg://db/optuna"
     assert s.dvc_remote_url == "s3://bucket/dvc"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://standard:5000")
-    assert get_settings().tracking_uri == "http://standard:5000"
+    assert get_settings().tracking_uri == "http://mlflow.internal:5000"  # read once: the cached settings hold
+    get_settings.cache_clear()
+    assert get_settings().tracking_uri == "http://standard:5000"  # the standard variable wins when read
+
+
+def test_mlflow_writing_its_env_does_not_move_the_settings(medpipe_home: Path, tmp_path: Path) -> None:
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; settings built before keep their own store."""
+    from components.tracking import use_tracking_store
+    from medpipe.settings import Settings
+
+    mine = get_settings()
+    other = Settings(home=tmp_path / "other", mlflow_tracking_uri=f"sqlite:///{tmp_path / 'other.db'}")
+    use_tracking_store(other)  # the autouse fixture undoes MLflow's globals after the test
+    assert mine.tracking_uri == f"sqlite:///{medpipe_home / 'mlflow.db'}"
+    with pytest.raises(ValueError, match="frozen"):
+        mine.home = tmp_path  # type: ignore[misc]
 
 
 def test_secrets_are_not_shown(medpipe_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

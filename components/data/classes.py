@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from components.data.dataset import MANIFEST, SPLITS
-from components.errors import DataError
 from medpipe.config import DataConfig
+from medpipe.errors import DataError
 
 
 def previous_class_names(candidates: Sequence[Path]) -> tuple[str, ...] | None:

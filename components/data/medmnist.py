@@ -9,16 +9,12 @@ versions: ``breastmnist_64``, ``breastmnist_128``, ``breastmnist_224``.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import tempfile
-import urllib.request
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.errors import DataError
+from medpipe.errors import DataError
 
 ZENODO = "https://zenodo.org/records/10519652/files"
 SIZES = (28, 64, 128, 224)
@@ -221,23 +217,18 @@ def lookup(name: str) -> MedMNISTInfo | None:
 
 
 def md5sum(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "md5").hexdigest()
+    import pooch
+
+    return pooch.file_hash(str(path), alg="md5")
 
 
-def _check_md5(path: Path, info: MedMNISTInfo, url: str | None = None) -> None:
+def _check_md5(path: Path, info: MedMNISTInfo) -> None:
     actual = md5sum(path)
-    if actual == info.md5:
-        return
-    if url:
+    if actual != info.md5:
         raise DataError(
-            f"downloaded {url}: md5 {actual} does not match the official MedMNIST md5 {info.md5} for "
-            f"{info.filename}; nothing was saved. Retry, or put a verified copy in $MEDPIPE_DATA_DIR"
+            f"{path}: md5 {actual} does not match the official MedMNIST md5 {info.md5} for {info.filename}; "
+            "the file is corrupt or a different version: delete it (it will be downloaded again) or replace it"
         )
-    raise DataError(
-        f"{path}: md5 {actual} does not match the official MedMNIST md5 {info.md5} for {info.filename}; "
-        "the file is corrupt or a different version: delete it (it will be downloaded again) or replace it"
-    )
 
 
 def fetch(
@@ -251,8 +242,8 @@ def fetch(
 ) -> Path:
     """Return a local, md5-checked copy of ``info``: the first of ``search_dirs`` that has it, else download.
 
-    Downloads go to ``cache_dir`` through a temporary file that is only renamed into place after
-    the md5 matches, so an interrupted download never leaves a bad file behind.
+    Downloads go to ``cache_dir`` through pooch, which keeps a file only after its md5 matches, so an
+    interrupted or corrupt download never leaves a bad file behind.
     """
     looked: list[str] = []
     for folder in [*search_dirs, cache_dir]:
@@ -263,28 +254,32 @@ def fetch(
         if candidate.is_file():
             _check_md5(candidate, info)
             return candidate
-    if not allow_download or os.environ.get("MEDPIPE_OFFLINE", "").lower() in ("1", "true", "yes"):
+    if not allow_download:
         raise DataError(
             f"MedMNIST file {info.filename} not found (looked in: {', '.join(looked)}) and downloads are off; "
             f"put the file in $MEDPIPE_DATA_DIR or download it from {info.url}"
         )
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    target = cache_dir / info.filename
+    import pooch
+    import requests
+
     url = info.url_at(base_url)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{info.filename}.", suffix=".part", dir=cache_dir)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310
-            shutil.copyfileobj(resp, out)
-        _check_md5(tmp, info, url=url)
-        tmp.replace(target)
-    except DataError:
-        raise
-    except OSError as err:  # URLError is an OSError
+    try:  # pooch downloads into a temporary file and keeps it only when the md5 matches
+        path = pooch.retrieve(
+            url,
+            known_hash=f"md5:{info.md5}",
+            fname=info.filename,
+            path=cache_dir,
+            downloader=pooch.HTTPDownloader(progressbar=False, timeout=timeout_s),
+        )
+    except ValueError as err:  # pooch's hash check
+        actual = re.search(r"but got (\w+)", str(err))
+        raise DataError(
+            f"downloaded {url}: md5 {actual.group(1) if actual else '?'} does not match the official MedMNIST md5 "
+            f"{info.md5} for {info.filename}; nothing was saved. Retry, or put a verified copy in $MEDPIPE_DATA_DIR"
+        ) from None
+    except (OSError, requests.RequestException) as err:
         raise DataError(
             f"could not download {url} ({err}); {info.filename} was not found in: {', '.join(looked)}. "
             "Check the network, or put the file in $MEDPIPE_DATA_DIR"
         ) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+    return Path(path)

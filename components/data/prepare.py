@@ -1,7 +1,7 @@
 """The ``prepare`` stage: validate a source, convert it, split it, and write the canonical prepared dataset.
 
-``prepare(source, out_dir, cfg)`` is the one implementation; the DVC stage (``python -m
-components.data.prepare``), ``medpipe data ingest`` and the tests all call it. The output (see
+``prepare(source, out_dir, cfg)`` is the one implementation; the DVC stage (``medpipe stage
+prepare``), ``medpipe data ingest`` and the tests all call it. The output (see
 :mod:`components.data.dataset`) is written to a temporary sibling folder and moved into place, so a
 failure never leaves a half-written folder and leaves the previous one intact. Output depends only on
 the source content and the ``data.*`` params in :data:`PREPARE_PARAMS` (no paths, no timestamps), so the
@@ -10,40 +10,30 @@ same input always gives the same DVC md5.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
 import shutil
-import sys
 import tempfile
-import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from components.data import shards
 from components.data.classes import check_class_splits, previous_class_names
+from components.data.collect import Collected, collect
 from components.data.dataset import SPLITS, PreparedData, write_manifest
-from components.data.shard_sink import ShardSink, conform_key, decode_files, previous_index
+from components.data.shard_sink import ShardSink, conform_key, previous_index
 from components.data.sources import (
     DataSource,
-    class_dirs,
-    iter_class_files,
-    read_csv_manifest,
     source_from_path,
-    split_layout,
 )
 from components.data.splits import group_split, stratified_split
 from components.data.swap import swap_in
-from components.errors import DataError
-from medpipe import imaging
 from medpipe.config import DataConfig
-from medpipe.imaging.dicom import patient_hash
+from medpipe.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -63,34 +53,6 @@ FORMAT_VERSION = 1
 _MAX_LISTED = 12
 
 
-@dataclass
-class _Collected:
-    """Every usable image of a source (its key; the pixels went to ``sink``), plus every problem found."""
-
-    class_names: tuple[str, ...]
-    sink: ShardSink
-    keys: list[str] = field(default_factory=list)  # content address of each image (see components.data.shards)
-    labels: list[int] = field(default_factory=list)
-    refs: list[str] = field(default_factory=list)  # where the image came from, relative to the source
-    groups: list[str | None] = field(default_factory=list)
-    splits: list[str | None] = field(default_factory=list)
-    sizes: list[tuple[int, int]] = field(default_factory=list)  # original (width, height)
-    shown: list[str] = field(default_factory=list)  # the file as named in error messages
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
-    fingerprint_lines: list[str] = field(default_factory=list)
-    locations: dict[str, str] = field(default_factory=dict)  # class name -> where its images are
-    keep_refs: bool = True
-
-    def add(self, key: str, label: int, ref: str, shown: str, size: tuple[int, int], **kw: Any) -> None:
-        self.keys.append(key)
-        self.labels.append(label)
-        self.refs.append(ref)
-        self.shown.append(shown)
-        self.sizes.append(size)
-        self.groups.append(kw.get("group"))
-        self.splits.append(kw.get("split"))
-
-
 # --- public API ------------------------------------------------------------------------------
 def prepare(
     source: DataSource | Path,
@@ -108,7 +70,7 @@ def prepare(
     default ``out_dir`` itself) under the same decode policy, size and channels are not decoded again:
     their shards are carried over, so a version that adds k images stores about k images more.
 
-    Raises :class:`~components.errors.DataError` naming the offending file(s) when the data is invalid
+    Raises :class:`~medpipe.errors.DataError` naming the offending file(s) when the data is invalid
     (``data.on_invalid=fail``); with ``skip-and-report`` bad files are skipped and listed in
     ``validation.json`` and the manifest.
     """
@@ -126,7 +88,7 @@ def prepare(
     def write(tmp: Path) -> None:
         sink = ShardSink(tmp, conform, previous)
         try:
-            collected = _collect(source, cfg, sink, workers)
+            collected = collect(source, cfg, sink, workers)
             skipped = _apply_policy(collected, source, cfg)
             labels = np.asarray(collected.labels, dtype=np.int64)
             _check_classes(collected, labels, source, cfg)
@@ -166,215 +128,8 @@ def prepare_params(cfg: DataConfig) -> dict[str, Any]:
     return {k: dumped[k] for k in PREPARE_PARAMS}
 
 
-# --- collecting ------------------------------------------------------------------------------
-def _collect(source: DataSource, cfg: DataConfig, sink: ShardSink, workers: int | None) -> _Collected:
-    if source.kind == "npz":
-        return _collect_npz(source, cfg, sink)
-    if source.kind == "imagefolder":
-        return _collect_folder(source, cfg, sink, workers)
-    return _collect_csv(source, cfg, sink, workers)
-
-
-def _collect_npz(source: DataSource, cfg: DataConfig, sink: ShardSink) -> _Collected:
-    path = source.path
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: zero-byte file, not a .npz archive; download or copy it again")
-    digest = _sha256_file(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise DataError(f"{path}: not a readable .npz archive ({err}); the file is corrupt or truncated") from None
-    if {"train_images", "train_labels"} <= arrays.keys():
-        parts = [(s, f"{s}_images", f"{s}_labels") for s in SPLITS if f"{s}_images" in arrays]
-    elif {"images", "labels"} <= arrays.keys():
-        parts = [(None, "images", "labels")]
-    else:
-        raise DataError(
-            f"{path}: expected MedMNIST keys (train_images, train_labels, val_..., test_...) or images + labels "
-            f"(+ optional groups); found {sorted(arrays)}"
-        )
-    all_labels = np.concatenate([_npz_labels(arrays, lk, path) for _, _, lk in parts])
-    if all_labels.size == 0:
-        raise DataError(f"{path}: contains no images")
-    names = cfg.class_names or source.class_names or [str(i) for i in range(int(all_labels.max()) + 1)]
-    out = _Collected(class_names=tuple(names), sink=sink, keep_refs=False)
-    out.fingerprint_lines.append(f"npz\t{digest}")
-    groups_all = arrays.get("groups")
-    for split, ik, lk in parts:
-        images = _npz_images(arrays[ik], ik, path)
-        labels = _npz_labels(arrays, lk, path)
-        if len(images) != len(labels):
-            raise DataError(f"{path}: {ik} has {len(images)} images but {lk} has {len(labels)} labels")
-        groups = groups_all.astype(str) if groups_all is not None and split is None else None
-        valid = (labels >= 0) & (labels < len(names))
-        for i in np.flatnonzero(~valid):
-            out.problems.append(
-                (f"{path} [{lk}[{i}]]", f"label {int(labels[i])} is outside the class list {list(names)}")
-            )
-        converted = _conform_npz(images[valid], np.flatnonzero(valid), f"{path} [{ik}", cfg)
-        size = (int(images.shape[2]), int(images.shape[1]))
-        for j, i in enumerate(np.flatnonzero(valid)):
-            ref = f"{ik}[{i}]"
-            key = shards.image_key(images[i].tobytes() + repr((images[i].shape, images[i].dtype.str)).encode())
-            if not sink.known(key):
-                sink.add(key, converted[j], size)
-            out.add(
-                key,
-                int(labels[i]),
-                ref,
-                f"{path} [{ref}]",
-                size,
-                split=split,
-                group=None if groups is None else groups[i],
-            )
-    for i, name in enumerate(names):
-        out.locations[name] = f"label {i} in {path}"
-    return out
-
-
-def _npz_labels(arrays: dict[str, np.ndarray], key: str, path: Path) -> np.ndarray:
-    labels = arrays[key]
-    if labels.ndim == 2 and labels.shape[1] > 1:
-        raise DataError(f"{path}: {key} has shape {labels.shape}: multi-label data is not supported (one label each)")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{path}: {key} must hold integer class indices, got {labels.dtype}")
-    return labels.reshape(-1).astype(np.int64)
-
-
-def _npz_images(images: np.ndarray, key: str, path: Path) -> np.ndarray:
-    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3, 4)):
-        raise DataError(f"{path}: {key} has shape {images.shape}; expected (N, H, W) or (N, H, W, 1|3|4)")
-    return images
-
-
-def _conform_npz(images: np.ndarray, index: np.ndarray, shown: str, cfg: DataConfig) -> np.ndarray:
-    """An (N, H, W[, C]) stack -> (N, S, S, C) model input, image by image as the imaging contract decodes
-    an in-memory array (a stack of plain uint8 grey/RGB takes the vectorised path: same pixels, faster)."""
-    if images.dtype == np.uint8 and (images.ndim == 3 or images.shape[-1] in (1, 3)):
-        return imaging.conform_stack(images, cfg.image_size, cfg.channels)
-    out = np.empty((len(images), cfg.image_size, cfg.image_size, cfg.channels), dtype=np.uint8)
-    for j, (i, img) in enumerate(zip(index, images, strict=True)):
-        try:
-            decoded = imaging.from_array(img, f"{shown}[{i}]]", cfg.decode)
-        except imaging.ImageError as err:
-            raise DataError(str(err)) from None
-        out[j] = imaging.conform(decoded.pixels, cfg.image_size, cfg.channels)
-    return out
-
-
-def _collect_folder(source: DataSource, cfg: DataConfig, sink: ShardSink, workers: int | None) -> _Collected:
-    root = source.path
-    if not root.is_dir():
-        raise DataError(f"{root}: image folder not found")
-    layout = split_layout(root)
-    parts = layout.items() if layout else [(None, root)]
-    found = sorted({c for _, folder in parts for c in class_dirs(folder)})
-    names = tuple(cfg.class_names or found)
-    out = _Collected(class_names=names, sink=sink)
-    for name in names:
-        out.locations[name] = str(root / name) if not layout else f"{root}/<split>/{name}"
-    items = []
-    for split, folder in parts:
-        for cls, path in iter_class_files(folder):
-            rel = path.relative_to(root).as_posix()
-            items.append((path, rel, cls, str(path), {"split": split}))
-    _decode_all(out, items, cfg, workers, where=lambda label: f"folder {root / label}")
-    return out
-
-
-def _collect_csv(source: DataSource, cfg: DataConfig, sink: ShardSink, workers: int | None) -> _Collected:
-    csv_path = source.path
-    if not csv_path.is_file():
-        raise DataError(f"{csv_path}: CSV manifest not found")
-    rows = read_csv_manifest(csv_path)
-    has_split = [r.split is not None for r in rows]
-    if any(has_split) and not all(has_split):
-        missing = next(r for r in rows if r.split is None)
-        raise DataError(f"{csv_path}:{missing.line}: the split column is empty here but set on other rows")
-    has_group = [r.group is not None for r in rows]
-    if any(has_group) and not all(has_group):
-        missing = next(r for r in rows if r.group is None)
-        raise DataError(f"{csv_path}:{missing.line}: the group column is empty here but set on other rows")
-    labels = {r.label for r in rows}
-    found = sorted(labels, key=lambda s: (0, int(s), s) if s.lstrip("-").isdigit() else (1, 0, s))
-    names = tuple(cfg.class_names or found)
-    out = _Collected(class_names=names, sink=sink)
-    for name in names:
-        out.locations[name] = f"rows labelled {name!r} in {csv_path}"
-    items = []
-    for row in rows:
-        path = Path(row.path) if Path(row.path).is_absolute() else csv_path.parent / row.path
-        shown = f"{path} ({csv_path.name} line {row.line})"
-        items.append((path, row.path, row.label, shown, {"split": row.split, "group": row.group}))
-    _decode_all(out, items, cfg, workers, where=lambda label: f"in {csv_path}")
-    return out
-
-
-def _decode_all(
-    out: _Collected, items: list, cfg: DataConfig, workers: int | None, where: Callable[[str], str]
-) -> None:
-    """Read, hash, validate and convert each (path, ref, label, shown, extra) item into ``out``; only
-    images the sink does not hold yet are decoded (in a process pool, in order)."""
-    index = {name: i for i, name in enumerate(out.class_names)}
-    spec = imaging.ImageSpec(cfg.image_size, cfg.channels, cfg.decode)
-    pending: dict[str, tuple[Path, str]] = {}  # key -> (file, name in errors) to decode
-    order: list[tuple[str, str, int, str, dict]] = []
-    for path, ref, label, shown, extra in items:
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            out.problems.append((shown, "file not found"))
-            out.fingerprint_lines.append(f"{extra.get('split')}\t{label}\t{extra.get('group')}\tmissing:{ref}")
-            continue
-        except OSError as err:
-            out.problems.append((shown, f"unreadable file ({err.strerror or err})"))
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        out.fingerprint_lines.append(f"{extra.get('split')}\t{label}\t{extra.get('group')}\t{digest}")
-        if label not in index:
-            out.problems.append((shown, f"label {label!r} ({where(label)}) is not in data.class_names {list(index)}"))
-            continue
-        if path.suffix.lower() not in imaging.EXTENSIONS:
-            allowed = ", ".join(sorted(imaging.EXTENSIONS))
-            out.problems.append(
-                (shown, f"not an image file (extension {path.suffix or '(none)'!r}; expected {allowed})")
-            )
-            continue
-        key = shards.image_key(data)
-        if key not in pending and not out.sink.known(key):
-            pending[key] = (path, shown)
-        order.append((key, ref, index[label], shown, extra))
-    failed: dict[str, str] = {}
-    patients: dict[str, str] = {}
-    for key, decoded in zip(pending, decode_files(list(pending.values()), spec, workers), strict=True):
-        if isinstance(decoded, str):
-            failed[key] = decoded
-            continue
-        out.sink.add(key, decoded.array, (decoded.original_size[1], decoded.original_size[0]), decoded.patient)
-        if decoded.patient is not None:
-            patients[key] = decoded.patient
-    from_patient: list[int] = []  # images grouped by their DICOM patient (no group column in the source)
-    for key, ref, label, shown, extra in order:
-        if key in failed:
-            out.problems.append((shown, failed[key]))
-            continue
-        if extra.get("group") is None and key in patients:
-            extra = {**extra, "group": patients[key]}
-            from_patient.append(len(out.keys))
-        out.add(key, label, ref, shown, tuple(out.sink.items[key]["size"]), **extra)
-    if from_patient:
-        # Salt the patient keys with a secret of the dataset (a hash of every file's digest, never written):
-        # groups stay stable across reruns, and a list of patient IDs cannot be matched against them.
-        salt = hashlib.sha256("\n".join(["medpipe-phi", *sorted(out.fingerprint_lines)]).encode()).hexdigest()
-        for i in from_patient:
-            out.groups[i] = f"patient-{patient_hash(out.groups[i], salt)}"
-
-
 # --- validation ------------------------------------------------------------------------------
-def _apply_policy(collected: _Collected, source: DataSource, cfg: DataConfig) -> list[dict[str, str]]:
+def _apply_policy(collected: Collected, source: DataSource, cfg: DataConfig) -> list[dict[str, str]]:
     """Reject minority sizes when asked, then fail on any problem or drop them per ``data.on_invalid``."""
     if cfg.mixed_sizes == "reject" and len(set(collected.sizes)) > 1:
         common = Counter(collected.sizes).most_common(1)[0][0]
@@ -401,12 +156,12 @@ def _apply_policy(collected: _Collected, source: DataSource, cfg: DataConfig) ->
     return [{"file": f, "reason": r} for f, r in problems]
 
 
-def _filter(c: _Collected, keep: list[bool]) -> None:
+def _filter(c: Collected, keep: list[bool]) -> None:
     for name in ("keys", "labels", "refs", "groups", "splits", "sizes", "shown"):
         setattr(c, name, [v for v, k in zip(getattr(c, name), keep, strict=True) if k])
 
 
-def _check_classes(c: _Collected, labels: np.ndarray, source: DataSource, cfg: DataConfig) -> None:
+def _check_classes(c: Collected, labels: np.ndarray, source: DataSource, cfg: DataConfig) -> None:
     names = c.class_names
     if len(names) < 2:
         raise DataError(
@@ -426,7 +181,7 @@ def _check_classes(c: _Collected, labels: np.ndarray, source: DataSource, cfg: D
 
 
 def _assign_splits(
-    c: _Collected, labels: np.ndarray, source: DataSource, cfg: DataConfig
+    c: Collected, labels: np.ndarray, source: DataSource, cfg: DataConfig
 ) -> tuple[np.ndarray, dict[str, Any]]:
     sp = cfg.split
     params = {"val": sp.val, "test": sp.test, "seed": sp.seed}
@@ -456,7 +211,7 @@ def _assign_splits(
 
 # --- describing ------------------------------------------------------------------------------
 def _describe(
-    c: _Collected,
+    c: Collected,
     labels: np.ndarray,
     assignment: np.ndarray,
     split_info: dict[str, Any],
@@ -525,34 +280,3 @@ def _write_atomically(out_dir: Path, write: Any) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-# --- DVC stage entry point -------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> int:
-    """``python -m components.data.prepare``: the DVC ``prepare`` stage (reads params.yaml)."""
-    from medpipe.config import ConfigError, load_config
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--raw", type=Path, default=Path("data/raw"))
-    parser.add_argument("--out", type=Path, default=Path("data/prepared"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        cfg = load_config(args.params).data
-        result = prepare(args.raw, args.out, cfg)
-    except (DataError, ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    totals = {s: sum(c.values()) for s, c in result.counts.items()}
-    print(f"prepared {result.path}: classes {list(result.class_names)}, images per split {totals}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

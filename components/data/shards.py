@@ -35,7 +35,7 @@ import webdataset as wds
 from webdataset.handlers import reraise_exception
 from webdataset.tariterators import tar_file_iterator
 
-from components.errors import DataError
+from medpipe.errors import DataError
 
 INDEX = "index.json"
 SHARDS_DIR = "shards"

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from components.data import medmnist
-from components.errors import DataError
+from medpipe.errors import DataError
 from medpipe.imaging.decode import EXTENSIONS
 
 if TYPE_CHECKING:
@@ -79,8 +79,11 @@ def resolve_source(spec: str | Path, settings: Settings | None = None, *, allow_
         search = [settings.data_dir] if settings is not None else []
         cache = settings.download_cache if settings is not None else Path.home() / ".cache" / "medpipe"
         versioned = _versioned_copy(text, settings)
+        offline = settings is not None and settings.offline
         try:
-            path = medmnist.fetch(info, search, cache, allow_download=allow_download and versioned is None)
+            path = medmnist.fetch(
+                info, search, cache, allow_download=allow_download and versioned is None and not offline
+            )
         except DataError:
             if versioned is None:
                 raise

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from components.errors import DataError
+from medpipe.errors import DataError
 
 
 def stratified_split(labels: np.ndarray, val: float, test: float, seed: int) -> np.ndarray:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from components.errors import MedpipeError
 from medpipe.config import ExportConfig
+from medpipe.errors import MedpipeError
 
 TENSORRT = "TensorrtExecutionProvider"
 CUDA = "CUDAExecutionProvider"

@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
-from components.errors import MedpipeError, RegistryError
 from components.models.registry import Classifier, create_model
 from medpipe.config import ModelConfig
+from medpipe.errors import MedpipeError, RegistryError
 from medpipe.settings import Settings
 
 

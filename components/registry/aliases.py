@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from components.errors import RegistryError
 from components.registry.audit import append_event, read_events
 from components.tracking import RetryPolicy, current_flow_run_id, ensure_reachable, mlflow_client, with_retries
 from medpipe.config import PipelineConfig
+from medpipe.errors import RegistryError
 from medpipe.settings import Settings
 
 if TYPE_CHECKING:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from components.errors import GateError
 from medpipe import metrics as mx
+from medpipe.errors import GateError
 
 
 def positive_index(positive: str | int | None, class_names: list[str] | tuple[str, ...]) -> int:

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from components.errors import MedpipeError
 from medpipe import metrics as mx
+from medpipe.errors import MedpipeError
 
 if TYPE_CHECKING:
     from components.data.dataset import PreparedData

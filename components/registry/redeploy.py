@@ -6,12 +6,12 @@ from pathlib import Path
 
 from components.deploy.parity import check_parity
 from components.deploy.stage import ONNX_NAME, DeployResult
-from components.errors import GateError
 from components.models.artifacts import MODEL_CONFIG, WEIGHTS
 from components.registry.register import PARITY_TAG
 from components.registry.store import download_version, resolve_version
 from components.tracking import mlflow_client, version_tags
 from medpipe.config import ExportConfig
+from medpipe.errors import GateError
 from medpipe.settings import Settings
 
 

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from components.deploy.runtime import usable_providers
-from components.errors import RegistryError
 from components.models.artifacts import MODEL_CONFIG, WEIGHTS, load_model_dir
 from components.registry.aliases import CHALLENGER, move_alias
 from components.registry.model_card import FILENAME as CARD_FILE
@@ -43,6 +42,7 @@ from components.tracking import (
     with_retries,
 )
 from medpipe.config import PipelineConfig
+from medpipe.errors import RegistryError
 from medpipe.imaging.preprocessing import FILENAME as PREPROCESSING_FILE
 from medpipe.imaging.preprocessing import Preprocessing
 from medpipe.settings import Settings

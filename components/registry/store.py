@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from components.errors import RegistryError
 from components.tracking import mlflow_client, require_existing_store, use_tracking_store
+from medpipe.errors import RegistryError
 from medpipe.settings import Settings
 
 

@@ -7,8 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from components.tracking import is_remote
@@ -71,16 +69,17 @@ def stop_ui(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
 
 
 def wait_until_up(url: str, timeout_s: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> bool:
-    """Poll ``url``/health until it answers 200, the process dies, or ``timeout_s`` passes."""
+    """Poll ``url``/health until it answers 200 (True), the process dies or ``timeout_s`` passes (False)."""
+    import httpx
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
+            if httpx.get(url.rstrip("/") + "/health", timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.5)  # the polling interval of an external server, not a wait for our own threads
     return False

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from components.errors import MedpipeError
 from medpipe.config import ServingConfig
+from medpipe.errors import MedpipeError
 from medpipe.settings import Settings
 
 PLACEHOLDER_KEYS = frozenset({"change-me", "changeme", "replace-me"})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from components.errors import MedpipeError
 from components.serving.model_source import parse_registry_uri
 from medpipe.config import CanaryConfig
+from medpipe.errors import MedpipeError
 
 CHAMPION, CANARY, SHADOW = "champion", "canary", "shadow"
 

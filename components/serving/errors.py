@@ -7,9 +7,9 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from components.errors import MedpipeError
 from components.serving import schemas
 from components.serving.images import InputError
+from medpipe.errors import MedpipeError
 
 log = logging.getLogger("medpipe.serving")
 

@@ -7,7 +7,7 @@ file becomes the same pixels whoever reads it.
 
 from __future__ import annotations
 
-from components.errors import MedpipeError
+from medpipe.errors import MedpipeError
 from medpipe.imaging import ImageError, ModelImage, Preprocessing, load_image
 
 DecodedImage = ModelImage  # what the routes and the inference log read: array, original_size, ...

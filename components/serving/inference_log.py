@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.errors import DataError
+from medpipe.errors import DataError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (

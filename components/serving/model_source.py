@@ -18,10 +18,10 @@ import yaml
 
 from components.deploy.export import META_QUANTIZE, read_metadata
 from components.deploy.runtime import active_provider, create_session, run_session
-from components.errors import RegistryError
 from components.registry.store import download_version, parse_registry_uri, resolve_version
 from components.tracking import mlflow_client
 from medpipe.config import ExportConfig
+from medpipe.errors import RegistryError
 from medpipe.imaging.preprocessing import FILENAME as PREPROCESSING_FILE
 from medpipe.imaging.preprocessing import Preprocessing
 from medpipe.settings import Settings

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from components.errors import DataError
 from components.models.inference import to_pixels
 from components.serving.images import InputError, decode_image
 from components.serving.inference_log import InferenceLog
 from components.serving.model_source import load_model
 from components.serving.rows import log_rows
 from medpipe.config import ExportConfig, ServingConfig
+from medpipe.errors import DataError
 from medpipe.imaging import EXTENSIONS
 from medpipe.settings import Settings
 

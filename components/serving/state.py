@@ -7,7 +7,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.errors import MedpipeError
 from components.serving.batcher import MicroBatcher
 from components.serving.canary import Splitter
 from components.serving.inference_log import InferenceLog
@@ -15,6 +14,7 @@ from components.serving.log_writer import BufferedLogWriter
 from components.serving.model_source import LoadedModel, load_model, model_marker
 from components.serving.telemetry import ServingMetrics
 from medpipe.config import ExportConfig, ServingConfig
+from medpipe.errors import MedpipeError
 from medpipe.settings import Settings
 
 log = logging.getLogger("medpipe.serving")

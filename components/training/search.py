@@ -8,13 +8,11 @@ search, a rerun or extra workers (``medpipe hpo worker``) all continue the same 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import json
 import logging
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +22,14 @@ import torch
 from optuna.trial import TrialState
 
 from components.data.dataset import PreparedData, Split
-from components.errors import MedpipeError
-from components.tracking import experiment_name, lineage_tags, log_dataset_inputs, setup_mlflow, short_hash
+from components.tracking import experiment_name, lineage_tags, log_dataset_inputs, setup_mlflow
 from components.training import mlflow_log as ml
 from components.training import plots
 from components.training.distributed import world_size
 from components.training.engine import fit, load_splits, run_params
-from components.training.train import TrainResult, train_model
-from medpipe.config import PipelineConfig, SearchConfig, SearchParam
+from components.training.study import open_study, study_name_for, suggest
+from medpipe.config import PipelineConfig
+from medpipe.errors import MedpipeError
 from medpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,113 +50,6 @@ class SearchResult:
     parent_run_id: str
     n_complete: int
     n_pruned: int
-
-
-# --- study plumbing ------------------------------------------------------------------------------
-
-
-def study_name_for(cfg: PipelineConfig, prepared: PreparedData) -> str:
-    """``search.study_name`` or ``<project>-search-<hash>`` over the space, the fixed params and the data,
-    so a rerun with the same inputs resumes its study and any change starts a new one."""
-    if cfg.search.study_name:
-        return cfg.search.study_name
-    dumped = cfg.model_dump(mode="json")
-    key = {s: dumped[s] for s in ("data", "augment", "model", "train")}
-    key["space"] = dumped["search"]["space"]
-    key["data_version"] = prepared.data_version or str(Path(prepared.path).resolve())
-    return f"{cfg.project.name}-search-{short_hash(json.dumps(key, sort_keys=True))[:8]}"
-
-
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """SQLite/SQLAlchemy URL -> RDBStorage (with heartbeats: a killed trial is failed and retried);
-    ``journal:PATH`` or a ``.log``/``.jsonl`` path -> JournalStorage (safe for several worker processes)."""
-    from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-    from optuna.storages.journal import JournalFileBackend
-
-    if url.startswith("journal:") or url.endswith((".log", ".jsonl")):
-        path = Path(url.removeprefix("journal:"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
-
-    for attempt in range(4):  # workers starting together on an empty database race to create Optuna's tables
-        try:
-            with warnings.catch_warnings():  # heartbeats and the retry callback are flagged experimental in Optuna 5
-                warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(
-                    url,
-                    engine_kwargs=engine,
-                    heartbeat_interval=30,
-                    grace_period=120,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-                )
-        except (IntegrityError, ProgrammingError) as err:  # e.g. duplicate key in pg_type: the other one won
-            if attempt == 3:
-                raise
-            log.info("creating the Optuna schema raced another worker (%s); retrying", type(err).__name__)
-            time.sleep(1.0 + attempt)
-    raise AssertionError("unreachable")
-
-
-class _AnyPruner(optuna.pruners.BasePruner):
-    """Prune when any of the wrapped pruners says so."""
-
-    def __init__(self, pruners: list[optuna.pruners.BasePruner]) -> None:
-        self.pruners = pruners
-
-    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        return any(p.prune(study, trial) for p in self.pruners)
-
-
-def make_pruner(s: SearchConfig) -> optuna.pruners.BasePruner:
-    pruners: list[optuna.pruners.BasePruner] = []
-    if s.pruner == "median":
-        pruners.append(
-            optuna.pruners.MedianPruner(n_startup_trials=s.pruner_startup_trials, n_warmup_steps=s.pruner_warmup_epochs)
-        )
-    elif s.pruner == "hyperband":
-        pruners.append(optuna.pruners.HyperbandPruner(min_resource=max(1, s.pruner_warmup_epochs)))
-    if s.prune_below is not None:
-        pruners.append(optuna.pruners.ThresholdPruner(lower=s.prune_below, n_warmup_steps=s.pruner_warmup_epochs))
-    if not pruners:
-        return optuna.pruners.NopPruner()
-    return pruners[0] if len(pruners) == 1 else _AnyPruner(pruners)
-
-
-def make_sampler(s: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
-    if s.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=s.n_jobs > 1)
-
-
-def open_study(cfg: PipelineConfig, name: str, settings: Settings) -> optuna.Study:
-    study = optuna.create_study(
-        study_name=name,
-        storage=make_storage(settings.study_storage),
-        direction="maximize",
-        sampler=make_sampler(cfg.search, cfg.train.seed),
-        pruner=make_pruner(cfg.search),
-        load_if_exists=True,
-    )
-    if study.trials:  # resumed / joined: a fresh seed, or the random start-up trials would repeat the first ones
-        study.sampler = make_sampler(cfg.search, cfg.train.seed + len(study.trials))
-    return study
-
-
-def suggest(trial: optuna.Trial, space: dict[str, SearchParam]) -> dict[str, Any]:
-    """Draw one value per dotted config key."""
-    out: dict[str, Any] = {}
-    for key, p in space.items():
-        if p.type == "categorical":
-            out[key] = trial.suggest_categorical(key, p.choices)
-        elif p.type == "int":
-            out[key] = trial.suggest_int(key, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
-        else:
-            out[key] = trial.suggest_float(key, p.low, p.high, step=p.step, log=p.log)
-    return out
 
 
 def _claim_parent(study: optuna.Study) -> bool:
@@ -399,16 +290,3 @@ def _summarise(study: optuna.Study, client: Any, parent: str) -> SearchResult:
 def run_worker(cfg: PipelineConfig, prepared: PreparedData, settings: Settings, study_name: str) -> SearchResult:
     """Join study ``study_name`` (created if missing) and run trials until it holds ``search.n_trials``."""
     return run_search(cfg.with_overrides({"search.study_name": study_name}), prepared, settings)
-
-
-def train_best(cfg: PipelineConfig, prepared: PreparedData, settings: Settings, *, out_dir: Path) -> TrainResult:
-    """Search (if ``search.enabled``), then retrain with the best params on train (early-stopped on val); the
-    final run is a child of the search's parent run. Test figures come from the exported graph's evaluation."""
-    if not cfg.search.enabled:
-        return train_model(cfg, prepared, settings, out_dir=out_dir)
-    found = run_search(cfg, prepared, settings)
-    final_cfg = cfg.with_overrides(found.best_params)
-    result = train_model(final_cfg, prepared, settings, out_dir=out_dir, parent_run_id=found.parent_run_id)
-    client = ml.client_for(settings)
-    ml.set_tags(client, found.parent_run_id, {"medpipe.final_run_id": result.run_id})
-    return dataclasses.replace(result, best_params=found.best_params, search_run_id=found.parent_run_id)

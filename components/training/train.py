@@ -19,7 +19,6 @@ from typing import Any
 import torch
 
 from components.data.dataset import PreparedData
-from components.errors import DataError
 from components.models.artifacts import save_model_dir
 from components.models.registry import Classifier
 from components.tracking import (
@@ -36,6 +35,7 @@ from components.training.engine import fit, load_splits, run_params
 from components.training.kfold import cross_validate
 from components.training.streaming import StreamedSplit
 from medpipe.config import PipelineConfig
+from medpipe.errors import DataError
 from medpipe.settings import Settings
 
 

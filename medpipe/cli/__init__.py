@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from medpipe.cli import data, monitor, orchestration, pipeline, registry, serve, train
+from medpipe.cli import data, monitor, orchestration, pipeline, registry, serve, stages, train
 from medpipe.cli.common import err_console
 
 app = typer.Typer(
@@ -64,12 +64,13 @@ app.add_typer(registry.app, name="registry")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(registry.ui_app)  # ui (MLflow)
 app.add_typer(orchestration.app)  # schedule, server (Prefect)
+app.add_typer(stages.app, name="stage")  # the DVC stages that are not a flow
 
 
 def main() -> None:  # pragma: no cover - console entry
-    from components.errors import MedpipeError
     from medpipe.cli.processes import stop_on_sigterm
     from medpipe.config import ConfigError
+    from medpipe.errors import MedpipeError
 
     stop_on_sigterm()
     verbose = any(arg in ("-v", "--verbose") for arg in sys.argv[1:])

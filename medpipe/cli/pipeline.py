@@ -32,5 +32,5 @@ def run(
     from pipelines.full import pipeline
 
     overrides = [*(overrides or []), *([f"data.source={data}"] if data else [])]
-    summary = pipeline(str(params), profile, overrides)
+    summary = pipeline(str(params), profile, overrides, config=cfg)
     print_pipeline_summary(console, summary, current)

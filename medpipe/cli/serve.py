@@ -49,9 +49,9 @@ def deploy(
 
     With --flow, a registered version that passes becomes the champion and running servers reload it."""
     from components.deploy.stage import deploy_model
-    from components.errors import GateError
     from components.registry.redeploy import deploy_registered
     from medpipe.cli.reporting import print_deploy_result
+    from medpipe.errors import GateError
 
     cfg = load_cli_config(params, overrides, profile)
     if flow:
@@ -62,7 +62,7 @@ def deploy(
         version = model.rsplit("/", 1)[-1] if model.startswith("models:/") else model
         if not version.isdigit():
             raise GateError(f"--flow deploys a registered version: got {model!r}; pass models:/<name>/<version> or N")
-        summary = deployment_flow(str(prepared), version, str(params), profile, overrides)
+        summary = deployment_flow(str(prepared), version, str(params), profile, overrides, config=cfg)
         print_deployment_summary(console, summary)
         return
     if model.startswith("models:/"):

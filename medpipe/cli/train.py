@@ -63,7 +63,7 @@ def train(
     if direct or launched_by_torchrun():  # DDP ranks must not each start a flow run
         from components.data.dataset import load_prepared
         from components.training.distributed import is_rank_zero
-        from components.training.search import train_best
+        from components.training.final import train_best
         from medpipe.cli.reporting import print_train_result
 
         result = train_best(cfg, load_prepared(prepared or Path("data/prepared")), current, out_dir=out)
@@ -84,6 +84,7 @@ def train(
         reason=reason,
         prepared_path=str(prepared) if prepared else None,
         data_version=version,
+        config=cfg,
     )
     print_training_summary(console, summary)
 

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from data_helpers import make_project, png_bytes
+
+from tests.helpers.project import make_project, png_bytes
 
 
 @pytest.fixture

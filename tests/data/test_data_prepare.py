@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_helpers import corrupt_png, png_bytes, truncated_png
 
 from components.data.dataset import load_prepared, load_split, read_manifest
-from components.data.prepare import VALIDATION_REPORT, main, prepare
-from components.errors import DataError
+from components.data.prepare import VALIDATION_REPORT, prepare
 from medpipe.config import DataConfig
+from medpipe.errors import DataError
+from tests.helpers.project import corrupt_png, png_bytes, truncated_png
 
 
 def cfg(**kw) -> DataConfig:
@@ -220,14 +220,25 @@ def test_csv_errors_name_the_file_and_line(make_csv, tmp_path: Path) -> None:
         prepare(bad_header, tmp_path / "out", cfg())
 
 
-def test_stage_entry_point_reads_params(breastmnist_npz: Path, tmp_path: Path, capsys) -> None:
+def test_stage_command_reads_params(breastmnist_npz: Path, tmp_path: Path) -> None:
+    """`medpipe stage prepare` (what dvc.yaml runs): reads params.yaml, errors as one line naming the input."""
+    import subprocess
+    import sys
+
     params = tmp_path / "params.yaml"
     params.write_text("data:\n  image_size: 16\n  channels: 1\n")
-    assert main(["--params", str(params), "--raw", str(breastmnist_npz), "--out", str(tmp_path / "out")]) == 0
+
+    def stage(raw: Path, out: Path) -> subprocess.CompletedProcess[str]:
+        argv = ["stage", "prepare", "--params", str(params), "--raw", str(raw), "--out", str(out)]
+        return subprocess.run([sys.executable, "-m", "medpipe", *argv], capture_output=True, text=True, timeout=300)
+
+    assert stage(breastmnist_npz, tmp_path / "out").returncode == 0
     assert load_prepared(tmp_path / "out").image_size == 16
     missing = tmp_path / "nope"
-    assert main(["--params", str(params), "--raw", str(missing), "--out", str(tmp_path / "o2")]) == 2
-    assert f"{missing}: data source not found" in capsys.readouterr().err
+    failed = stage(missing, tmp_path / "o2")
+    message = " ".join(failed.stderr.split())  # rich wraps long lines at the terminal width
+    assert failed.returncode == 2 and f"{missing}: data source not found" in message
+    assert "Traceback" not in message
 
 
 def test_a_label_typo_on_a_few_rows_is_an_error_not_a_new_class(make_csv, tmp_path: Path) -> None:

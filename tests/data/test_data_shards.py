@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_helpers import png_bytes
 
 from components.data import shards
 from components.data.dataset import load_split
 from components.data.prepare import VALIDATION_REPORT, prepare
-from components.errors import DataError
 from medpipe.config import DataConfig
+from medpipe.errors import DataError
+from tests.helpers.project import png_bytes
 
 
 def cfg(**kw) -> DataConfig:

@@ -12,8 +12,8 @@ from components.data import medmnist
 from components.data.dataset import read_manifest
 from components.data.prepare import prepare
 from components.data.sources import read_raw, resolve_source, stage_raw
-from components.errors import DataError
 from medpipe.config import DataConfig
+from medpipe.errors import DataError
 from medpipe.settings import Settings
 
 

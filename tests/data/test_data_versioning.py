@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from data_helpers import corrupt_png, git
 from typer.testing import CliRunner
 
 from components.data.dataset import load_prepared
@@ -25,9 +24,10 @@ from components.data.versioning import (
     raw_version,
     repro,
 )
-from components.errors import DataError
 from medpipe.cli import app
 from medpipe.config import load_config
+from medpipe.errors import DataError
+from tests.helpers.project import corrupt_png, git
 
 
 def _digests(folder: Path) -> dict[str, str]:

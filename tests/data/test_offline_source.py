@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from components.data.sources import resolve_source, source_from_path, stage_raw
-from components.errors import DataError
+from medpipe.errors import DataError
 from medpipe.settings import Settings
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from helpers.dicom import write_dicom
+from tests.helpers.dicom import write_dicom
 
 TINTS = np.array([[1.0, 0.2, 0.2], [0.2, 1.0, 0.2], [0.2, 0.2, 1.0], [1.0, 1.0, 0.1], [0.1, 1.0, 1.0]])
 

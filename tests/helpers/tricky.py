@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from helpers.dicom import write_dicom
+from tests.helpers.dicom import write_dicom
 
 _Y, _X = np.mgrid[0:40, 0:50]
 GREY = ((_X * 5 + _Y * 2) % 256).astype(np.uint8)  # 40 x 50, not symmetric (orientation is visible)

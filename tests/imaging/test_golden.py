@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.tricky import GREY, RGB, WIDE, write_tricky_files
 
 from components.data.dataset import SPLITS, load_split, read_manifest
 from components.data.prepare import prepare
@@ -19,6 +18,7 @@ from components.serving.images import decode_image
 from medpipe.config import DataConfig
 from medpipe.imaging import Preprocessing, conform, decode_file
 from monitoring.window import load_image_folder
+from tests.helpers.tricky import GREY, RGB, WIDE, write_tricky_files
 
 SIZE = 32
 

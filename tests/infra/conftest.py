@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from infra_helpers import GPU_JOB_TEMPLATE, INFRA, compose_config
+
+from tests.helpers.infra import GPU_JOB_TEMPLATE, INFRA, compose_config
 
 
 @pytest.fixture(scope="session")

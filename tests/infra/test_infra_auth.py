@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from infra_helpers import INFRA, K8S, compose_config, load_yaml_docs
 from pydantic import SecretStr
 
-from components.errors import MedpipeError
 from components.serving.auth import api_keys, check_bind
 from medpipe.config import ServingConfig
+from medpipe.errors import MedpipeError
 from medpipe.settings import Settings
+from tests.helpers.infra import INFRA, K8S, compose_config, load_yaml_docs
 
 OPEN_FLAGS = ("allow_unauthenticated", "require_api_key=false")
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
-from infra_helpers import INFRA, compose_config
 
 from medpipe.settings import Settings, get_settings
+from tests.helpers.infra import INFRA, compose_config
 
 MEDPIPE_SERVICES = ("mlflow", "prefect-server", "prefect-bootstrap", "worker", "serving")
 

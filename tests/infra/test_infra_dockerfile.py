@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from infra_helpers import INFRA, REPO_ROOT, venv_tool
+from tests.helpers.infra import INFRA, REPO_ROOT, venv_tool
 
 DOCKERFILE = INFRA / "Dockerfile"
 

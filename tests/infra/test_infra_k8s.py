@@ -13,9 +13,9 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from infra_helpers import GPU_JOB_TEMPLATE, K8S, load_yaml_docs
 
 from medpipe.settings import Settings
+from tests.helpers.infra import GPU_JOB_TEMPLATE, K8S, load_yaml_docs
 
 K8S_VERSION = "1.31"
 MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name not in {"kustomization.yaml", "prefect-worker-values.yaml"})

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from infra_helpers import INFRA, REPO_ROOT
 from rich.console import Console
+
+from tests.helpers.infra import INFRA, REPO_ROOT
 
 PREFECT_YAML = INFRA / "prefect.yaml"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import socket
 import ssl
 import threading
 from datetime import UTC, datetime, timedelta
@@ -18,16 +17,11 @@ import pytest
 from medpipe.config import AlertsConfig
 from monitoring.alerts import read_alert_log, redact, send_alerts
 from monitoring.summary import DriftSummary, Signal
+from tests.helpers.ports import free_port
 
 SLACK_TOKEN = "T000/B000/slack-secret-token"
 HOOK_TOKEN = "hook-secret-token"
 SMTP_PASSWORD = "smtp-secret-password"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -115,7 +109,7 @@ def smtp_receiver(tmp_path: Path):
         logins.append(auth_data.login.decode())
         return AuthResult(success=ok)
 
-    port = _free_port()
+    port = free_port()
     controller = Controller(
         Handler(),
         hostname="127.0.0.1",
@@ -222,7 +216,7 @@ def test_dead_channel_does_not_lose_the_alert(alert_env, monkeypatch, caplog) ->
     from medpipe.settings import get_settings
 
     cfg, _, received, messages, _ = alert_env
-    dead = _free_port()  # nothing listens there
+    dead = free_port()  # nothing listens there
     monkeypatch.setenv("MEDPIPE_SLACK_WEBHOOK_URL", f"http://127.0.0.1:{dead}/services/{SLACK_TOKEN}")
     get_settings.cache_clear()
     settings = get_settings()

@@ -23,7 +23,6 @@ def test_report_and_history(
     from medpipe.settings import get_settings
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", empty_mlflow_db(medpipe_home.parent))
-    monkeypatch.setenv("MEDPIPE_WEBHOOK_URL", "https://hooks.example.org/very-secret-token")
     get_settings.cache_clear()
     settings = get_settings()
     shifted = np.clip(train_images[:80].astype(np.float32) * 1.3, 0, 255).astype(np.uint8)

@@ -7,16 +7,13 @@ BreastMNIST with a shrunken smoke config and every test below reads what that ru
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))  # reuse tests/data/data_helpers.py
-
-from data_helpers import make_project  # noqa: E402
-from pipeline_helpers import OVERRIDES, PROFILE, FullRun, Project  # noqa: E402
+from tests.helpers.flows import OVERRIDES, PROFILE, FullRun, Project
+from tests.helpers.project import make_project
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import (
+
+from tests.helpers.flows import (
     OVERRIDES,
     PROFILE,
     FullRun,
@@ -29,7 +30,8 @@ def test_full_pipeline_completes_and_publishes_its_artifacts(full_run: FullRun, 
     assert s.deployment is not None and s.deployment.version == t.champion
     assert s.monitoring is not None and s.monitoring.champion_version == t.champion
     assert s.monitoring.status in ("ok", "drift") and s.monitoring.window_size == 156  # the test split
-    assert t.data_version and len(t.best_params) > 0 and 0.0 <= t.test_metrics["auc"] <= 1.0
+    assert t.data_version and len(t.best_params) > 0
+    assert t.test_metrics["auc"] >= 0.75  # promoted: at least the gate's registry.min_primary (params.yaml)
     for path in (t.model_card, t.onnx_path, s.deployment.onnx_path, s.monitoring.report_html):
         assert Path(path).is_file(), path
     assert champion_version(t.model_name) == t.champion
@@ -61,7 +63,7 @@ def test_full_pipeline_completes_and_publishes_its_artifacts(full_run: FullRun, 
         limit = client.read_global_concurrency_limit_by_name(GPU_LIMIT)
         assert limit.limit == 1 and limit.active_slots == 0
         # The tasks are named after what they do.
-        for name in ("hpo-search", "final-training", "onnx-export-and-parity", "operating-point-on-validation",
+        for name in ("search-and-train", "onnx-export-and-parity", "operating-point-on-validation",
                      "evaluate-served-graph", "register-challenger", "promotion-gate"):  # fmt: skip
             assert task_run_named(client, runs["training"].id, name).state.is_completed()
 

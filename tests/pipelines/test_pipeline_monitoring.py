@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pipeline_helpers import PROFILE, RETRAIN_OVERRIDES, FullRun, Project, flow_runs_named, prefect_client
+
+from tests.helpers.flows import PROFILE, RETRAIN_OVERRIDES, FullRun, Project, flow_runs_named, prefect_client
 
 pytestmark = pytest.mark.slow
 

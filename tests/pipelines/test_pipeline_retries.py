@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from pipeline_helpers import OVERRIDES, PROFILE, FullRun, Project, free_port, prefect_client, task_run_named
+
+from tests.helpers.flows import OVERRIDES, PROFILE, FullRun, Project, prefect_client, task_run_named
+from tests.helpers.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from data_helpers import make_project
-from pipeline_helpers import PROFILE, Project, free_port
+
+from tests.helpers.flows import PROFILE, Project
+from tests.helpers.ports import free_port
+from tests.helpers.project import make_project
 
 MEDPIPE = str(Path(sys.executable).with_name("medpipe"))
 STARTUP_S = 180  # a loaded 2-core box: prefect server + a process importing torch/lightning

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers.models import BAD, BETTER, GOOD, WEAK
+
+from tests.helpers.models import BAD, BETTER, GOOD, WEAK
 
 
 @dataclass(frozen=True)

@@ -76,8 +76,8 @@ def test_names_derive_from_the_dataset_unless_params_set_them() -> None:
 
 
 def test_only_transient_errors_are_retried() -> None:
-    from components.errors import DataError, GateError, RegistryError
     from medpipe.config import ConfigError
+    from medpipe.errors import DataError, GateError, RegistryError
     from pipelines.runtime import is_transient
 
     for err in (DataError("x"), GateError("x"), ConfigError("x"), PreflightError("x")):

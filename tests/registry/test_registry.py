@@ -17,6 +17,7 @@ from components.registry.gate import GateDecision
 from components.registry.register import RegisteredVersion
 from medpipe.config import PipelineConfig
 from medpipe.settings import Settings
+from tests.helpers.ports import free_port
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,13 @@ def story(trained, prepared_breastmnist: Path, tmp_path_factory: pytest.TempPath
     from components.registry.aliases import rollback
     from components.registry.gate import evaluate_and_promote
     from components.registry.register import register_model
-    from components.tracking import experiment_name, lineage_tags, setup_mlflow
+    from components.tracking import experiment_name, flow_run_scope, lineage_tags, setup_mlflow
 
     home = tmp_path_factory.mktemp("store")
     empty_mlflow_db(home)
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        mp.setenv("PREFECT__FLOW_RUN_ID", "flow-run-1234")
         settings = Settings(home=home)
         assert settings.tracking_uri == f"sqlite:///{home / 'mlflow.db'}"
         cfg = PipelineConfig().with_overrides(
@@ -67,29 +67,30 @@ def story(trained, prepared_breastmnist: Path, tmp_path_factory: pytest.TempPath
             }
         )
         setup_mlflow(settings, experiment_name(cfg))
-        versions, decisions, run_ids = {}, {}, {}
-        story = (("weak", "weak", {}), ("rerun", "weak", {}), ("bad", "bad", {}),
-                 ("floor", "better", {"registry.min_sensitivity": 0.99}), ("good", "good", {}))  # fmt: skip
-        for kind, model, overrides in story:
-            with mlflow.start_run(run_name=f"train-{kind}") as run:
-                mlflow.set_tags(lineage_tags(cfg, "data-md5-abc", settings))
-                mlflow.log_params({"train.lr": 0.002, "kind": kind})
-            run_ids[kind] = run.info.run_id
-            versions[kind] = register_model(
-                trained[model].model_dir,
-                trained[model].onnx_path,
-                cfg,
-                settings,
-                run_id=run.info.run_id,
-                data_version="data-md5-abc",
-                metrics={"auc": 0.5},
-                parity=FakeParity(passed=True) if kind == "good" else None,
-            )
-            gate_cfg = cfg.with_overrides(overrides) if overrides else cfg
-            decisions[kind] = evaluate_and_promote(
-                versions[kind], prepared_breastmnist, gate_cfg, settings, actor="test"
-            )
-        event = rollback(settings, cfg, actor="test")
+        with flow_run_scope("flow-run-1234"):  # as a flow's run_stage does
+            versions, decisions, run_ids = {}, {}, {}
+            story = (("weak", "weak", {}), ("rerun", "weak", {}), ("bad", "bad", {}),
+                     ("floor", "better", {"registry.min_sensitivity": 0.99}), ("good", "good", {}))  # fmt: skip
+            for kind, model, overrides in story:
+                with mlflow.start_run(run_name=f"train-{kind}") as run:
+                    mlflow.set_tags(lineage_tags(cfg, "data-md5-abc", settings))
+                    mlflow.log_params({"train.lr": 0.002, "kind": kind})
+                run_ids[kind] = run.info.run_id
+                versions[kind] = register_model(
+                    trained[model].model_dir,
+                    trained[model].onnx_path,
+                    cfg,
+                    settings,
+                    run_id=run.info.run_id,
+                    data_version="data-md5-abc",
+                    metrics={"auc": 0.5},
+                    parity=FakeParity(passed=True) if kind == "good" else None,
+                )
+                gate_cfg = cfg.with_overrides(overrides) if overrides else cfg
+                decisions[kind] = evaluate_and_promote(
+                    versions[kind], prepared_breastmnist, gate_cfg, settings, actor="test"
+                )
+            event = rollback(settings, cfg, actor="test")
         yield Story(settings, cfg, versions, decisions, event, run_ids)
 
 
@@ -244,8 +245,8 @@ def test_model_card_and_gate_markdown_are_logged(story: Story) -> None:
 
 
 def test_manual_promote_needs_reason_and_is_audited(story: Story) -> None:
-    from components.errors import RegistryError
     from components.registry.aliases import champion_version, history, promote
+    from medpipe.errors import RegistryError
 
     bad = story.versions["bad"].version
     with pytest.raises(RegistryError, match="reason"):
@@ -261,14 +262,7 @@ def test_manual_promote_needs_reason_and_is_audited(story: Story) -> None:
     assert tags["gate.override"] == "clinical review override"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
+@pytest.mark.slow
 def test_mlflow_ui_serves_the_store(story: Story, tmp_path: Path) -> None:
     import subprocess
     import urllib.request
@@ -276,7 +270,7 @@ def test_mlflow_ui_serves_the_store(story: Story, tmp_path: Path) -> None:
     from components.registry.ui import plan_ui, start_ui, stop_ui, wait_until_up
     from medpipe.config import UIConfig
 
-    plan = plan_ui(story.settings, UIConfig(), port=_free_port())
+    plan = plan_ui(story.settings, UIConfig(), port=free_port())
     assert plan.url.startswith("http://127.0.0.1:") and "--backend-store-uri" in plan.command
     log = (tmp_path / "ui.log").open("wb")
     proc = start_ui(plan, stdout=log, stderr=subprocess.STDOUT)
@@ -299,11 +293,11 @@ def test_mlflow_ui_serves_the_store(story: Story, tmp_path: Path) -> None:
 def test_unreachable_server_gives_clear_error_and_keeps_checkpoint(trained, tmp_path: Path) -> None:
     import time
 
-    from components.errors import RegistryError
     from components.models.artifacts import load_model_dir
     from components.registry.register import register_model
+    from medpipe.errors import RegistryError
 
-    url = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", url)
         settings = Settings(home=tmp_path / "state")

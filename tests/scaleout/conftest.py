@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from medpipe.config import PipelineConfig, load_config
-from tests.scaleout.engines import REPO_ROOT, fresh_database, mlflow_server, pg_unavailable
+from tests.helpers.engines import REPO_ROOT, fresh_database, mlflow_server, pg_unavailable
 
 PARAMS = REPO_ROOT / "params.yaml"
 # the smallest real training: the small CNN, 1-2 epochs, no early stopping, no DataLoader workers

@@ -14,8 +14,9 @@ from mlflow.tracking import MlflowClient
 from components.data.dataset import load_prepared
 from components.models.artifacts import load_model_dir
 from components.training.train import train_model
+from tests.helpers.engines import child_env, start, stop, tail
+from tests.helpers.ports import free_port
 from tests.scaleout.conftest import PARAMS, cli_overrides, smoke_cfg
-from tests.scaleout.engines import child_env, free_port, start, stop, tail
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 COMMON = ["train.epochs=2", "search.enabled=false", "project.name=scaleout-ddp"]
@@ -78,7 +79,7 @@ def test_ddp_two_cpu_processes_match_single_process(
     assert run.info.status == "FINISHED"
     assert run.data.tags["medpipe.world_size"] == "2"
     assert run.data.params["train.strategy"] == "ddp" and run.data.params["train.devices"] == "2"
-    assert 0.0 <= run.data.metrics["test_auc"] <= 1.0 and "test_ece" in run.data.metrics
+    assert run.data.metrics["test_auc"] > 0.6 and "test_ece" in run.data.metrics  # it learned, on every test image
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_auc")]
     assert {0, 1} <= set(steps) and len(steps) == len(set(steps))  # one value per epoch, not one per rank
     logged = {f.path for f in client.list_artifacts(run.info.run_id, "model_dir")}

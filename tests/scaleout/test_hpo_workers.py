@@ -11,9 +11,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from components.training.search import PARENT_ATTR, make_storage
+from components.training.search import PARENT_ATTR
+from components.training.study import make_storage
+from tests.helpers.engines import child_env, start, stop, tail
 from tests.scaleout.conftest import PARAMS, cli_overrides
-from tests.scaleout.engines import child_env, start, stop, tail
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 N_TRIALS = 4

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.helpers.engines import REPO_ROOT, child_env, fresh_database, start, stop, tail, wait_http
+from tests.helpers.ports import free_port
 from tests.scaleout.conftest import SMOKE
-from tests.scaleout.engines import REPO_ROOT, child_env, free_port, fresh_database, start, stop, tail, wait_http
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 PREFECT = [sys.executable, "-m", "prefect"]

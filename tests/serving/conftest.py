@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,10 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers.models import BETTER
 
 from medpipe.config import ExportConfig, ServingConfig
 from medpipe.settings import Settings
+from tests.helpers.models import BETTER
+from tests.helpers.ports import free_port
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -31,12 +31,6 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def value(found: dict, name: str, **labels: str) -> float:
     """The sum of the samples called ``name`` whose labels include ``labels``."""
     return sum(v for (n, ls), v in found.items() if n == name and set(labels.items()) <= set(ls))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from components.errors import MedpipeError
 from components.serving.auth import api_keys, check_bind
 from medpipe.config import ServingConfig
+from medpipe.errors import MedpipeError
 from medpipe.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,13 +9,13 @@ import httpx
 import numpy as np
 import pytest
 from conftest import samples, value
-from helpers.models import register_onnx_folder
 from scipy.stats import binom
 
 from components.deploy.runtime import create_session, run_session
 from components.serving.inference_log import InferenceLog
 from medpipe.config import CanaryConfig, ExportConfig
 from medpipe.settings import Settings
+from tests.helpers.models import register_onnx_folder
 
 pytestmark = pytest.mark.slow
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from components.errors import DataError
 from components.serving.inference_log import InferenceLog
+from medpipe.errors import DataError
 
 NAMES = ["malignant", "normal_or_benign"]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from components.errors import RegistryError
 from medpipe.config import ExportConfig, ServingConfig
+from medpipe.errors import RegistryError
 from medpipe.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,13 +8,13 @@ import shutil
 import httpx
 import numpy as np
 import pytest
-from helpers.models import register_onnx_folder
 
-from components.errors import RegistryError
 from components.registry.store import parse_registry_uri
 from components.serving.model_source import load_model, model_marker
 from medpipe.config import ExportConfig
+from medpipe.errors import RegistryError
 from medpipe.settings import Settings
+from tests.helpers.models import register_onnx_folder
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.tricky import write_tricky_files
 
 from components.data.dataset import SPLITS, load_split, read_manifest
 from components.data.prepare import prepare
@@ -16,6 +15,7 @@ from components.serving.model_source import load_model
 from medpipe.config import DataConfig, ExportConfig
 from medpipe.imaging import Preprocessing
 from medpipe.settings import Settings
+from tests.helpers.tricky import write_tricky_files
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,10 @@ import mlflow
 import pytest
 import torch
 
-from components.errors import RegistryError
 from components.models.registry import available_models, create_model
 from components.models.transfer import build_model
 from medpipe.config import ConfigError
+from medpipe.errors import RegistryError
 from tests.training.conftest import smoke_cfg
 
 

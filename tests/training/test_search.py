@@ -9,9 +9,10 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from components.data.dataset import load_prepared
-from components.errors import MedpipeError
-from components.training.search import make_storage, run_search, study_name_for
+from components.training.search import run_search
+from components.training.study import make_storage, study_name_for
 from medpipe.cli import app
+from medpipe.errors import MedpipeError
 from tests.training.conftest import PARAMS, smoke_cfg
 
 pytestmark = pytest.mark.slow

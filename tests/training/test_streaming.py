@@ -18,10 +18,10 @@ from PIL import Image
 from components.data import shards
 from components.data.dataset import load_prepared, load_split
 from components.data.prepare import prepare
-from components.errors import DataError
 from components.training.data import LoaderSettings
 from components.training.streaming import ShardStream, StreamedSplit, StreamingDataModule, load_splits
 from medpipe.config import DataConfig
+from medpipe.errors import DataError
 
 
 def _png(seed: int, size: int = 24) -> bytes:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
-from components.errors import MedpipeError
+from medpipe.errors import MedpipeError
 
 if TYPE_CHECKING:
     from dvc.repo import Repo

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from components.errors import MedpipeError
 from components.serving import schemas
 from components.serving.deps import ApiKey, CurrentModel, State
 from components.serving.errors import ERROR_RESPONSES, error_response
 from components.serving.inference_log import UnknownPrediction
 from components.serving.inputs import decode_all, read_inputs
 from components.serving.scoring import score
+from medpipe.errors import MedpipeError
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from tests.helpers.ports import free_port
+
 PG_HOST = os.environ.get("MEDPIPE_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("MEDPIPE_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("MEDPIPE_TEST_PG_USER", "postgres")
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pg_url(db: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,9 +90,3 @@ def champion_version(model_name: str) -> str | None:
         return str(client.get_model_version_by_alias(model_name, "champion").version)
     except Exception:  # noqa: BLE001 - no alias yet
         return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
