@@ -13,6 +13,7 @@ export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 PROFILE ?= smoke
 PYTEST_ARGS ?=
+MEDPIPE_ARGS ?=
 ifeq ($(CI),true)
 # CI: list the slowest tests, keep no cache between runs, never wait forever.
 PYTEST_ARGS += --durations=25 -p no:cacheprovider --timeout=1800
@@ -22,10 +23,11 @@ endif
 
 setup: ## install uv if missing, then create .venv from uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv || $(PYTHON) -m pip install --quiet --user uv
-	$(UV) sync --frozen
+	@echo "setup: .venv from uv.lock (uv sync --frozen)"
+	@$(UV) sync --frozen --quiet
 
-demo: setup ## the whole pipeline on BreastMNIST with embedded defaults (no server)
-	$(UV) run --frozen medpipe run --profile $(PROFILE)
+demo: setup ## the whole pipeline on BreastMNIST with embedded defaults (no server); -v logs: MEDPIPE_ARGS=-v
+	@$(UV) run --frozen medpipe $(MEDPIPE_ARGS) run --profile $(PROFILE)
 
 test: setup ## the test suite (real DVC, MLflow, Prefect, uvicorn, PostgreSQL; no GPU, no network)
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
