@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
+import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from components.data.versioning.repo import (
     REMOTE_NAME,
     STAGE,
     DvcError,
+    _log_level,
     dvc_lock,
     ensure_project,
     open_repo,
@@ -65,8 +68,8 @@ def ingest_and_version(cfg: DataConfig, settings: Settings, push: bool = True) -
     """
     project = settings.project_dir
     source = resolve_source(cfg.source, settings)
-    if not project.is_dir():
-        raise DvcError(f"project directory {project} does not exist (set MEDPIPE_PROJECT_DIR)")
+    with tempfile.TemporaryDirectory(prefix="medpipe-validate-") as tmp, _log_level(prepare.__module__, logging.ERROR):
+        prepare(source, Path(tmp) / "prepared", cfg)  # validation with the user's file names
     notes: list[str] = []
     with dvc_lock(project):
         ensure_project(settings)
