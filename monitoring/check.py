@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +36,7 @@ class Window:
     frame: pd.DataFrame
     images: np.ndarray | None
     source: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason): files that could not be decoded
 
 
 @dataclass
@@ -44,6 +45,7 @@ class CheckResult:
     retrain: RetrainDecision
     alert: AlertOutcome | None
     paths: dict[str, str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # files of the window that could not be decoded
 
 
 @dataclass
@@ -132,8 +134,7 @@ def current_window(
         for name, reason in folder.skipped:
             log.warning("skipped %s: %s", Path(images_dir) / name, reason)
         frame = window_from_images(folder.images, champion.embed_fn, ref, folder.sizes, folder.channels)
-        frame.attrs["skipped"] = [{"file": n, "reason": r} for n, r in folder.skipped]
-        return Window(frame, folder.images, f"folder {images_dir}")
+        return Window(frame, folder.images, f"folder {images_dir}", folder.skipped)
     if since is None and last is None:
         since = datetime.now(UTC) - timedelta(hours=cfg.monitoring.window_hours)
     frame = read_log_window(settings.inference_log, ref, since, until)
@@ -201,4 +202,4 @@ def run_drift_check(
     outcome = send_alerts(summary, cfg.alerts, settings, retrain=retrain) if alerts else None
     alerted = outcome is not None and outcome.alert is not None
     paths = record_history(summary, settings, cfg.project.name, experiment, alerted)
-    return CheckResult(summary, retrain, outcome, paths)
+    return CheckResult(summary, retrain, outcome, paths, window.skipped)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medpipe.cli.common import ParamsOpt, SetOpt, console, load_cli_config, settings
+from medpipe.cli.common import ParamsOpt, SetOpt, console, err_console, load_cli_config, settings
 
 app = typer.Typer(
     help="Drift check of the champion: served images (inference log) or a folder vs its reference profile.",
@@ -63,6 +63,8 @@ def monitor(
     )
     result = run_drift_check(cfg, current, window_of, experiment_name(cfg, "monitoring"), champion, alerts=alerts)
     summary = result.summary
+    for name, reason in result.skipped:  # one bad file never stops a check: skipped, and said so
+        err_console.print(f"[yellow]skipped[/] {Path(images) / name}: {reason}")
     if as_json:
         typer.echo(summary.to_json())
     else:

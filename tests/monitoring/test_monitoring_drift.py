@@ -143,3 +143,29 @@ def test_image_folder_window(tmp_path, reference, embed_fn, test_images) -> None
     assert [name for name, _ in folder.skipped] == ["notes.png"] and "not an image file" in folder.skipped[0][1]
     frame = window_from_images(images, embed_fn, reference, sizes, channels)
     assert frame["aspect"].iloc[0] == pytest.approx(56 / 40) and "pc_7" in frame
+
+
+def test_bad_files_in_a_monitored_folder_are_skipped_and_reported(tmp_path, reference, embed_fn, test_images) -> None:
+    """A truncated PNG and a decompression bomb do not stop `monitor --images`: they are skipped and named."""
+    import io
+
+    from PIL import Image
+
+    from medpipe.config import PipelineConfig
+    from medpipe.settings import Settings
+    from monitoring.check import Champion, current_window
+
+    for i, img in enumerate(test_images[:6]):
+        Image.fromarray(img[..., 0]).save(tmp_path / f"{i}.png")
+    good = (tmp_path / "0.png").read_bytes()
+    (tmp_path / "truncated.png").write_bytes(good[: len(good) // 2])
+    buf = io.BytesIO()
+    Image.new("L", (5000, 5000)).save(buf, format="PNG")
+    (tmp_path / "bomb.png").write_bytes(buf.getvalue())
+    cfg = PipelineConfig.model_validate({"serving": {"max_pixels": 1_000_000}})
+    champion = Champion(embed_fn, reference, "1", "models:/x@champion", ImageSpec(28, 1))
+    window = current_window(champion, cfg, Settings(home=tmp_path / "state"), images_dir=tmp_path)
+    assert len(window.frame) == 6 and window.images.shape == (6, 28, 28, 1)
+    reasons = dict(window.skipped)
+    assert set(reasons) == {"truncated.png", "bomb.png"}
+    assert "truncated image" in reasons["truncated.png"] and "more than the limit" in reasons["bomb.png"]
