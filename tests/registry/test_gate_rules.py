@@ -69,3 +69,12 @@ def test_decision_markdown_names_outcome_checks_and_comparison() -> None:
     assert "KEPT CHAMPION" in md and "**FAIL**" in md and "paired bootstrap 95% CI [-0.0100, +0.0120]" in md
     assert d.failed == ["gain"]
     assert checks[0].as_tag() == "pass value=0.8500 threshold=0.7500: auc 0.8500 must be >= registry.min_primary 0.75"
+
+
+def test_sensitivity_floor_only_for_a_positive_class() -> None:
+    """Multi-class data with no class named in params: no sensitivity rule (macro AUC decides); binary data whose
+    sensitivity is undefined still fails the floor."""
+    multi = {**_m(0.9, sens=math.nan), "prevalence": math.nan}
+    assert "sensitivity_min" not in _failed(floor_checks(REG, multi, "true"))
+    binary = {**_m(0.9, sens=math.nan), "prevalence": 0.3}
+    assert "sensitivity_min" in _failed(floor_checks(REG, binary, "true"))

@@ -103,7 +103,8 @@ def floor_checks(
                   f"{m} {fmt(ch[m])} must be >= registry.min_primary {reg.min_primary}"),
     ]  # fmt: skip
     sens = ch.get("sensitivity", math.nan)
-    if math.isnan(sens) and reg.min_sensitivity == 0:
+    no_positive = math.isnan(ch.get("prevalence", math.nan))  # multi-class data and no class named in params
+    if math.isnan(sens) and (no_positive or reg.min_sensitivity == 0):
         checks.append(GateCheck("sensitivity_min", True, None, None, "no positive class: sensitivity not floored"))
     else:
         checks.append(
