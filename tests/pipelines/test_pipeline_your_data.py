@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from data_helpers import make_project
-from helpers.datasets import binary_csv, dicom_folder, five_class_rgb_folder
-from helpers.dicom import PATIENT_ID_PREFIX, PATIENT_NAME_PREFIX
-from pipeline_helpers import OVERRIDES, PROFILE, champion_version, child_flow_runs, prefect_client
+
+from tests.helpers.datasets import binary_csv, dicom_folder, five_class_rgb_folder
+from tests.helpers.dicom import PATIENT_ID_PREFIX, PATIENT_NAME_PREFIX
+from tests.helpers.flows import OVERRIDES, PROFILE, champion_version, child_flow_runs, prefect_client
+from tests.helpers.project import make_project
 
 pytestmark = pytest.mark.slow
 FAST = [*OVERRIDES, "search.enabled=false", "train.epochs=3", "data.min_images_per_class=5"]
