@@ -15,11 +15,11 @@ import numpy as np
 
 from components.data.dataset import load_split, read_manifest, split_fingerprint
 from components.deploy.export import preprocessing_for
-from components.errors import GateError
 from components.evaluation.served import decision_positive, served_probabilities
 from components.evaluation.subgroups import SubgroupTable, split_attributes, subgroup_metrics
 from medpipe import metrics as mx
 from medpipe.config import PipelineConfig
+from medpipe.errors import GateError
 from medpipe.imaging.preprocessing import Preprocessing
 
 BOOTSTRAP_SEED = 0

@@ -14,10 +14,10 @@ import numpy as np
 from components.data.dataset import load_split, read_manifest
 from components.deploy.export import META_PREPROCESSING, preprocessing_for, set_metadata
 from components.deploy.runtime import create_session, run_session
-from components.errors import GateError
 from components.models.inference import to_pixels
 from medpipe import metrics as mx
 from medpipe.config import ExportConfig, RegistryConfig
+from medpipe.errors import GateError
 from medpipe.imaging.preprocessing import Preprocessing
 
 BATCH = 256

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from infra_helpers import INFRA
+
+from tests.helpers.infra import INFRA
 
 PASSWORD = "test-admin-password-123"
 

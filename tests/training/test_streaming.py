@@ -120,7 +120,7 @@ def _rank(rank: int, world: int, port: int, prepared: str, out: str) -> None:
 
 
 def test_ddp_ranks_read_disjoint_shares_that_cover_the_split(sharded: Path, tmp_path: Path) -> None:
-    from tests.scaleout.engines import free_port
+    from tests.helpers.engines import free_port
 
     out = tmp_path / "seen.pt"
     mp.spawn(_rank, args=(2, free_port(), str(sharded), str(out)), nprocs=2, join=True)

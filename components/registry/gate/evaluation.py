@@ -9,9 +9,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from components.errors import GateError
 from components.evaluation.evaluate import BOOTSTRAP_SEED, EvaluationResult, evaluate_served
 from medpipe.config import PipelineConfig
+from medpipe.errors import GateError
 from medpipe.imaging.preprocessing import FILENAME as PREPROCESSING_FILE
 from medpipe.metrics import PairedComparison, paired_auc_difference
 
