@@ -112,7 +112,8 @@ def test_mlflow_run_has_metrics_plots_lineage(trained: tuple[TrainResult, Settin
 def test_killed_run_resumes_from_last_checkpoint(prepared_breastmnist: Path, settings: Settings) -> None:
     """SIGKILL a training process after its first checkpoint; the rerun continues the same run key,
     the same MLflow run, from the saved epoch (not from scratch)."""
-    overrides = ["search.enabled=false", "train.epochs=3", "train.early_stopping_patience=0"]
+    epochs = 8  # killed after the first epoch's checkpoint, so several epochs are always left to resume
+    overrides = ["search.enabled=false", f"train.epochs={epochs}", "train.early_stopping_patience=0"]
     script = textwrap.dedent(
         f"""
         import torch; torch.set_num_threads(1)
@@ -129,13 +130,15 @@ def test_killed_run_resumes_from_last_checkpoint(prepared_breastmnist: Path, set
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline and not list(
-            settings.runs_dir.glob("final-*/checkpoints/best-epoch=00[1-9].ckpt")
-        ):
+        deadline = time.monotonic() + 300
+        last, size = None, -1
+        while time.monotonic() < deadline:  # the first last.ckpt, once its size stops changing (write finished)
             assert proc.poll() is None, "training finished or crashed before it could be killed"
-            time.sleep(0.2)
-        time.sleep(0.5)  # let the checkpoint write finish
+            last = next(iter(settings.runs_dir.glob("final-*/checkpoints/last.ckpt")), None)
+            if last is not None and last.stat().st_size == size and size > 0:
+                break
+            size = last.stat().st_size if last is not None else -1
+            time.sleep(0.3)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
@@ -151,5 +154,5 @@ def test_killed_run_resumes_from_last_checkpoint(prepared_breastmnist: Path, set
     assert run.info.status == "FINISHED" and run.data.tags["medpipe.resumed"] == "true"
     assert int(run.data.tags["medpipe.resumed_from_epoch"]) >= 0
     steps = [m.step for m in MlflowClient(settings.tracking_uri).get_metric_history(result.run_id, "train_loss")]
-    assert sorted(set(steps)) == list(range(3))  # every epoch trained once overall, none restarted from 0
+    assert sorted(set(steps)) == list(range(epochs))  # every epoch trained once overall, none restarted from 0
     assert (run_dir / "complete").is_file()
