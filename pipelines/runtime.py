@@ -5,6 +5,7 @@ Nothing here computes anything a stage does; it only makes flows observable and 
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from medpipe.settings import Settings, get_settings, prepare_environment
 from pipelines.leases import GPU_LIMIT, hold_slot
 
 T = TypeVar("T")
+SHOWN_STAGE_S = 1.0  # stages quicker than this are not shown on the terminal (the log file has them)
 
 
 class StageFailed(MedpipeError):
@@ -99,7 +101,11 @@ def run_stage(name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         get_run_logger().error("%s", message)
         publish("stage-failure", f"```\n{message}\n```\n", f"Stage '{name}' failed")
         raise StageFailed(message) from err
-    progress("%-10s %-13s %6.1f s", flow, name, time.monotonic() - start)
+    took = time.monotonic() - start
+    if took >= SHOWN_STAGE_S:  # quick stages go to the log file only: the terminal stays short (-v shows all)
+        progress("%-10s %-13s %6.1f s", flow, name, took)
+    else:
+        logging.getLogger(__name__).info("%s %s %.1f s", flow, name, took)
     return result
 
 

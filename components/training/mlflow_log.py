@@ -151,16 +151,21 @@ class MlflowEpochLogger(L.Callback):
 
 
 class EpochProgress(L.Callback):
-    """One progress line per epoch (``epoch 3/6  train_loss 0.412  val_auc 0.861``) for the final training."""
+    """Progress lines for the final training (``epoch 3/6  train_loss 0.412  val_auc 0.861``): at most
+    ``lines`` of them, every k-th epoch and the last, so a long training does not flood the terminal."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, lines: int = 4) -> None:
         self.label = label
+        self.lines = lines
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero or trainer.state.fn != "fit":
+            return
+        epoch, total = trainer.current_epoch + 1, trainer.max_epochs or 1
+        if epoch % math.ceil(total / self.lines) and epoch != total:
             return
         from medpipe.progress import progress
 
         m = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         shown = "  ".join(f"{k} {m[k]:.3f}" for k in ("train_loss", "val_loss", "val_auc") if k in m)
-        progress("  %s epoch %d/%d  %s", self.label, trainer.current_epoch + 1, trainer.max_epochs, shown)
+        progress("  %s epoch %d/%d  %s", self.label, epoch, total, shown)
