@@ -60,11 +60,6 @@ def route_training_libraries() -> None:
     records to ours instead (for the commands that train; both are imported by training anyway)."""
     import lightning
     import optuna
-    from mlflow.utils.logging_utils import disable_logging
-
-    if not any(getattr(h, "_medpipe", False) and h.stream is sys.stderr for h in logging.getLogger().handlers
-               if isinstance(h, logging.StreamHandler)):  # fmt: skip
-        disable_logging()  # MLflow's own stderr prints ("Successfully registered model ..."): the summary says it
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
     for handler in list(logging.getLogger(lightning.__name__).handlers):  # lightning's own "INFO: ..." console
