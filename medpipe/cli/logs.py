@@ -60,6 +60,7 @@ def route_training_libraries() -> None:
     records to ours instead (for the commands that train; both are imported by training anyway)."""
     import lightning
     import optuna
+
     optuna.logging.disable_default_handler()
     optuna.logging.enable_propagation()
     for handler in list(logging.getLogger(lightning.__name__).handlers):  # lightning's own "INFO: ..." console
