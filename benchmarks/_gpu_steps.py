@@ -129,7 +129,7 @@ def _search_config(ctx: Context, overrides: dict[str, Any]) -> Any:
 def _objective(ctx: Context, cfg: Any, prepared: Any, splits: dict, epochs_run: list[int]) -> Any:
     from optuna_integration import PyTorchLightningPruningCallback
 
-    from components.training.search import suggest
+    from components.training.study import suggest
     from components.training.train import fit
     from medpipe.settings import Settings
 
@@ -151,7 +151,7 @@ def quality(ctx: Context, deadline: float) -> dict:
     import optuna
     import torch
 
-    from components.training.search import make_pruner, make_sampler
+    from components.training.study import make_pruner, make_sampler
     from components.training.train import fit
     from medpipe.settings import Settings
 

@@ -137,7 +137,7 @@ def test_ddp_ranks_read_disjoint_shares_that_cover_the_split(sharded: Path, tmp_
 
 
 def test_train_model_runs_end_to_end_through_the_streamed_path(sharded: Path, settings, monkeypatch) -> None:
-    """The smoke profile with the threshold at 0 MB: final training, test metrics and the model folder all
+    """The smoke profile with the threshold at 0 MB: final training, validation metrics and the model folder all
     come from shards read by a DataLoader worker (the in-memory loader is never built)."""
     from components.models.artifacts import load_model_dir
     from components.training import data as data_mod
@@ -150,7 +150,7 @@ def test_train_model_runs_end_to_end_through_the_streamed_path(sharded: Path, se
     monkeypatch.setattr(data_mod.InMemoryDataModule, "setup", no_memory)
     cfg = smoke_cfg("search.enabled=false", "train.epochs=2", "train.stream_above_mb=0", "train.num_workers=1")
     result = train_model(cfg, load_prepared(sharded), settings, out_dir=settings.home / "model")
-    assert {"auc", "accuracy"} <= set(result.test_metrics)
+    assert {"auc", "accuracy"} <= set(result.val_metrics)  # validation streamed too (test is the served graph's job)
     _, pre = load_model_dir(result.model_dir)
     memory = load_split(sharded, "train").images.astype(np.float64) / 255
     assert pre.mean == pytest.approx([memory.mean()], abs=1e-6) and pre.std == pytest.approx([memory.std()], abs=1e-6)
