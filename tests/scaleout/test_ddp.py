@@ -38,7 +38,7 @@ def test_ddp_two_cpu_processes_match_single_process(
     assert torchrun, "torchrun (torch's launcher) is missing from the environment"
     ddp_home, ddp_out = tmp_path / "ddp-home", tmp_path / "ddp-model"
     argv = [torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-            "-m", "medpipe", "train", "--no-search", "--params", str(PARAMS), "--profile", "smoke",
+            "-m", "medpipe", "-v", "train", "--no-search", "--params", str(PARAMS), "--profile", "smoke",
             "--prepared", str(prepared_breastmnist), "--out", str(ddp_out),
             *cli_overrides(*COMMON, "train.devices=2", "train.strategy=ddp")]  # fmt: skip
     env = child_env(MEDPIPE_HOME=str(ddp_home), MLFLOW_TRACKING_URI=mlflow_pg.url)
@@ -70,7 +70,7 @@ def test_ddp_two_cpu_processes_match_single_process(
     with torch.inference_mode():
         assert torch.isfinite(ddp_net.eval()(torch.randn(2, 1, 28, 28))).all()
 
-    # rank 0 alone logged: one run, complete, with the exact (unsharded) test metrics and the model folder
+    # rank 0 alone logged: one run, complete, with its validation metrics and the model folder
     client = MlflowClient(mlflow_pg.url)
     exp = client.get_experiment_by_name("scaleout-ddp-training")
     runs = client.search_runs([exp.experiment_id])
@@ -79,7 +79,7 @@ def test_ddp_two_cpu_processes_match_single_process(
     assert run.info.status == "FINISHED"
     assert run.data.tags["medpipe.world_size"] == "2"
     assert run.data.params["train.strategy"] == "ddp" and run.data.params["train.devices"] == "2"
-    assert run.data.metrics["test_auc"] > 0.6 and "test_ece" in run.data.metrics  # it learned, on every test image
+    assert run.data.metrics["val_auc"] > 0.6  # it learned (test figures come from the served graph's evaluation)
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_auc")]
     assert {0, 1} <= set(steps) and len(steps) == len(set(steps))  # one value per epoch, not one per rank
     logged = {f.path for f in client.list_artifacts(run.info.run_id, "model_dir")}
