@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,6 +9,7 @@ from dataclasses import dataclass
 
 from components.tracking import is_remote
 from medpipe.config import UIConfig
+from medpipe.processes import stop_process_group
 from medpipe.settings import Settings
 
 
@@ -56,16 +55,7 @@ def start_ui(plan: UIPlan, **popen: object) -> subprocess.Popen[bytes]:
 
 def stop_ui(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
     """Stop the server and its workers (the whole process group it leads)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=timeout_s)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=timeout_s)
+    stop_process_group(proc, timeout_s)
 
 
 def wait_until_up(url: str, timeout_s: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> bool:

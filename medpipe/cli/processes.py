@@ -22,19 +22,9 @@ def start(cmd: list[str], **popen: object) -> subprocess.Popen:
 def terminate(proc: subprocess.Popen, timeout_s: float) -> None:
     """Stop a child this command started and everything it spawned (its process group): SIGTERM, then
     SIGKILL if anything is still up after ``timeout_s``."""
-    import os
-    import signal
+    from medpipe.processes import stop_process_group
 
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=timeout_s)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=timeout_s)
+    stop_process_group(proc, timeout_s)
 
 
 def stop_on_sigterm() -> None:
