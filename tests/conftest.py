@@ -28,6 +28,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 _MLFLOW_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+_SESSION_MLFLOW_ENV = {var: os.environ.get(var) for var in _MLFLOW_URI_VARS}
 
 
 @pytest.fixture(autouse=True)
@@ -35,8 +36,8 @@ def _restore_mlflow_uri_env() -> Iterator[None]:
     """``mlflow.set_tracking_uri``/``set_experiment`` also write MLFLOW_TRACKING_URI/MLFLOW_EXPERIMENT_ID into
     os.environ (and a module global), which later code prefers: undo that after each test so one test's store
     and experiment never become the next one's."""
-    saved = {var: os.environ.get(var) for var in _MLFLOW_URI_VARS}
-    yield
+    saved = {var: _SESSION_MLFLOW_ENV[var] for var in _MLFLOW_URI_VARS}  # not the per-test value: a module
+    yield  # or session fixture that ran mlflow.set_experiment before this test must not leak into later modules
     if "mlflow" in sys.modules:  # and the module globals behind mlflow.set_tracking/registry_uri/set_experiment
         import mlflow.tracking._model_registry.utils as registry_utils
         import mlflow.tracking._tracking_service.utils as tracking_utils
