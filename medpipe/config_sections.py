@@ -134,6 +134,12 @@ class TrainConfig(_Section):
     cpu_threads: Annotated[int, Field(ge=1)] | None = Field(
         None, description="torch threads when training on CPU; None keeps torch's default (1 is fastest on a busy box)."
     )
+    seeds: Annotated[int, Field(ge=1, le=32)] = Field(
+        1, description="Train the final config this many times (seeds seed, seed+1, ...); report mean +- sd."
+    )
+    ensemble: bool = Field(
+        False, description="Export the seeds' members as one ONNX graph (mean probabilities); needs seeds >= 2."
+    )
 
     @field_validator("kfold")
     @classmethod
@@ -141,6 +147,12 @@ class TrainConfig(_Section):
         if v == 1:
             raise ValueError("kfold=1 is not cross-validation; use 0 (off) or >= 2")
         return v
+
+    @model_validator(mode="after")
+    def _ensemble_needs_seeds(self) -> TrainConfig:
+        if self.ensemble and self.seeds < 2:
+            raise ValueError("train.ensemble=true averages several seeds: set train.seeds >= 2 (e.g. 3)")
+        return self
 
 
 class SearchParam(_Section):

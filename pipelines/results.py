@@ -30,6 +30,7 @@ class TrainingSummary:
     dvc_note: str = ""  # whether dvc.lock records this run as the `train` stage, and why not
     test_cis: dict[str, tuple[float, float]] = field(default_factory=dict)
     operating_point: str = ""  # the served decision, chosen on validation
+    seeds: str = ""  # train.seeds > 1: the members' test mean +- sd (components.evaluation.seeds.SeedReport.line)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,8 @@ def training_markdown(s: TrainingSummary, settings: Settings) -> str:
             "## Best params\n" + params,
             "## Test metrics (served ONNX graph)\n"
             + f"- operating point: {s.operating_point}\n\n"
-            + headline_table(s.test_metrics),
+            + headline_table(s.test_metrics)
+            + (f"\n\nvariance across seeds: {s.seeds}" if s.seeds else ""),
             s.gate_markdown,
         ]
     )

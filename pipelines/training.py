@@ -13,6 +13,7 @@ from components.deploy.stage import ONNX_NAME, deploy_model
 from components.dvc_pipeline import record_training
 from components.evaluation.evaluate import evaluate_served
 from components.evaluation.outputs import log_to_run
+from components.evaluation.seeds import evaluate_members, log_seed_report
 from components.evaluation.served import stamp_operating_point
 from components.registry.gate import evaluate_and_promote
 from components.registry.model_card import download_model_card
@@ -41,6 +42,10 @@ operating_point_task = task(stamp_operating_point, name="operating-point-on-vali
 evaluate_task = task(evaluate_served, name="evaluate-served-graph")
 log_evaluation_task = task(
     log_to_run, name="log-evaluation", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient
+)
+seeds_task = task(evaluate_members, name="evaluate-seed-members")
+log_seeds_task = task(
+    log_seed_report, name="log-seed-variance", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient
 )
 register_task = task(register_model, name="register-challenger")
 gate_task = task(
@@ -107,6 +112,10 @@ def training_flow(
         trained.run_id,
         evaluation,
     )
+    seeds = run_stage("seed-members", seeds_task, trained, prepared.path, final_cfg)  # None for one seed
+    run_stage("log-seed-variance", log_seeds_task, settings, trained, seeds)
+    if seeds is not None:
+        print(seeds.line())
     run_stage(
         "reference",
         reference_task,
@@ -177,6 +186,7 @@ def training_flow(
         model_card=str(card),
         gate_markdown=decision.as_markdown(),
         dvc_note=dvc.note,
+        seeds=seeds.line() if seeds is not None else "",
     )
     publish("training-summary", training_markdown(summary, settings), "Training, registration and gate decision")
     return summary

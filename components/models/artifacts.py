@@ -1,5 +1,8 @@
 """A trained model as a folder: ``model.pt`` (state dict), ``model_config.json`` (factory kwargs),
-``preprocessing.json``. Training writes it; registry, export and monitoring read it."""
+``preprocessing.json``. Training writes it; registry, export and monitoring read it.
+
+A seed ensemble is the same folder: ``model_config.json`` holds ``{"ensemble": [kwargs per member]}`` and
+``model.pt`` the :class:`~components.models.ensemble.EnsembleClassifier`'s state dict."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 
 import torch
 
+from components.models.ensemble import EnsembleClassifier
 from components.models.registry import Classifier, create_model
 from medpipe.imaging.preprocessing import Preprocessing
 
@@ -34,6 +38,35 @@ def load_model_dir(model_dir: Path) -> tuple[Classifier, Preprocessing]:
     if not (model_dir / WEIGHTS).is_file():
         raise FileNotFoundError(f"{model_dir} holds no {WEIGHTS}: not a medpipe model folder")
     kwargs = json.loads((model_dir / MODEL_CONFIG).read_text())
-    net = create_model(**kwargs)
+    net = build_model(kwargs)
     net.load_state_dict(torch.load(model_dir / WEIGHTS, map_location="cpu", weights_only=True))
     return net.eval(), Preprocessing.load(model_dir)
+
+
+ENSEMBLE_KEY = "ensemble"
+
+
+def build_model(config: dict[str, Any]) -> Classifier:
+    """The (untrained) network a ``model_config.json`` describes: one classifier or a seed ensemble."""
+    if ENSEMBLE_KEY in config:
+        return EnsembleClassifier([create_model(**member) for member in config[ENSEMBLE_KEY]])
+    return create_model(**config)
+
+
+def save_ensemble_dir(out_dir: Path, member_dirs: list[Path]) -> Path:
+    """One model folder holding the members in ``member_dirs`` as an :class:`EnsembleClassifier` (same classes and
+    preprocessing required; the first member's preprocessing record is kept)."""
+    members, configs, pres = [], [], []
+    for d in member_dirs:
+        net, pre = load_model_dir(Path(d))
+        members.append(net)
+        configs.append(json.loads((Path(d) / MODEL_CONFIG).read_text()))
+        pres.append(pre)
+    first = pres[0]
+    for d, pre in zip(member_dirs[1:], pres[1:], strict=True):
+        if (pre.class_names, pre.image_size, pre.channels, pre.train_image_size, pre.mean, pre.std, pre.tta) != (
+            first.class_names, first.image_size, first.channels, first.train_image_size, first.mean, first.std,
+            first.tta,
+        ):  # fmt: skip
+            raise ValueError(f"{d} does not share the first member's classes/preprocessing: cannot ensemble them")
+    return save_model_dir(out_dir, EnsembleClassifier(members), {ENSEMBLE_KEY: configs}, first)

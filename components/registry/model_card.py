@@ -67,6 +67,7 @@ class CardContent:
     subgroups: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)  # attr -> group -> m
     change: ChangeRecord | None = None
     manifest: Mapping[str, Any] = field(default_factory=dict)
+    seeds: Mapping[str, float] = field(default_factory=dict)  # seeds_* run metrics (train.seeds > 1)
 
 
 def _fmt(value: object) -> str:
@@ -176,6 +177,39 @@ def _performance(card: CardContent, registry: RegistryConfig) -> list[str]:
     return out
 
 
+SEED_PREFIX = "seeds_"  # components.evaluation.seeds.PREFIX (the registry does not import evaluation code)
+SEED_FIGURES = ("auc", "sensitivity", "specificity")
+
+
+def seed_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The ``seeds_*`` metrics of a run (mean, sd and per-member figures of a ``train.seeds > 1`` run)."""
+    return {k: v for k, v in metrics.items() if k.startswith(SEED_PREFIX)}
+
+
+def _seeds(card: CardContent) -> list[str]:
+    s = card.seeds
+    out = ["### Variance across seeds", ""]
+    n = int(s.get(f"{SEED_PREFIX}n", 0))
+    if n < 2:
+        return [*out, "one seed trained (set `train.seeds: N` to measure the variance)"]
+    summary = ", ".join(
+        f"{k} {_fmt(s.get(f'{SEED_PREFIX}{k}_mean', math.nan))} ± {_fmt(s.get(f'{SEED_PREFIX}{k}_sd', math.nan))}"
+        for k in SEED_FIGURES
+    )
+    ensemble = str(card.train_params.get("train.ensemble")).lower() == "true"
+    model = "this model is their ensemble (mean probabilities)" if ensemble else "this model is member 1"
+    out += [f"{n} seeds of the same config, each served graph at its own operating point (mean ± sd): "
+            f"{summary}; {model}.", "", "| member | seed | threshold | AUC [95% CI] | sensitivity [95% CI] | "
+            "specificity [95% CI] |", "|---|---:|---:|---|---|---|"]  # fmt: skip
+    for i in range(1, n + 1):
+        m = f"{SEED_PREFIX}member{i}_"
+        cis = {k: (s.get(m + k + "_ci_low", math.nan), s.get(m + k + "_ci_high", math.nan)) for k in SEED_FIGURES}
+        cells = [f"{_fmt(s.get(m + k, math.nan))} {_ci(cis[k])}" for k in SEED_FIGURES]
+        seed = int(s[m + "seed"]) if m + "seed" in s else "?"
+        out.append(f"| {i} | {seed} | {_fmt(s.get(m + 'threshold', math.nan))} | " + " | ".join(cells) + " |")
+    return out
+
+
 def _change(card: CardContent) -> list[str]:
     out = ["## 5. Change record"]
     c = card.change
@@ -198,6 +232,8 @@ def render_model_card(card: CardContent, registry: RegistryConfig) -> str:
     title = f"{card.name} v{card.version}" if card.version else card.name
     out = [f"# Model card: {title}", "", "## 0. Intended use", registry.intended_use, "", "Out of scope:"]
     out += [registry.out_of_scope, "", *_data(card), "", *_model(card), "", *_performance(card, registry), ""]
+    if card.seeds:
+        out += [*_seeds(card), ""]
     out += ["## 4. Export (ONNX parity)"]
     out += [f"- {k}: `{v}`" for k, v in sorted(card.export.items())] or ["- not evaluated"]
     out += ["", *_change(card), "", "## 6. Promotion gate"]

@@ -30,7 +30,7 @@ from components.deploy.runtime import usable_providers
 from components.models.artifacts import MODEL_CONFIG, WEIGHTS, load_model_dir
 from components.registry.aliases import CHALLENGER, move_alias
 from components.registry.model_card import FILENAME as CARD_FILE
-from components.registry.model_card import CardContent, publish_card, render_model_card
+from components.registry.model_card import CardContent, publish_card, render_model_card, seed_metrics
 from components.registry.preflight import CLASS_NAMES_TAG, PreflightError, class_list_problem, registered_class_names
 from components.tracking import (
     RetryPolicy,
@@ -209,7 +209,8 @@ def register_model(
     if run_id is None:
         run_id = retry("creating a registration run", lambda: _new_run(client, cfg, tags))
     retry("tagging the run", lambda: [client.set_tag(run_id, k, v) for k, v in tags.items()])
-    train_params = retry("reading run params", lambda: dict(client.get_run(run_id).data.params))
+    run_data = retry("reading the run", lambda: client.get_run(run_id).data)
+    train_params = dict(run_data.params)
     card = CardContent(
         name=name,
         version=None,
@@ -222,6 +223,7 @@ def register_model(
         cis=evaluation.cis if evaluation else {},
         operating_point=evaluation.operating_point if evaluation else None,
         export=export_tags,
+        seeds=seed_metrics(run_data.metrics),
     )
     problem = retry(
         "reading the registered class list",

@@ -47,6 +47,12 @@ class TrainResult:
     val_metrics: dict[str, float]
     best_params: dict[str, Any]  # {} without search
     search_run_id: str | None
+    members: tuple[TrainResult, ...] = ()  # train.seeds > 1: every member (seed order); () for one seed
+    seeds_run_id: str | None = None  # train.seeds > 1: the run the members are children of (mean +- sd lands there)
+
+    @property
+    def is_ensemble(self) -> bool:
+        return bool(self.members) and self.run_id == self.seeds_run_id
 
 
 # --- the stage -----------------------------------------------------------------------------------

@@ -326,8 +326,10 @@ def print_pipeline_summary(console, summary, settings) -> None:  # noqa: ANN001 
 def _training_outcome(s) -> list[str]:  # noqa: ANN001 - pipelines.training.TrainingSummary
     """Data version, gate verdict, champion and model card of a training flow run: one line each."""
     verdict = "[green]PROMOTED to champion[/]" if s.promoted else f"[yellow]not promoted[/] ({s.gate_reason})"
+    seeds = [f"seed variance     {s.seeds}"] if getattr(s, "seeds", "") else []  # train.seeds > 1 only
     return [
         f"data version      {s.data_version}",
+        *seeds,
         f"this run          v{s.version}: {verdict}",
         f"champion          {s.model_name} v{s.champion}" if s.champion else "champion          none yet",
         f"model card        {s.model_card}",

@@ -8,7 +8,7 @@ from typing import Any
 
 from components.evaluation.evaluate import EvaluationResult
 from components.registry.gate.rules import PROMOTED, REJECTED, GateDecision, fmt
-from components.registry.model_card import CardContent, ChangeRecord, publish_card, render_model_card
+from components.registry.model_card import CardContent, ChangeRecord, publish_card, render_model_card, seed_metrics
 from components.tracking import version_tags
 from medpipe.config import RegistryConfig
 
@@ -82,12 +82,14 @@ def publish_decision(
     markdown = decision.as_markdown()
     run_id = mv.run_id
     train_params: dict[str, str] = {}
+    seeds: dict[str, float] = {}
     if run_id:
         client.log_text(run_id, markdown, f"gate/v{version}_gate_decision.md")
         try:
-            train_params = dict(client.get_run(run_id).data.params)
+            run_data = client.get_run(run_id).data
+            train_params, seeds = dict(run_data.params), seed_metrics(run_data.metrics)
         except Exception:  # noqa: BLE001 - the card still renders without them
-            train_params = {}
+            train_params, seeds = {}, {}
     card = CardContent(
         name=name,
         version=version,
@@ -106,6 +108,7 @@ def publish_decision(
         subgroups=evaluation.subgroups,
         change=change_record(client, mv, decision.champion_before, decision),
         manifest=manifest,
+        seeds=seeds,
     )
     text = render_model_card(card, registry)
     if run_id:
