@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.data.dataset import load_split, read_manifest
+from components.data.batches import SplitBatches, split_batches
+from components.data.dataset import read_manifest
 from medpipe.config import MonitoringConfig
 from medpipe.errors import DataError
 from medpipe.imaging.features import image_features
@@ -142,6 +143,35 @@ def model_view(profile_or_none: ReferenceProfile | None, probs: np.ndarray, embe
     return frame
 
 
+def _stream_views(
+    streams: list[SplitBatches], embed_fn: EmbedFn, n: int
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, np.ndarray]:
+    """Probabilities, embeddings, image features (rows in split then index order) and the thumbnails of
+    ``streams`` read batch by batch: the same arrays as on the concatenated images, one batch in memory."""
+    pick = np.random.default_rng(0).permutation(n)[:N_THUMBNAILS]  # rows whose pixels the report shows
+    slot = {int(row): i for i, row in enumerate(pick)}
+    thumbs = np.zeros((len(pick), *streams[0].image_shape), dtype=np.uint8)
+    probs: list[np.ndarray] = []
+    embs: list[np.ndarray] = []
+    frames: list[pd.DataFrame] = []
+    rows: list[np.ndarray] = []
+    offset = 0
+    for stream in streams:
+        for b in stream:
+            p, e = embed_fn(b.images)
+            probs.append(np.asarray(p))
+            embs.append(np.asarray(e, dtype=np.float64))
+            frames.append(image_features(b.images))
+            rows.append(b.positions + offset)
+            for j, row in enumerate(rows[-1]):
+                if int(row) in slot:
+                    thumbs[slot[int(row)]] = b.images[j]
+        offset += len(stream)
+    order = np.argsort(np.concatenate(rows), kind="stable")
+    frame = pd.concat(frames, ignore_index=True).iloc[order].reset_index(drop=True)
+    return np.concatenate(probs)[order], np.concatenate(embs)[order], frame, thumbs
+
+
 def build_reference(
     prepared_dir: Path, embed_fn: EmbedFn, cfg: MonitoringConfig, splits: tuple[str, ...] | None = None
 ) -> ReferenceProfile:
@@ -152,22 +182,19 @@ def build_reference(
     splits = tuple(splits or cfg.reference_splits)
     manifest = read_manifest(prepared_dir)
     class_names = list(manifest["class_names"])
-    images, labels, split_of = [], [], []
-    for split in splits:
-        data = load_split(prepared_dir, split)
-        images.append(data.images)
-        labels.append(data.labels)
-        split_of += [split] * len(data)
-    x, y = np.concatenate(images), np.concatenate(labels)
-    if len(x) < cfg.min_window:
+    streams = [split_batches(prepared_dir, split) for split in splits]  # one batch of pixels in memory at a time
+    n = sum(len(s) for s in streams)
+    if n < cfg.min_window:
         raise DataError(
-            f"{prepared_dir}: the reference splits {list(splits)} hold only {len(x)} images; a drift reference needs "
+            f"{prepared_dir}: the reference splits {list(splits)} hold only {n} images; a drift reference needs "
             f"at least monitoring.min_window={cfg.min_window}: give the val split more images or add a split the "
             "model did not train on to monitoring.reference_splits"
         )
     if "train" in splits:
         log.warning("the drift reference includes the train split: the model has fit those images (false alarms)")
-    probs, emb = embed_fn(x)
+    y = np.concatenate([s.labels for s in streams])
+    split_of = [split for split, s in zip(splits, streams, strict=True) for _ in range(len(s))]
+    probs, emb, frame, thumbnails = _stream_views(streams, embed_fn, n)
     emb = np.asarray(emb, dtype=np.float64)
     mean, scale = emb.mean(axis=0), emb.std(axis=0)
     scale = np.where(scale > 1e-8, scale, 1.0)
@@ -175,7 +202,7 @@ def build_reference(
     pca = PCA(n_components=k, random_state=0).fit((emb - mean) / scale)
     correct = probs.argmax(axis=1) == y
     profile = ReferenceProfile(
-        frame=image_features(x),
+        frame=frame,
         emb_mean=mean,
         emb_scale=scale,
         components=pca.components_,
@@ -183,9 +210,9 @@ def build_reference(
         class_names=class_names,
         atc_threshold=fit_atc_threshold(probs.max(axis=1), correct),
         reference_accuracy=float(correct.mean()),
-        image_size=int(x.shape[1]),
-        channels=int(x.shape[3]),
-        thumbnails=x[np.random.default_rng(0).permutation(len(x))[:N_THUMBNAILS]],
+        image_size=int(streams[0].image_shape[0]),
+        channels=int(streams[0].image_shape[2]),
+        thumbnails=thumbnails,
     )
     profile.frame = pd.concat([profile.frame, model_view(profile, probs, emb)], axis=1)
     profile.frame["label"] = [class_names[i] for i in y]

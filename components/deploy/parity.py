@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import torch
 
-from components.data.dataset import load_split
+from components.data.batches import SplitBatches, split_batches
 from components.deploy.export import META_QUANTIZE, read_metadata
 from components.deploy.runtime import active_provider, create_session, run_session
 from components.models.artifacts import load_model_dir
-from components.models.inference import InferenceModel, predict, to_pixels
+from components.models.inference import InferenceModel, to_pixels
 from medpipe.config import ExportConfig
 
 
@@ -80,28 +82,41 @@ def measure_latency(
     return float(np.percentile(times, 50)), float(np.percentile(times, 99))
 
 
+PARITY_BATCH = 64
+
+
+@torch.inference_mode()
+def _both(model: InferenceModel, session: ort.InferenceSession, batches: SplitBatches) -> Iterator[tuple]:
+    """``(positions, (2, n, K) probabilities of PyTorch and ONNX Runtime)`` per batch."""
+    for b in batches:
+        pixels = to_pixels(b.images)
+        p_torch = model(pixels)[0].double().numpy()
+        p_onnx = run_session(session, pixels.numpy())[0].astype(np.float64)
+        yield b.positions, np.stack([p_torch, p_onnx], axis=1)
+
+
 def check_parity(
     model_dir: Path, onnx_path: Path, prepared_dir: Path, cfg: ExportConfig, latency_repeats: int = 50
 ) -> ParityReport:
     """Compare ORT on ``onnx_path`` with the PyTorch model in ``model_dir`` on every test image."""
     net, pre = load_model_dir(Path(model_dir))
-    test = load_split(Path(prepared_dir), "test")
-    torch_probs, _ = predict(InferenceModel(net, pre), test.images)
+    test = split_batches(Path(prepared_dir), "test", batch_size=PARITY_BATCH)  # streamed: one batch in memory
+    model = InferenceModel(net, pre).eval()
     session = create_session(Path(onnx_path), cfg)
-    pixels = to_pixels(test.images).numpy()
-    onnx_probs = np.concatenate([run_session(session, pixels[i : i + 64])[0] for i in range(0, len(pixels), 64)])
+    torch_probs, onnx_probs = test.scatter(_both(model, session, test)).transpose(1, 0, 2)
     quantized = read_metadata(Path(onnx_path)).get(META_QUANTIZE, "none")
 
     max_diff = float(np.abs(onnx_probs.astype(np.float64) - torch_probs).max())
     agreement = float((onnx_probs.argmax(1) == torch_probs.argmax(1)).mean())
     acc_t = float((torch_probs.argmax(1) == test.labels).mean())
     acc_o = float((onnx_probs.argmax(1) == test.labels).mean())
+    n_images = len(test)
     if quantized == "none":
         failures = []
         if not max_diff <= cfg.parity_atol:
             failures.append(f"max |Δprob| {max_diff:.3g} > export.parity_atol {cfg.parity_atol:g}")
         if agreement < 1.0:
-            failures.append(f"top-1 differs on {round((1 - agreement) * len(pixels))} of {len(pixels)} test images")
+            failures.append(f"top-1 differs on {round((1 - agreement) * n_images)} of {n_images} test images")
     else:
         drop = acc_t - acc_o
         failures = (
@@ -109,14 +124,15 @@ def check_parity(
             if drop > cfg.max_accuracy_drop
             else []
         )
-    shape = tuple(pixels.shape[1:])
+    height, width, channels = test.image_shape
+    shape = (channels, height, width)
     p50_1, p99_1 = measure_latency(session, shape, 1, latency_repeats)
     p50_32, p99_32 = measure_latency(session, shape, 32, max(5, latency_repeats // 5))
     return ParityReport(
         passed=not failures,
         max_abs_diff=max_diff,
         top1_agreement=agreement,
-        n_images=len(pixels),
+        n_images=n_images,
         provider=active_provider(session),
         latency_ms={"p50_b1": p50_1, "p99_b1": p99_1, "p50_b32": p50_32, "p99_b32": p99_32},
         reason="; ".join(failures) or None,

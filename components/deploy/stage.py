@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.data.dataset import load_split
+from components.data.batches import split_batches
 from components.deploy.export import export_onnx
 from components.deploy.parity import ParityReport, check_parity
 from components.deploy.quantize import quantize_onnx
@@ -44,7 +44,10 @@ def deploy_model(model_dir: Path, out_path: Path, prepared_dir: Path, cfg: Expor
     if cfg.quantize == "none" or not fp32.passed:
         return DeployResult(out_path, fp32, fp32)
     candidate = out_path.with_name(f"{out_path.stem}.{cfg.quantize}.onnx")
-    calibration = load_split(prepared_dir, "train").images[:256] if cfg.quantize == "int8-static" else None
+    calibration = None
+    if cfg.quantize == "int8-static":  # the first 256 training images, read without loading the split
+        sample = split_batches(prepared_dir, "train", limit=256)
+        calibration = sample.scatter((b.positions, b.images) for b in sample)
     quantize_onnx(out_path, candidate, cfg.quantize, calibration)
     q = check_parity(model_dir, candidate, prepared_dir, cfg)
     if not q.passed:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from components.data.dataset import load_split, read_manifest, split_fingerprint
+from components.data.batches import split_batches
+from components.data.dataset import read_manifest, split_fingerprint
 from components.deploy.export import preprocessing_for
 from components.evaluation.served import decision_positive, served_probabilities
 from components.evaluation.subgroups import SubgroupTable, split_attributes, subgroup_metrics
@@ -103,8 +104,8 @@ def evaluate_served(onnx_path: Path, prepared_dir: Path, cfg: PipelineConfig, sp
             f"{onnx_path} predicts classes {pre.class_names} but {prepared_dir} has {names}; "
             "evaluate it on the data it was trained for"
         )
-    data = load_split(Path(prepared_dir), split)
-    probs = served_probabilities(Path(onnx_path), data.images, cfg.export)
+    data = split_batches(Path(prepared_dir), split)  # streamed: one batch of pixels in memory
+    probs = served_probabilities(Path(onnx_path), data, cfg.export)
     op = pre.operating_point
     if op is None:
         pos = decision_positive(cfg.registry, names, manifest.get("counts", {}).get("train", {}))

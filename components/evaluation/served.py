@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from components.data.dataset import load_split, read_manifest
+from components.data.batches import SplitBatches, array_batches, split_batches
+from components.data.dataset import read_manifest
 from components.deploy.export import META_PREPROCESSING, preprocessing_for, set_metadata
 from components.deploy.runtime import create_session, run_session
 from components.models.inference import to_pixels
@@ -20,14 +21,16 @@ from medpipe.config import ExportConfig, RegistryConfig
 from medpipe.errors import GateError
 from medpipe.imaging.preprocessing import Preprocessing
 
-BATCH = 256
 
-
-def served_probabilities(onnx_path: Path, images: np.ndarray, cfg: ExportConfig) -> np.ndarray:
-    """(N, K) probabilities of the graph at ``onnx_path`` on uint8 (N, H, W, C) images, exactly as served."""
+def served_probabilities(onnx_path: Path, images: np.ndarray | SplitBatches, cfg: ExportConfig) -> np.ndarray:
+    """(N, K) probabilities of the graph at ``onnx_path`` on uint8 (N, H, W, C) images or a split's batches
+    (streamed: one batch in memory), exactly as served; rows in the split's index order."""
+    batches = images if isinstance(images, SplitBatches) else array_batches(images)
+    if not len(batches):
+        return np.zeros((0, 0))
     session = create_session(Path(onnx_path), cfg)
-    out = [run_session(session, to_pixels(images[i : i + BATCH]).numpy())[0] for i in range(0, len(images), BATCH)]
-    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 0))
+    probs = batches.scatter((b.positions, run_session(session, to_pixels(b.images).numpy())[0]) for b in batches)
+    return probs.astype(np.float64)
 
 
 def decision_positive(registry: RegistryConfig, class_names: list[str], train_counts: dict[str, int]) -> int | None:
@@ -44,8 +47,8 @@ def decision_positive(registry: RegistryConfig, class_names: list[str], train_co
 def choose_for_graph(onnx_path: Path, prepared_dir: Path, registry: RegistryConfig, cfg: ExportConfig) -> Preprocessing:
     """The graph's preprocessing record with the operating point chosen on ``prepared_dir``'s validation split."""
     pre = preprocessing_for(onnx_path)
-    val = load_split(Path(prepared_dir), "val")
-    probs = served_probabilities(onnx_path, val.images, cfg)
+    val = split_batches(Path(prepared_dir), "val")
+    probs = served_probabilities(onnx_path, val, cfg)
     counts = read_manifest(prepared_dir).get("counts", {}).get("train", {})
     pos = decision_positive(registry, pre.class_names, counts)
     rule, target = registry.operating_point, registry.operating_target

@@ -7,11 +7,22 @@ the embedding, so every model exposes it the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
+
+from medpipe.errors import MedpipeError
+
+State = Mapping[str, torch.Tensor]  # a torchvision network's own state dict (ImageNet weights)
+TORCHVISION_WEIGHTS = {  # model name -> torchvision weights enum (its DEFAULT entry is what "torchvision" loads)
+    "resnet18": "ResNet18_Weights",
+    "resnet50": "ResNet50_Weights",
+    "efficientnet_b0": "EfficientNet_B0_Weights",
+    "convnext_tiny": "ConvNeXt_Tiny_Weights",
+}
 
 
 class Classifier(nn.Module):
@@ -71,9 +82,16 @@ def _adapt_conv(conv: nn.Conv2d, in_channels: int, small_input: bool) -> nn.Conv
     return new
 
 
-def _resnet(builder: Callable[..., nn.Module]) -> Callable[[int, bool, bool], tuple[nn.Module, int]]:
-    def build(in_channels: int, small_input: bool, pretrained: bool) -> tuple[nn.Module, int]:
-        net = builder(weights="DEFAULT" if pretrained else None)
+def _pretrained(net: nn.Module, state: State | None) -> nn.Module:
+    """Load ImageNet weights into the torchvision network as published (before its stem or head changes)."""
+    if state is not None:
+        net.load_state_dict(state)
+    return net
+
+
+def _resnet(builder: Callable[..., nn.Module]) -> Callable[[int, bool, State | None], tuple[nn.Module, int]]:
+    def build(in_channels: int, small_input: bool, state: State | None) -> tuple[nn.Module, int]:
+        net = _pretrained(builder(weights=None), state)
         net.conv1 = _adapt_conv(net.conv1, in_channels, small_input)
         if small_input:
             net.maxpool = nn.Identity()
@@ -84,27 +102,27 @@ def _resnet(builder: Callable[..., nn.Module]) -> Callable[[int, bool, bool], tu
     return build
 
 
-def _efficientnet_b0(in_channels: int, small_input: bool, pretrained: bool) -> tuple[nn.Module, int]:
+def _efficientnet_b0(in_channels: int, small_input: bool, state: State | None) -> tuple[nn.Module, int]:
     from torchvision.models import efficientnet_b0
 
-    net = efficientnet_b0(weights="DEFAULT" if pretrained else None)
+    net = _pretrained(efficientnet_b0(weights=None), state)
     net.features[0][0] = _adapt_conv(net.features[0][0], in_channels, small_input)
     dim = net.classifier[-1].in_features
     net.classifier = nn.Identity()
     return net, dim
 
 
-def _convnext_tiny(in_channels: int, small_input: bool, pretrained: bool) -> tuple[nn.Module, int]:
+def _convnext_tiny(in_channels: int, small_input: bool, state: State | None) -> tuple[nn.Module, int]:
     from torchvision.models import convnext_tiny
 
-    net = convnext_tiny(weights="DEFAULT" if pretrained else None)
+    net = _pretrained(convnext_tiny(weights=None), state)
     net.features[0][0] = _adapt_conv(net.features[0][0], in_channels, small_input)
     dim = net.classifier[-1].in_features
     net.classifier[-1] = nn.Identity()
     return net, dim
 
 
-def _builders() -> dict[str, Callable[[int, bool, bool], tuple[nn.Module, int]]]:
+def _builders() -> dict[str, Callable[[int, bool, State | None], tuple[nn.Module, int]]]:
     from torchvision.models import resnet18, resnet50
 
     return {
@@ -127,25 +145,69 @@ def create_model(
     in_channels: int = 1,
     small_input: bool = False,
     dropout: float = 0.0,
-    weights: str | Path | None = None,
+    weights: str | Path | State | None = None,
 ) -> Classifier:
     """Build a classifier by name.
 
-    ``weights``: None (random init), ``"torchvision"`` (published ImageNet weights; needs the
-    network), or a local state-dict file of a :class:`Classifier` (loaded with
-    ``weights_only=True``; a head of another size is left freshly initialised).
+    ``weights``: None (random init), ``"torchvision"`` (published ImageNet weights, read offline from the
+    torch hub cache: :func:`torchvision_state_dict`), a torchvision network's own state dict (the same,
+    from anywhere), or a local state-dict file of a :class:`Classifier` (loaded with ``weights_only=True``;
+    a head of another size is left freshly initialised). ImageNet weights load before the stem is adapted
+    to ``in_channels``/``small_input``, so a grey stem gets the summed RGB filters.
     """
     builders = _builders()
     if name not in builders:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(builders)}")
-    pretrained = weights == "torchvision"
-    if pretrained and name == "cnn":
-        raise ValueError("model 'cnn' has no torchvision weights; use a state-dict file or a registered model")
-    backbone, dim = builders[name](in_channels, small_input, pretrained)
+    state = torchvision_state_dict(name) if isinstance(weights, str) and weights == "torchvision" else None
+    if isinstance(weights, Mapping):
+        if name not in TORCHVISION_WEIGHTS:
+            raise ValueError(f"model {name!r} has no torchvision counterpart to load ImageNet weights into")
+        state = weights
+    backbone, dim = builders[name](in_channels, small_input, state)
     model = Classifier(backbone, dim, num_classes, dropout)
-    if weights is not None and not pretrained:
+    if weights is not None and state is None:
         load_weights(model, Path(weights))
     return model
+
+
+def torchvision_weights(name: str) -> Any:
+    """The torchvision weights entry ``model.init_weights: torchvision`` means for ``name`` (its DEFAULT)."""
+    import torchvision.models as tvm
+
+    if name not in TORCHVISION_WEIGHTS:
+        raise MedpipeError(
+            f"model {name!r} has no torchvision ImageNet weights (those exist for {', '.join(TORCHVISION_WEIGHTS)}); "
+            "set model.init_weights to a state-dict file or a models:/name@alias URI"
+        )
+    return getattr(tvm, TORCHVISION_WEIGHTS[name]).DEFAULT
+
+
+def hub_checkpoint(name: str) -> Path:
+    """Where torchvision keeps ``name``'s ImageNet weights: ``$TORCH_HOME/hub/checkpoints/<file of the URL>``."""
+    from urllib.parse import urlparse
+
+    url = torchvision_weights(name).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+
+
+def torchvision_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """``name``'s ImageNet weights from the torch hub cache, offline (nothing is downloaded; the file is read
+    with ``weights_only=True``). Absent, the error names the path and how to put the file there."""
+    path = hub_checkpoint(name)
+    if not path.is_file():
+        url = torchvision_weights(name).url
+        raise MedpipeError(
+            f"model.init_weights=torchvision: {name}'s ImageNet weights are not at {path} (nothing is downloaded). "
+            f"Copy {url} there (or set TORCH_HOME to the folder whose hub/checkpoints holds it), or set "
+            "model.init_weights to a local state-dict file of the torchvision network"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - a truncated file or a pickled object: say which file
+        raise MedpipeError(f"{path} is not a readable torchvision state dict ({type(err).__name__}: {err})") from err
+    if not isinstance(state, dict):
+        raise MedpipeError(f"{path} holds a {type(state).__name__}, not a state dict")
+    return state
 
 
 def load_weights(model: Classifier, path: Path) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from components.models.registry import Classifier, create_model
+from components.models.registry import TORCHVISION_WEIGHTS, Classifier, create_model
 from medpipe.config import ModelConfig
 from medpipe.errors import MedpipeError, RegistryError
 from medpipe.settings import Settings
@@ -88,4 +88,12 @@ def build_model(
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:  # a Lightning checkpoint of our module
         state = {k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")}
+    torchvision_own = isinstance(state, dict) and not any(k.startswith("backbone.") for k in state)
+    if torchvision_own and cfg.name in TORCHVISION_WEIGHTS:  # e.g. ImageNet weights saved on another machine
+        try:
+            return create_model(**kwargs, weights=state), kwargs, []
+        except RuntimeError as err:
+            raise MedpipeError(
+                f"model.init_weights={init!r} is not a state dict of torchvision's {cfg.name} ({err})"
+            ) from None
     return model, kwargs, apply_state_dict(model, state, str(path))
