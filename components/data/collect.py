@@ -42,6 +42,7 @@ class Collected:
     refs: list[str] = field(default_factory=list)  # where the image came from, relative to the source
     groups: list[str | None] = field(default_factory=list)
     splits: list[str | None] = field(default_factory=list)
+    attributes: list[dict[str, str]] = field(default_factory=list)  # CSV attribute columns per image ({} elsewhere)
     sizes: list[tuple[int, int]] = field(default_factory=list)  # original (width, height)
     shown: list[str] = field(default_factory=list)  # the file as named in error messages
     problems: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
@@ -57,6 +58,7 @@ class Collected:
         self.sizes.append(size)
         self.groups.append(kw.get("group"))
         self.splits.append(kw.get("split"))
+        self.attributes.append(kw.get("attributes") or {})
 
 
 def collect(source: DataSource, cfg: DataConfig, sink: ShardSink, workers: int | None) -> Collected:
@@ -200,7 +202,10 @@ def _collect_csv(source: DataSource, cfg: DataConfig, sink: ShardSink, workers: 
     for row in rows:
         path = Path(row.path) if Path(row.path).is_absolute() else csv_path.parent / row.path
         shown = f"{path} ({csv_path.name} line {row.line})"
-        items.append((path, row.path, row.label, shown, {"split": row.split, "group": row.group}))
+        extra = {"split": row.split, "group": row.group}
+        if row.attributes:  # attribute columns also enter the source fingerprint (an edited column is new data)
+            extra["attributes"] = row.attributes
+        items.append((path, row.path, row.label, shown, extra))
     _decode_all(out, items, cfg, workers, where=lambda label: f"in {csv_path}")
     return out
 
@@ -223,7 +228,8 @@ def _decode_all(out: Collected, items: list, cfg: DataConfig, workers: int | Non
             out.problems.append((shown, f"unreadable file ({err.strerror or err})"))
             continue
         digest = hashlib.sha256(data).hexdigest()
-        out.fingerprint_lines.append(f"{extra.get('split')}\t{label}\t{extra.get('group')}\t{digest}")
+        attrs = "".join(f"\t{k}={v}" for k, v in sorted((extra.get("attributes") or {}).items()))
+        out.fingerprint_lines.append(f"{extra.get('split')}\t{label}\t{extra.get('group')}\t{digest}{attrs}")
         if label not in index:
             out.problems.append((shown, f"label {label!r} ({where(label)}) is not in data.class_names {list(index)}"))
             continue

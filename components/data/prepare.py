@@ -157,7 +157,7 @@ def _apply_policy(collected: Collected, source: DataSource, cfg: DataConfig) -> 
 
 
 def _filter(c: Collected, keep: list[bool]) -> None:
-    for name in ("keys", "labels", "refs", "groups", "splits", "sizes", "shown"):
+    for name in ("keys", "labels", "refs", "groups", "splits", "attributes", "sizes", "shown"):
         setattr(c, name, [v for v, k in zip(getattr(c, name), keep, strict=True) if k])
 
 
@@ -258,6 +258,12 @@ def _describe(
         manifest["files"] = {s: [c.refs[i] for i in idx] for s, idx in by_split.items()}
     if c.groups and all(g is not None for g in c.groups):
         manifest["groups"] = {s: [c.groups[i] for i in idx] for s, idx in by_split.items()}
+    columns = sorted({k for a in c.attributes for k in a})
+    if columns:  # CSV attribute columns, per split in image order: the evaluation reports each subgroup
+        manifest["attributes"] = {
+            s: {col: [c.attributes[i].get(col, "unknown") for i in idx] for col in columns}
+            for s, idx in by_split.items()
+        }
     report = {
         "policy": cfg.on_invalid,
         "skipped": skipped,

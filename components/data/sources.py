@@ -5,7 +5,8 @@ Three kinds of source:
 * ``npz``: a MedMNIST name (``breastmnist``, looked up in ``$MEDPIPE_DATA_DIR``, then the download
   cache, then zenodo with the official md5) or a local ``.npz`` file;
 * ``imagefolder``: ``root/<class>/**/*.png|jpg|jpeg|bmp|tif|tiff`` (optionally ``root/{train,val,test}/<class>/``);
-* ``csv``: a manifest with a header ``path,label[,group][,split]``, paths relative to the CSV.
+* ``csv``: a manifest with a header ``path,label[,group][,split]``, paths relative to the CSV; any other column
+  (e.g. ``sex``, ``age_band``, ``site``, ``scanner``) is an attribute, reported per subgroup on test.
 
 The canonical raw layout (what ``dvc add data/raw`` tracks) is self-describing through ``source.json``::
 
@@ -167,6 +168,10 @@ class CsvRow:
     label: str
     group: str | None
     split: str | None
+    attributes: dict[str, str] = field(default_factory=dict)  # the other columns (empty cell: "unknown")
+
+
+MANIFEST_COLUMNS = frozenset({"path", "label", "group", "split"})
 
 
 def read_csv_manifest(csv_path: Path) -> list[CsvRow]:
@@ -182,6 +187,7 @@ def read_csv_manifest(csv_path: Path) -> list[CsvRow]:
             f"{csv_path}: the CSV manifest needs a header with 'path' and 'label' columns (optional: 'group', "
             f"'split'); found {list(reader.fieldnames or [])}"
         )
+    extra = [h for key, h in header.items() if key and key not in MANIFEST_COLUMNS]  # attribute columns
     rows = []
     for i, rec in enumerate(reader, start=2):
         path = (rec.get(header["path"]) or "").strip()
@@ -194,7 +200,8 @@ def read_csv_manifest(csv_path: Path) -> list[CsvRow]:
         split = _cell(rec, header.get("split")).lower() or None
         if split is not None and split not in SPLIT_DIRS:
             raise DataError(f"{csv_path}:{i}: split {split!r} is not one of train, val, test")
-        rows.append(CsvRow(i, path, label, group, SPLIT_DIRS[split] if split else None))
+        attributes = {h.strip(): _cell(rec, h) or "unknown" for h in extra}
+        rows.append(CsvRow(i, path, label, group, SPLIT_DIRS[split] if split else None, attributes))
     if not rows:
         raise DataError(f"{csv_path}: the CSV manifest has no rows")
     return rows
