@@ -79,7 +79,7 @@ def with_retries(fn: Callable[[], T], *, what: str, uri: str, policy: RetryPolic
             raise
         raise RegistryError(
             f"{what}: the MLflow tracking server {uri} is unreachable after {policy.retries + 1} attempts ({err}). "
-            "Check that it is running (`medpipe ui` starts a local one) or set MLFLOW_TRACKING_URI / "
+            "Check that it is running (`medpipe ui mlflow` starts a local one) or set MLFLOW_TRACKING_URI / "
             f"MEDPIPE_MLFLOW_TRACKING_URI.{(' ' + policy.hint) if policy.hint else ''}"
         ) from err
 

@@ -1,5 +1,5 @@
 """Writing a check's results (separate from computing them): the HTML report and JSON in the reports
-folder, a tagged run in the local Evidently workspace (``medpipe monitor ui``), and an MLflow run."""
+folder, a tagged run in the local Evidently workspace (``medpipe ui evidently``), and an MLflow run."""
 
 from __future__ import annotations
 

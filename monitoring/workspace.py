@@ -1,4 +1,4 @@
-"""The history of drift checks in a local Evidently workspace (``medpipe monitor ui``).
+"""The history of drift checks in a local Evidently workspace (``medpipe ui evidently``).
 
 Each check becomes one Evidently run over a one-row dataset of the check's own numbers (the p-value of
 every test family, the estimated accuracy, the window size, whether it drifted and alerted), one

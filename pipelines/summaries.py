@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def mlflow_ui_base(settings: Settings, host: str = "127.0.0.1", port: int = 5000) -> str:
-    """Where the MLflow UI answers: the tracking server itself, or `medpipe ui` for the embedded store."""
+    """Where the MLflow UI answers: the tracking server itself, or `medpipe ui mlflow` for the embedded store."""
     uri = settings.tracking_uri
     return uri.rstrip("/") if uri.startswith("http") else f"http://{host}:{port}"
 

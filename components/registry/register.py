@@ -241,15 +241,12 @@ def register_model(
             flavor=flavor,
             flavor_name="pytorch",
             run_id=run_id,
-            registered_model_name=name,
-            tags=version_tags(all_tags, reg.primary_metric),
             signature=signature,
             input_example=example,
-            await_registration_for=30,
         )
+        version = _new_version(client, name, info, run_id, version_tags(all_tags, reg.primary_metric))
     except (OSError, mlflow.exceptions.MlflowException) as err:
         raise RegistryError(f"registering {model_dir} as {name!r} failed: {err}. {hint}") from err
-    version = str(info.registered_model_version)
     retry(
         "recording the class list",
         lambda: client.set_registered_model_tag(name, CLASS_NAMES_TAG, json.dumps(list(pre.class_names))),
@@ -265,6 +262,27 @@ def register_model(
         settings, cfg, CHALLENGER, version, action="register", reason=f"registered from run {run_id}", actor="register"
     )
     return RegisteredVersion(name=name, version=version, run_id=run_id, model_uri=f"models:/{name}/{version}")
+
+
+def _new_version(client: Any, name: str, info: Any, run_id: str, tags: dict[str, str]) -> str:
+    """Register the logged model ``info`` as a new version of ``name`` through the client (the fluent
+    ``registered_model_name=`` path prints "Successfully registered ..." to stderr, past every log setting)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as err:
+        if err.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    mv = client.create_model_version(
+        name, source=info.model_uri, run_id=run_id, tags=tags, model_id=info.model_id, await_creation_for=30
+    )
+    # the link MLflow's own registration keeps on the logged model (the UI's "registered versions")
+    linked = json.loads(client.get_logged_model(info.model_id).tags.get(MLFLOW_MODEL_VERSIONS) or "[]")
+    linked.append({"name": name, "version": str(mv.version)})
+    client.set_logged_model_tags(info.model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(linked)})
+    return str(mv.version)
 
 
 def _new_run(client: Any, cfg: PipelineConfig, tags: dict[str, str]) -> str:

@@ -1,4 +1,4 @@
-"""``medpipe ui``: the MLflow UI on the configured store (a local server, or the remote one's URL)."""
+"""``medpipe ui mlflow``: the MLflow UI on the configured store (a local server, or the remote one's URL)."""
 
 from __future__ import annotations
 

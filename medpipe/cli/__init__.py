@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from medpipe.cli import data, monitor, orchestration, pipeline, registry, serve, stages, train
+from medpipe.cli import data, monitor, orchestration, pipeline, registry, serve, stages, train, ui
 from medpipe.cli.common import err_console
 
 app = typer.Typer(
@@ -62,8 +62,8 @@ app.add_typer(train.hpo_app, name="hpo")
 app.add_typer(serve.app)  # deploy, serve, predict, feedback
 app.add_typer(registry.app, name="registry")
 app.add_typer(monitor.app, name="monitor")
-app.add_typer(registry.ui_app)  # ui (MLflow)
-app.add_typer(orchestration.app)  # schedule, server (Prefect)
+app.add_typer(ui.app, name="ui")  # ui mlflow | prefect | evidently
+app.add_typer(orchestration.app)  # schedule (and `server`, the hidden old name of `ui prefect`)
 app.add_typer(stages.app, name="stage")  # the DVC stages that are not a flow
 
 

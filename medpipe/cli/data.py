@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medpipe.cli.common import ParamsOpt, SetOpt, console, load_cli_config, settings
+from medpipe.cli.common import JsonOpt, ParamsOpt, SetOpt, console, load_cli_config, print_json, settings
 
 app = typer.Typer(help="Ingest, validate, prepare and version datasets (DVC).", no_args_is_help=True)
 
@@ -29,12 +29,18 @@ def data_ingest(
 
 
 @app.command("status")
-def data_status(params: ParamsOpt = Path("params.yaml")) -> None:
+def data_status(as_json: JsonOpt = False) -> None:
     """Show the current data version, class counts per split and whether the workspace changed."""
+    import dataclasses
+
     from components.data.versioning import data_status as status
     from medpipe.cli.reporting import print_data_status
 
-    print_data_status(console, status(settings()))
+    current = status(settings())
+    if as_json:
+        print_json({**dataclasses.asdict(current), "workspace_changed": current.workspace_changed})
+        return
+    print_data_status(console, current)
 
 
 @app.command("pull")

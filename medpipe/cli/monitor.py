@@ -1,4 +1,4 @@
-"""``medpipe monitor`` (one drift check of the champion) and ``medpipe monitor ui`` (the Evidently UI)."""
+"""``medpipe monitor`` (one drift check of the champion) and ``medpipe ui evidently`` (the Evidently UI)."""
 
 from __future__ import annotations
 
@@ -73,13 +73,12 @@ def monitor(
         raise typer.Exit(1)
 
 
-@app.command("ui")
-def monitor_ui(
+def evidently_ui(
     port: Annotated[int | None, typer.Option("--port", help="Port (default: ui.evidently_port).")] = None,
     params: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
-    """Start the Evidently UI on the local workspace (the history of drift checks); Ctrl-C stops it."""
+    """The Evidently UI on the local workspace: the history of drift checks. Ctrl-C stops it."""
     from medpipe.cli.processes import executable, run_until_interrupted, start
 
     cfg = load_cli_config(params, overrides)
@@ -89,3 +88,6 @@ def monitor_ui(
     cmd = [executable("evidently"), "ui", "--workspace", str(workspace), "--host", cfg.ui.host, "--port", str(port)]
     console.print(f"Evidently UI on [bold]http://{cfg.ui.host}:{port}[/] (workspace {workspace}); Ctrl-C stops it")
     run_until_interrupted(start(cmd), stop_timeout_s=10)
+
+
+app.command("ui", hidden=True)(evidently_ui)  # the old name of `medpipe ui evidently`

@@ -1,4 +1,4 @@
-"""``medpipe schedule`` (serve the deployments) and ``medpipe server`` (a local Prefect server)."""
+"""``medpipe schedule`` (serve the deployments) and ``medpipe ui prefect`` (a local Prefect server and its UI)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def schedule(
     """Serve every deployment from this process (Ctrl-C stops it): nightly monitoring, weekly training, and
     training on each `medpipe.drift.detected` event. Crons come from params.yaml `schedule:`.
 
-    Needs a Prefect server: start one with `medpipe server` and export the PREFECT_API_URL it prints."""
+    Needs a Prefect server: start one with `medpipe ui prefect` and export the PREFECT_API_URL it prints."""
     cfg = load_cli_config(params, overrides, profile)
     settings()
     from pipelines.schedule import planned
@@ -56,8 +56,9 @@ def schedule(
     if not _prefect_api_url():
         err_console.print(
             "[bold red]error:[/] schedules and event triggers need a Prefect server, and PREFECT_API_URL is not set.\n"
-            "Start one in another terminal with `medpipe server`, then `export PREFECT_API_URL=<the URL it prints>` "
-            "and run `medpipe schedule` again (or point PREFECT_API_URL at your team's server)."
+            "Start one in another terminal with `medpipe ui prefect`, then "
+            "`export PREFECT_API_URL=<the URL it prints>` and run `medpipe schedule` again "
+            "(or point PREFECT_API_URL at your team's server)."
         )
         raise typer.Exit(2)
     from pipelines.schedule import serve_all
@@ -93,14 +94,14 @@ def _list_schedules(cfg: PipelineConfig, count: int, as_json: bool) -> None:
     console.print("no Prefect server (PREFECT_API_URL unset): this is what params.yaml declares, not what runs")
 
 
-@app.command("server")
-def server(
+def prefect_ui(
     port: Annotated[int, typer.Option("--port", help="Port of the Prefect API and UI.")] = 4200,
     host: Annotated[str, typer.Option("--host", help="Bind address.")] = "127.0.0.1",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the server to answer.")] = 180.0,
 ) -> None:
-    """Start a local Prefect server (SQLite under the state folder, analytics off) for `medpipe schedule` and the
-    Prefect UI; prints the PREFECT_API_URL to export. Ctrl-C stops it."""
+    """A local Prefect server and its UI: flow runs, artifacts, deployments, automations. Ctrl-C stops it.
+
+    SQLite under the state folder, analytics off; prints the PREFECT_API_URL that `medpipe schedule` needs."""
     import os
 
     from medpipe.cli.processes import (
@@ -137,3 +138,6 @@ def server(
         "(then `medpipe schedule`, `medpipe run`, ...); Ctrl-C stops it"
     )
     run_until_interrupted(proc, stop_timeout_s=20)
+
+
+app.command("server", hidden=True)(prefect_ui)  # the old name of `medpipe ui prefect`

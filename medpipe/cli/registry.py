@@ -1,4 +1,4 @@
-"""``medpipe registry ...`` (the MLflow model registry) and ``medpipe ui`` (the MLflow UI)."""
+"""``medpipe registry ...`` (the MLflow model registry) and ``medpipe ui mlflow`` (the MLflow UI)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from medpipe.cli.common import (
 )
 
 app = typer.Typer(help="Inspect and move model aliases in the MLflow registry.", no_args_is_help=True)
-ui_app = typer.Typer()
 
 
 @app.command("list")
@@ -116,13 +115,14 @@ def registry_evaluate(
     print_gate_decision(console, evaluate_and_promote(version, prepared, cfg, settings(), actor="cli"))
 
 
-@ui_app.command("ui")
-def ui(
+def mlflow_ui(
     port: Annotated[int | None, typer.Option("--port", help="Port (default: ui.mlflow_port from params).")] = None,
     params: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
-    """Start the MLflow UI on the configured tracking store and print its URL (Ctrl-C stops it)."""
+    """The MLflow UI: experiments, runs, registered models, aliases, model cards. Ctrl-C stops it.
+
+    Serves the configured tracking store (or prints the URL of the tracking server when it is one)."""
     from components.registry.ui import plan_ui, start_ui, stop_ui, wait_until_up
 
     cfg = load_cli_config(params, overrides)

@@ -20,6 +20,32 @@ def _test_metrics_table(title: str, metrics: dict[str, float]):  # noqa: ANN202 
     return table
 
 
+def _figure(flat: dict[str, float], key: str, label: str, digits: int = 3) -> str | None:
+    """``"AUC 0.871 [0.805, 0.930]"`` (the 95% CI when there is one), or None when ``key`` is absent."""
+    if key not in flat:
+        return None
+    lo, hi = flat.get(f"{key}_ci_low"), flat.get(f"{key}_ci_high")
+    ci = "" if lo is None or hi is None else f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return f"{label} {flat[key]:.{digits}f}{ci}"
+
+
+def test_figure_lines(metrics: dict[str, float]) -> list[str]:
+    """The served graph's test figures in two lines (95% CIs in brackets): ranking and calibration, then the
+    decisions at the operating point. The full table is in the model card and the Prefect artifact."""
+
+    def join(*parts: str | None) -> str:
+        return "   ".join(p for p in parts if p)
+
+    n = f", n={int(metrics['n'])}" if "n" in metrics else ""
+    ranking = join(_figure(metrics, "auc", "AUC"), _figure(metrics, "ece", "ECE"), _figure(metrics, "brier", "Brier"))
+    decisions = join(
+        *(_figure(metrics, k, label) for k, label in (("sensitivity", "sens"), ("specificity", "spec"))),
+        *(_figure(metrics, k, k.upper()) for k in ("ppv", "npv")),
+    )
+    lines = [f"{f'test (ONNX{n})':<17} {ranking}"] if ranking else []
+    return lines + ([f"at that threshold {decisions}"] if decisions else [])
+
+
 def print_deploy_result(console, result) -> None:  # noqa: ANN001 - DeployResult (lazy import keeps the CLI fast)
     """The parity gate of an export (and of its quantised candidate)."""
     from rich.table import Table
@@ -299,10 +325,11 @@ def print_drift_summary(console, summary, outcome=None, retrain=None) -> None:  
 def print_pipeline_summary(console, summary, settings) -> None:  # noqa: ANN001 - PipelineSummary, Settings
     """The end of `medpipe run` / `make demo`: champion, its metrics, where everything landed, what to open."""
     t = summary.training
-    title = f"{t.model_name} v{t.version} test metrics (served ONNX graph)"
-    console.print(_test_metrics_table(title, t.test_metrics))
+    figures = test_figure_lines(t.test_metrics)
     lines = [
+        *figures[:1],
         f"operating point   {t.operating_point}",
+        *figures[1:],
         *_training_outcome(t),
         f"ONNX model        {summary.deployment.onnx_path if summary.deployment else t.onnx_path}",
     ]
@@ -312,9 +339,9 @@ def print_pipeline_summary(console, summary, settings) -> None:  # noqa: ANN001 
     lines += [
         "",
         "DVC metrics/plots:        dvc metrics show ; dvc plots show",
-        "open the MLflow UI:       uv run medpipe ui",
+        "runs and models (MLflow): uv run medpipe ui mlflow",
+        "drift history (Evidently): uv run medpipe ui evidently",
         "serve the champion:       uv run medpipe serve",
-        "drift history (Evidently): uv run medpipe monitor ui",
         f"state folder:             {settings.home}",
     ]
     console.rule("[bold]medpipe run finished")

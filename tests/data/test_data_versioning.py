@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import threading
 from pathlib import Path
@@ -125,6 +126,11 @@ def test_replacing_the_dataset_keeps_the_old_version_retrievable(dvc_project, ma
     assert new_version in out and "imagefolder 'imgs'" in out and "malignant" in out
     assert "workspace matches the last versioned state" in out
     assert "not committed to git" in out and "data/raw.dvc" in out
+    as_json = runner.invoke(app, ["data", "status", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    state = json.loads(as_json.output)  # the same facts, complete, whatever the width
+    assert state["data_version"] == new_version and state["workspace_changed"] is False
+    assert state["counts"]["train"]["malignant"] > 0 and "data/raw.dvc" in state["uncommitted"]
 
     # the old dataset comes back through git + DVC
     git(project, "checkout", "-q", "HEAD", "--", "data/raw.dvc", "dvc.lock")

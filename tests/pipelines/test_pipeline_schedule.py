@@ -81,7 +81,7 @@ def test_schedule_without_a_server_says_how_to_start_one(project: Project) -> No
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     out = subprocess.run([MEDPIPE, "schedule"], env=env, cwd=project.root, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
-    assert "medpipe server" in out.stderr and "PREFECT_API_URL" in out.stderr
+    assert "medpipe ui prefect" in out.stderr and "PREFECT_API_URL" in out.stderr
 
 
 def test_schedule_list_prints_each_deployment_and_its_next_runs(project: Project) -> None:

@@ -33,7 +33,7 @@ def test_transfer_from_state_dict_file(tmp_path, settings) -> None:
     assert "weights" not in kwargs
 
 
-def test_transfer_from_registered_model_alias(settings, tmp_path) -> None:
+def test_transfer_from_registered_model_alias(settings, tmp_path, capfd) -> None:
     """The registered version's model.pt is read with weights_only=True; nothing registered is unpickled."""
     from components.models.artifacts import save_model_dir
     from components.models.transfer import factory_kwargs
@@ -47,6 +47,8 @@ def test_transfer_from_registered_model_alias(settings, tmp_path) -> None:
     )
     model_dir = save_model_dir(tmp_path / "model", src, factory_kwargs(cfg.model, num_classes=2, in_channels=1), pre)
     reg = register_model(model_dir, None, cfg, settings, run_id=None, data_version="v1", metrics={"auc": 0.8})
+    printed = capfd.readouterr()
+    assert "registered model" not in printed.err and "Created version" not in printed.err  # MLflow's own prints
     mlflow.MlflowClient(settings.tracking_uri).set_registered_model_alias("pretrained-cnn", "champion", reg.version)
 
     init = smoke_cfg("search.enabled=false", "model.init_weights=models:/pretrained-cnn@champion")
