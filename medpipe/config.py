@@ -46,6 +46,8 @@ from medpipe.config_sections import (  # noqa: F401 - the section models are par
 from medpipe.errors import MedpipeError
 
 DEFAULT_PARAMS = Path("params.yaml")
+SERVICES_FILE = "services.yaml"  # next to the params file: the settings no pipeline stage reads (not DVC-tracked)
+PROFILES_FILE = "profiles.yaml"  # next to the params file: named overrides (DVC tracks the active one)
 
 
 class ConfigError(MedpipeError, ValueError):
@@ -167,6 +169,31 @@ def read_params(path: Path = DEFAULT_PARAMS) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"params file {path} not found; run from the project root or pass --params PATH")
+    return _read_mapping(path)
+
+
+def read_services(params_path: Path = DEFAULT_PARAMS) -> dict[str, Any]:
+    """The raw mapping in ``services.yaml`` next to ``params_path`` (empty when there is none: defaults apply)."""
+    path = Path(params_path).with_name(SERVICES_FILE)
+    return _read_mapping(path) if path.is_file() and path.read_text().strip() else {}
+
+
+def read_profiles(params_path: Path = DEFAULT_PARAMS) -> dict[str, Any]:
+    """The named overrides in ``profiles.yaml`` next to ``params_path`` (empty when there is none)."""
+    path = Path(params_path).with_name(PROFILES_FILE)
+    return _read_mapping(path) if path.is_file() and path.read_text().strip() else {}
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` laid on top, section by section (``over`` wins on a key both set)."""
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both else value
+    return out
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -183,22 +210,28 @@ def load_config(
     overrides: list[str] | dict[str, Any] | None = None,
     profile: str | None = None,
 ) -> PipelineConfig:
-    """Load and validate ``params.yaml``, then a named profile, then ``-S`` overrides (last wins).
+    """Load and validate ``params.yaml`` (over ``services.yaml`` beside it), then a named profile, then ``-S``
+    overrides (last wins).
 
     ``profile`` defaults to the file's own top-level ``profile:`` key (what ``dvc repro`` runs); an
     override ``profile=NAME`` (``dvc exp run -S profile=full``) picks another one the same way.
     """
-    raw = copy.deepcopy(read_params(Path(path)))
-    profiles = raw.pop("profiles", {}) or {}
+    services = read_services(Path(path))
+    raw = _merged(services, copy.deepcopy(read_params(Path(path))))
+    if "profiles" in services:
+        raise ConfigError(f"profiles belong in {path} (DVC tracks them), not in {Path(path).with_name(SERVICES_FILE)}")
+    source = f"{path} + {SERVICES_FILE}" if services else str(path)
+    profiles = {**read_profiles(Path(path)), **(raw.pop("profiles", {}) or {})}
     pairs = dict(overrides) if isinstance(overrides, dict) else dict(map(parse_override, overrides or []))
     profile = pairs.pop("profile", None) or profile or raw.get("profile")
     raw["profile"] = profile
-    _validate(raw, str(path))  # the base file on its own: a profile must not hide an invalid base value
+    _validate(raw, source)  # the base files on their own: a profile must not hide an invalid base value
     if profile:
         if profile not in profiles:
             raise ConfigError(
-                f"profile {profile!r} is not defined in {path}; defined profiles: {sorted(profiles) or 'none'}"
+                f"profile {profile!r} is not defined in {Path(path).with_name(PROFILES_FILE)} or {path}; "
+                f"defined profiles: {sorted(profiles) or 'none'}"
             )
         _apply_overrides(raw, profiles[profile] or {})
     _apply_overrides(raw, pairs)
-    return _validate(raw, str(path) + (f" (profile {profile})" if profile else ""))
+    return _validate(raw, source + (f" (profile {profile})" if profile else ""))

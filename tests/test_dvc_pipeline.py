@@ -39,7 +39,7 @@ def test_train_stage_runs_the_training_flow_and_lists_only_config_keys() -> None
     # prose, secrets' neighbours and unrelated sections are not dependencies of training
     assert not any(k.startswith(("alerts", "serving", "schedule", "ui", "data")) for k in keys)
     assert "registry" not in keys and "registry.intended_use" not in keys
-    assert stage["params"][:2] == ["profile", "profiles.${profile}"]  # the active profile is a dependency
+    assert stage["params"][:2] == ["profile", {"profiles.yaml": ["${profile}"]}]  # the active profile only
 
 
 def test_differences_name_the_overridden_keys() -> None:
@@ -127,3 +127,38 @@ def test_inside_dvc_repro_the_flow_leaves_the_lock_to_dvc(
     )
     assert note.recorded and "DVC" in note.note
     assert (project / METRICS).is_file() and not (project / "dvc.lock").exists()
+
+
+def _leaves(tree: dict, prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key, value in tree.items():
+        out += _leaves(value, f"{prefix}{key}.") if isinstance(value, dict) and value else [f"{prefix}{key}"]
+    return out
+
+
+def test_dvc_exp_show_lists_only_the_pipeline_keys(tmp_path) -> None:
+    """`dvc exp show` / `dvc params show` columns: params.yaml (pipeline keys only) and the active profile; no
+    serving, alert, schedule or UI settings, no card prose, no inactive profile."""
+    from dvc.repo import Repo
+
+    project = make_project(tmp_path)
+    Repo.init(str(project)).close()
+    with Repo(str(project)) as repo:
+        shown = repo.params.show()[""]["data"]  # what exp show collects (whole params.yaml + stage deps)
+    assert set(shown) == {"params.yaml", "profiles.yaml"}  # services.yaml is not DVC's
+    keys = [f"{name}:{k}" for name, entry in shown.items() for k in _leaves(entry["data"])]
+    assert all(not k.split(":")[1].startswith(("serving.", "alerts.", "schedule.", "ui.")) for k in keys), keys
+    assert not any(k.endswith(("intended_use", "limitations", "out_of_scope", "retries", "window_hours")) for k in keys)
+    assert not any(k.startswith(("profiles.yaml:cpu", "profiles.yaml:full")) for k in keys)  # only the active one
+    assert any(k.startswith("profiles.yaml:smoke.") for k in keys) and "params.yaml:train.epochs" in keys
+    assert len(keys) < 145, len(keys)  # 141 here; was ~200 with the services' settings and every profile
+
+    # every key shown is read by a stage: a listed key, or inside a listed section
+    listed = {k for stage in ("prepare", "train") for k in stage_params(project, stage)}
+    listed |= {"profile", "data.source"}  # the source is read by ingest, which `dvc add`s data/raw (no stage)
+    params_keys = [k.split(":")[1] for k in keys if k.startswith("params.yaml:")]
+    unread = [k for k in params_keys if not any(k == p or k.startswith(p + ".") for p in listed)]
+    assert unread == [], unread
+    # and the services' settings still reach the config
+    assert load_config(project / "params.yaml").serving.port == 8000
+    assert load_config(project / "params.yaml", overrides=["serving.port=9001"]).serving.port == 9001

@@ -58,7 +58,8 @@ def _wait_for(condition, proc: subprocess.Popen, log: Path, timeout_s: float) ->
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_sigkilled_training_frees_the_gpu_slot_and_its_mlflow_run(tmp_path: Path, breastmnist_npz: Path) -> None:
-    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    for name in ("params.yaml", "profiles.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
     write_prepared_breastmnist(breastmnist_npz, tmp_path / "prepared")
     home = tmp_path / "state"
     env = _env(home)

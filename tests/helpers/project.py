@@ -41,11 +41,12 @@ def git(project: Path, *args: str) -> str:
 
 
 def make_project(root: Path) -> Path:
-    """A fresh git repo holding the project's params.yaml, dvc.yaml and the prepare stage's code (+ the core)."""
+    """A fresh git repo holding the project's params/profiles/services.yaml, dvc.yaml and the prepare stage's code
+    (+ the core)."""
     project = root / "project"
     project.mkdir(parents=True)
     git(project, "init", "-q")
-    for name in ("params.yaml", "dvc.yaml"):
+    for name in ("params.yaml", "profiles.yaml", "services.yaml", "dvc.yaml"):
         shutil.copy(REPO_ROOT / name, project / name)
     (project / "components").mkdir()
     for name in ("__init__.py", "errors.py"):

@@ -57,7 +57,7 @@ def test_schedules_parse_and_match_params(deploy_configs: dict[str, dict[str, An
     from prefect.cli.deploy._schedules import _schedule_config_to_deployment_schedule
     from prefect.client.schemas.schedules import CronSchedule
 
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["schedule"]
+    params = yaml.safe_load((REPO_ROOT / "services.yaml").read_text())["schedule"]
     expected = {
         "monitoring-nightly": params["monitoring_cron"],
         "training-weekly": params["training_cron"],
