@@ -1,5 +1,5 @@
 """Shared by the benchmarks: a randomly initialised model folder (no downloads) exported to ONNX, and the quick
-CNN trained on a prepared BreastMNIST (the same one the tests train: tests/helpers/models.py)."""
+CNN trained on a prepared BreastMNIST by the train stage (as the tests train it: tests/helpers/artefacts.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from components.models.registry import create_model
 from medpipe.config import ExportConfig
 from medpipe.imaging.preprocessing import Preprocessing
 from tests.helpers.data import write_prepared_breastmnist
-from tests.helpers.models import Recipe, train_cnn
 
 __all__ = ["make_served_folder", "quick_embed_fn", "write_prepared_breastmnist"]
 
@@ -42,7 +41,14 @@ def make_served_folder(root: Path, name: str, size: int, channels: int, seed: in
 
 
 def quick_embed_fn(prepared: Path, epochs: int, seed: int = 0):  # noqa: ANN201 - uint8 NHWC -> (probs, emb)
-    """The quick CNN trained ``epochs`` on ``prepared``'s train split; returns its embed_fn (PyTorch path)."""
-    net, pre = train_cnn(prepared, Recipe(epochs=epochs, lr=2e-3, seed=seed, dropout=0.2))
-    model = InferenceModel(net, pre).eval()
+    """The smoke profile's CNN trained ``epochs`` on ``prepared`` by ``train_model`` (MLflow store and run folders
+    beside ``prepared``); returns its embed_fn (PyTorch path)."""
+    from components.models.artifacts import load_model_dir
+    from medpipe.settings import Settings
+    from tests.helpers.artefacts import Recipe, train
+
+    recipe = Recipe((f"train.epochs={epochs}", f"train.seed={seed}", "model.dropout=0.2"))
+    work = Path(prepared).parent / f"quick-cnn-{epochs}-{seed}"
+    model_dir = train(recipe, Path(prepared), Settings(home=work / "state"), work)
+    model = InferenceModel(*load_model_dir(model_dir)).eval()
     return lambda images: predict(model, images)

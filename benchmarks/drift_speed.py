@@ -48,15 +48,15 @@ def main() -> None:
     from monitoring.drift import compute_drift
     from monitoring.reference import build_reference
     from monitoring.window import read_log_window
-    from tests.helpers.models import Recipe, export_served_dir, train_cnn_dir
+    from tests.helpers.artefacts import Recipe, export, train
 
     cfg = load_config(ROOT / "params.yaml")
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         prepared = write_prepared_breastmnist(ROOT.parent / "shared" / "data" / "breastmnist.npz", tmp / "prep")
-        model_dir = train_cnn_dir(prepared, tmp / "model", Recipe(epochs=args.epochs))
-        served = export_served_dir(model_dir, tmp / "served")
+        model_dir = train(Recipe((f"train.epochs={args.epochs}",)), prepared, Settings(home=tmp / "train"), tmp)
+        served = export(model_dir, tmp / "served")
         loaded = load_model(str(served), cfg.export, Settings(home=tmp / "state"))
         embed_fn = onnx_embed_fn(loaded)
         reference = build_reference(prepared, embed_fn, cfg.monitoring)

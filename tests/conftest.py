@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,30 +26,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: "/tests/pipelines/" in item.path.as_posix())
 
 
-_MLFLOW_URI_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
-_SESSION_MLFLOW_ENV = {var: os.environ.get(var) for var in _MLFLOW_URI_VARS}
+_SESSION_MLFLOW_ENV = {
+    var: os.environ.get(var)
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+}
 
 
 @pytest.fixture(autouse=True)
 def _restore_mlflow_uri_env() -> Iterator[None]:
     """``mlflow.set_tracking_uri``/``set_experiment`` also write MLFLOW_TRACKING_URI/MLFLOW_EXPERIMENT_ID into
     os.environ (and a module global), which later code prefers: undo that after each test so one test's store
-    and experiment never become the next one's."""
-    saved = {var: _SESSION_MLFLOW_ENV[var] for var in _MLFLOW_URI_VARS}  # not the per-test value: a module
-    yield  # or session fixture that ran mlflow.set_experiment before this test must not leak into later modules
-    if "mlflow" in sys.modules:  # and the module globals behind mlflow.set_tracking/registry_uri/set_experiment
-        import mlflow.tracking._model_registry.utils as registry_utils
-        import mlflow.tracking._tracking_service.utils as tracking_utils
-        import mlflow.tracking.fluent as fluent
+    and experiment never become the next one's (back to the session's values, not the per-test ones: a module or
+    session fixture that ran mlflow.set_experiment before this test must not leak into later modules)."""
+    from tests.helpers.artefacts import mlflow_uri_env_kept
 
-        fluent._active_experiment_id = None
-        registry_utils._registry_uri = None
-        tracking_utils._tracking_uri = None
-    for var, value in saved.items():
-        if value is None:
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = value
+    with mlflow_uri_env_kept(_SESSION_MLFLOW_ENV):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -84,25 +75,31 @@ def prepared_breastmnist(breastmnist_npz: Path, tmp_path_factory: pytest.TempPat
     return write_prepared_breastmnist(breastmnist_npz, tmp_path_factory.mktemp("prepared"))
 
 
-# --- the quick CNN (tests/helpers/models.py), trained and exported once per recipe for the whole session ---
+# --- models made by the real train and export stages (tests/helpers/artefacts.py), once per recipe per session ---
 @pytest.fixture(scope="session")
-def trained_cnn(prepared_breastmnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    """``trained_cnn(Recipe(...))`` -> a model folder of the quick CNN on BreastMNIST, trained the first time a
-    recipe is asked for and shared after that. Read-only: copy it before changing anything in it."""
-    import torch
+def engine_settings(tmp_path_factory: pytest.TempPathFactory, empty_mlflow_db: Callable[[Path], str]):
+    """The state folder the session's test models are trained in (run folders and an MLflow store of its own)."""
+    from medpipe.settings import Settings
 
-    from tests.helpers.models import Recipe, train_cnn_dir
+    home = tmp_path_factory.mktemp("engine-home")
+    return Settings(home=home, mlflow_tracking_uri=empty_mlflow_db(home))
+
+
+@pytest.fixture(scope="session")
+def trained_cnn(
+    prepared_breastmnist: Path, engine_settings, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Path]:
+    """``trained_cnn(recipe)`` -> the model folder that ``train_model`` (the train stage) writes for ``recipe``
+    (default ``GOOD``), trained the first time a recipe is asked for and shared after that. Read-only: copy it
+    before changing anything in it."""
+    from tests.helpers.artefacts import GOOD, Recipe, mlflow_uri_env_kept, train
 
     cache: dict[Recipe, Path] = {}
 
-    def get(recipe: Recipe = Recipe()) -> Path:
+    def get(recipe: Recipe = GOOD) -> Path:
         if recipe not in cache:
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)  # a shared 2-core machine: one thread is as fast and leaves room
-            try:
-                cache[recipe] = train_cnn_dir(prepared_breastmnist, tmp_path_factory.mktemp("cnn"), recipe)
-            finally:
-                torch.set_num_threads(threads)
+            with mlflow_uri_env_kept():  # training sets the engine's store as the process's: not the test's
+                cache[recipe] = train(recipe, prepared_breastmnist, engine_settings, tmp_path_factory.mktemp("cnn"))
         return cache[recipe]
 
     return get
@@ -112,13 +109,13 @@ def trained_cnn(prepared_breastmnist: Path, tmp_path_factory: pytest.TempPathFac
 def served_cnn(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Path]:
     """``served_cnn(model_dir)`` -> its ONNX export folder (model.onnx + preprocessing.json), exported once per
     model folder. Read-only: copy it before changing anything in it."""
-    from tests.helpers.models import export_served_dir
+    from tests.helpers.artefacts import export
 
     cache: dict[Path, Path] = {}
 
     def get(model_dir: Path) -> Path:
         if model_dir not in cache:
-            cache[model_dir] = export_served_dir(model_dir, tmp_path_factory.mktemp("served"))
+            cache[model_dir] = export(model_dir, tmp_path_factory.mktemp("served"))
         return cache[model_dir]
 
     return get
@@ -126,7 +123,7 @@ def served_cnn(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], Pat
 
 @pytest.fixture(scope="session")
 def trained_cnn_dir(trained_cnn: Callable[..., Path]) -> Path:
-    """The default quick CNN (``Recipe()``: 6 epochs; test AUC ~0.88) as a model folder (read-only)."""
+    """The ``GOOD`` model folder (smoke profile, 4 epochs; test AUC ~0.82; read-only)."""
     return trained_cnn()
 
 

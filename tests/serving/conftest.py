@@ -13,7 +13,7 @@ import pytest
 
 from medpipe.config import ExportConfig, ServingConfig
 from medpipe.settings import Settings
-from tests.helpers.models import BETTER
+from tests.helpers.artefacts import BETTER, Artefact
 from tests.helpers.ports import free_port
 
 
@@ -34,15 +34,28 @@ def value(found: dict, name: str, **labels: str) -> float:
 
 
 @pytest.fixture(scope="session")
-def onnx_folder(served_cnn_dir: Path) -> Path:
-    """A local model folder (model.onnx + preprocessing.json) of ``trained_cnn_dir`` (read-only)."""
-    return served_cnn_dir
+def cnn_a(trained_cnn_dir: Path, served_cnn_dir: Path) -> Artefact:
+    """The session's ``GOOD`` model: its training folder and its served folder (read-only)."""
+    return Artefact(trained_cnn_dir, served_cnn_dir)
 
 
 @pytest.fixture(scope="session")
-def onnx_folder_b(trained_cnn: Callable[..., Path], served_cnn: Callable[[Path], Path]) -> Path:
-    """A second, differently trained model folder (the next champion in reload tests; read-only)."""
-    return served_cnn(trained_cnn(BETTER))
+def cnn_b(trained_cnn: Callable[..., Path], served_cnn: Callable[[Path], Path]) -> Artefact:
+    """A second, differently seeded model (``BETTER``; the next champion in reload tests; read-only)."""
+    model_dir = trained_cnn(BETTER)
+    return Artefact(model_dir, served_cnn(model_dir))
+
+
+@pytest.fixture(scope="session")
+def onnx_folder(cnn_a: Artefact) -> Path:
+    """A local model folder (model.onnx + preprocessing.json) of ``trained_cnn_dir`` (read-only)."""
+    return cnn_a.served_dir
+
+
+@pytest.fixture(scope="session")
+def onnx_folder_b(cnn_b: Artefact) -> Path:
+    """The served folder of :func:`cnn_b` (read-only)."""
+    return cnn_b.served_dir
 
 
 @contextmanager

@@ -15,19 +15,19 @@ from components.deploy.runtime import create_session, run_session
 from components.serving.inference_log import InferenceLog
 from medpipe.config import CanaryConfig, ExportConfig
 from medpipe.settings import Settings
-from tests.helpers.models import register_onnx_folder
+from tests.helpers.artefacts import register
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def registry(tmp_path, empty_mlflow_db, onnx_folder, onnx_folder_b) -> tuple[Settings, str, str]:
-    """``clf``: version 1 (``onnx_folder``) is @champion, version 2 (``onnx_folder_b``) @challenger."""
+def registry(tmp_path, empty_mlflow_db, cnn_a, cnn_b) -> tuple[Settings, str, str]:
+    """``clf``: version 1 (``cnn_a``, served from ``onnx_folder``) is @champion, version 2 (``cnn_b``) @challenger."""
     import mlflow
 
     settings = Settings(home=tmp_path / "state", mlflow_tracking_uri=empty_mlflow_db(tmp_path))
-    champion = register_onnx_folder(onnx_folder, "clf", settings.tracking_uri)
-    challenger = register_onnx_folder(onnx_folder_b, "clf", settings.tracking_uri)
+    champion = register(cnn_a, "clf", settings)
+    challenger = register(cnn_b, "clf", settings)
     client = mlflow.MlflowClient(settings.tracking_uri)
     client.set_registered_model_alias("clf", "champion", champion)
     client.set_registered_model_alias("clf", "challenger", challenger)

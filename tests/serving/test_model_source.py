@@ -14,7 +14,7 @@ from components.serving.model_source import load_model, model_marker
 from medpipe.config import ExportConfig
 from medpipe.errors import RegistryError
 from medpipe.settings import Settings
-from tests.helpers.models import register_onnx_folder
+from tests.helpers.artefacts import register
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +24,8 @@ def settings(tmp_path, empty_mlflow_db) -> Settings:
     return Settings(home=tmp_path / "state", mlflow_tracking_uri=empty_mlflow_db(tmp_path))
 
 
-def _log_onnx(folder, name: str, settings: Settings) -> str:
-    return register_onnx_folder(folder, name, settings.tracking_uri, tags={"parity.passed": "true"})
+def _register(artefact, name: str, settings: Settings) -> str:
+    return register(artefact, name, settings, tags={"parity.passed": "true"})
 
 
 def _set_champion(name: str, version: str) -> None:
@@ -40,9 +40,9 @@ def test_parse_registry_uri() -> None:
     assert parse_registry_uri("/some/folder") is None
 
 
-def test_serves_registered_champion_and_swaps(onnx_folder, onnx_folder_b, serve, settings) -> None:
-    v1 = _log_onnx(onnx_folder, "clf", settings)
-    v2 = _log_onnx(onnx_folder_b, "clf", settings)
+def test_serves_registered_champion_and_swaps(cnn_a, cnn_b, serve, settings) -> None:
+    v1 = _register(cnn_a, "clf", settings)
+    v2 = _register(cnn_b, "clf", settings)
     uri = "models:/clf@champion"
     with pytest.raises(RegistryError, match="cannot resolve models:/clf@champion"):
         model_marker(uri, settings)
