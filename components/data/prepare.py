@@ -49,6 +49,7 @@ PREPARE_PARAMS = (
     "decode",
 )
 VALIDATION_REPORT = "validation.json"
+VALIDATED_SUFFIX = ".validated"  # `medpipe data ingest` leaves the source it just validated here (see reuse_candidates)
 FORMAT_VERSION = 1
 _MAX_LISTED = 12
 
@@ -81,7 +82,7 @@ def prepare(
         source = source_from_path(path)
     out_dir = Path(out_dir)
     conform = conform_key(cfg.image_size, cfg.channels, cfg.decode.model_dump(mode="json"))
-    candidates = reuse_from if reuse_from is not None else (out_dir,)
+    candidates = reuse_from if reuse_from is not None else reuse_candidates(out_dir)
     previous, previous_names = previous_index(candidates, conform), previous_class_names(candidates)
     outcome: dict[str, Any] = {}
 
@@ -120,6 +121,23 @@ def prepare(
         channels=cfg.channels,
         decode=cfg.decode,
     )
+
+
+def reuse_candidates(out_dir: Path) -> tuple[Path, ...]:
+    """Where a prepare into ``out_dir`` looks for shards to carry over, first match first: the folder
+    ``medpipe data ingest`` validated the same source into (``.<name>.validated`` beside ``out_dir``, present
+    only while an ingest runs ``dvc repro``), then ``out_dir``'s previous version."""
+    out_dir = Path(out_dir)
+    return (out_dir.parent / f".{out_dir.name}{VALIDATED_SUFFIX}", out_dir)
+
+
+def report_counts(prepared_dir: Path) -> tuple[int, int]:
+    """``(decoded, reused)``: how many images the prepare that wrote ``prepared_dir`` decoded and carried over."""
+    try:
+        report = json.loads((Path(prepared_dir) / VALIDATION_REPORT).read_text())
+    except (OSError, ValueError):
+        return 0, 0
+    return int(report.get("decoded", 0)), int(report.get("reused", 0))
 
 
 def prepare_params(cfg: DataConfig) -> dict[str, Any]:

@@ -31,9 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import webdataset as wds
-from webdataset.handlers import reraise_exception
-from webdataset.tariterators import tar_file_iterator
 
 from medpipe.errors import DataError
 
@@ -93,7 +90,11 @@ def image_key(data: bytes) -> str:
 
 # --- writing ---------------------------------------------------------------------------------
 class ShardWriter:
-    """Append images to size-capped tars in ``out_dir/shards``; each closed tar is renamed to its sha256."""
+    """Append images to size-capped tars in ``out_dir/shards``; each closed tar is renamed to its sha256.
+
+    The members are WebDataset's layout (``<key>.npy``), written with the standard library's ``tarfile``
+    exactly as ``webdataset.TarWriter`` writes them (same headers, so the same shard bytes and names):
+    importing ``webdataset`` imports torch (seconds per process), which prepare does not otherwise need."""
 
     def __init__(self, out_dir: Path, max_bytes: int | None = None) -> None:
         self.dir = Path(out_dir) / SHARDS_DIR
@@ -101,17 +102,23 @@ class ShardWriter:
         self.max_bytes = max_bytes or SHARD_BYTES
         self.shards: list[dict[str, Any]] = []
         self._tmp: Path | None = None
-        self._tar: wds.TarWriter | None = None
+        self._file: io.BufferedWriter | None = None
+        self._tar: tarfile.TarFile | None = None
         self._keys: list[str] = []
         self._bytes = 0
 
     def write(self, key: str, pixels: np.ndarray) -> None:
         if self._tar is None:
             self._tmp = self.dir / f".tmp-{uuid.uuid4().hex}.tar"
-            self._tar = wds.TarWriter(str(self._tmp), mtime=_MTIME, user="medpipe", group="medpipe", encoder=False)
+            self._file = open(self._tmp, "wb")  # noqa: SIM115 - closed in _close_tar
+            self._tar = tarfile.open(fileobj=self._file, mode="w|")  # noqa: SIM115 - as webdataset.TarWriter
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(pixels, dtype=np.uint8), allow_pickle=False)
-        self._tar.write({"__key__": key, "npy": buf.getvalue()})
+        member = tarfile.TarInfo(f"{key}.npy")
+        member.size, member.mtime, member.mode = buf.tell(), _MTIME, 0o444
+        member.uname = member.gname = "medpipe"
+        buf.seek(0)
+        self._tar.addfile(member, buf)
         self._keys.append(key)
         self._bytes += buf.tell() + 1024
         if self._bytes >= self.max_bytes:
@@ -119,9 +126,15 @@ class ShardWriter:
 
     def discard(self) -> None:
         """Drop the shard being written (prepare failed; the folder is thrown away)."""
+        self._close_tar()
+        self._tar, self._tmp, self._keys, self._bytes = None, None, [], 0
+
+    def _close_tar(self) -> None:
         if self._tar is not None:
             self._tar.close()
-        self._tar, self._tmp, self._keys, self._bytes = None, None, [], 0
+        if self._file is not None:
+            self._file.close()
+        self._file = None
 
     def close(self) -> list[dict[str, Any]]:
         self._seal()
@@ -130,7 +143,7 @@ class ShardWriter:
     def _seal(self) -> None:
         if self._tar is None or self._tmp is None:
             return
-        self._tar.close()
+        self._close_tar()
         name = f"{_sha256_file(self._tmp)}.tar"
         self._tmp.rename(self.dir / name)
         self.shards.append({"file": f"{SHARDS_DIR}/{name}", "keys": self._keys})
@@ -212,6 +225,9 @@ def iter_shard(
     path: Path, wanted: set[str] | None = None, shape: tuple[int, ...] | None = None
 ) -> Iterator[tuple[str, np.ndarray]]:
     """``(key, pixels)`` of one shard, in order; keys not in ``wanted`` are skipped without decoding."""
+    from webdataset.handlers import reraise_exception  # (imports torch: readers are DataLoader workers anyway)
+    from webdataset.tariterators import tar_file_iterator
+
     url = str(path)
     if not path.is_file():
         raise DataError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 import uuid
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from components.data.dataset import MANIFEST, PreparedData, load_prepared
-from components.data.prepare import VALIDATION_REPORT, prepare, prepare_params
+from components.data.prepare import VALIDATION_REPORT, prepare, prepare_params, report_counts, reuse_candidates
 from components.data.sources import resolve_source, stage_raw
 from components.data.swap import swap_in
 from components.data.versioning.repo import (
@@ -51,6 +52,7 @@ class IngestResult(PreparedData):
     pushed_to: str | None = None
     skipped: int = 0
     duplicates: int = 0
+    decoded: int = 0  # images this ingest decoded (validation + prepare); images prepared before are reused
     notes: tuple[str, ...] = ()
 
 
@@ -68,39 +70,44 @@ def ingest_and_version(cfg: DataConfig, settings: Settings, push: bool = True) -
     """
     project = settings.project_dir
     source = resolve_source(cfg.source, settings)
-    with tempfile.TemporaryDirectory(prefix="medpipe-validate-") as tmp, _log_level(prepare.__module__, logging.ERROR):
-        prepare(source, Path(tmp) / "prepared", cfg)  # validation with the user's file names
-    notes: list[str] = []
-    with dvc_lock(project):
-        ensure_project(settings)
-        differences = params_differences(cfg, project)
-        staging = project / ".dvc" / "tmp" / f"medpipe-raw-{uuid.uuid4().hex[:8]}"
-        try:
-            stage_raw(source, staging)
-            if differences:  # a side version: the workspace keeps its recorded one
-                raw = dir_md5(staging)
-                path = _prepare_direct(staging, settings, cfg, raw)
+    # Validation reads the user's files (errors name them) and decodes only the images data/prepared does not
+    # hold yet under the same decode policy and size; dvc repro's prepare then carries its shards over.
+    with tempfile.TemporaryDirectory(prefix=".medpipe-validate-", dir=_scratch(settings)) as tmp:
+        with _log_level(prepare.__module__, logging.ERROR):
+            validated = prepare(source, Path(tmp) / "prepared", cfg, reuse_from=reuse_candidates(project / PREPARED))
+        decoded = report_counts(validated.path)[0]
+        notes: list[str] = []
+        with dvc_lock(project):
+            ensure_project(settings)
+            differences = params_differences(cfg, project)
+            staging = project / ".dvc" / "tmp" / f"medpipe-raw-{uuid.uuid4().hex[:8]}"
+            try:
+                stage_raw(source, staging)
+                if differences:  # a side version: the workspace keeps its recorded one
+                    raw = dir_md5(staging)
+                    path, more = _prepare_direct(staging, settings, cfg, raw, validated.path)
+                    decoded += more
+                else:
+                    swap_in(staging, project / RAW)  # atomic: a kill leaves the old or the new folder
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            if not differences:
+                with open_repo(project, f"track {RAW}") as repo:
+                    repo.add(RAW)
+                raw = raw_version(project)
+                decoded += _reproduce_reusing(project, validated.path)
+                version, path, recorded = data_version(project), project / PREPARED, True
+                notes.append(f"commit {RAW_DVC}, data/.gitignore and dvc.lock to record this version in git")
             else:
-                swap_in(staging, project / RAW)  # atomic: a kill leaves the old or the new folder
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        if not differences:
-            with open_repo(project, f"track {RAW}") as repo:
-                repo.add(RAW)
-            raw = raw_version(project)
-            reproduce(project, STAGE)
-            version, path, recorded = data_version(project), project / PREPARED, True
-            notes.append(f"commit {RAW_DVC}, data/.gitignore and dvc.lock to record this version in git")
-        else:
-            version, recorded = dir_md5(path), False
-            notes.append(
-                "not recorded in dvc.lock (the workspace data is unchanged): the effective data config differs "
-                "from params.yaml in " + "; ".join(differences) + ". Put these values in params.yaml and ingest "
-                "again to version it (and push it)."
-            )
-        pushed = None
-        if push and recorded:
-            pushed = _push(settings, DATA_TARGETS)
+                version, recorded = dir_md5(path), False
+                notes.append(
+                    "not recorded in dvc.lock (the workspace data is unchanged): the effective data config differs "
+                    "from params.yaml in " + "; ".join(differences) + ". Put these values in params.yaml and ingest "
+                    "again to version it (and push it)."
+                )
+            pushed = None
+            if push and recorded:
+                pushed = _push(settings, DATA_TARGETS)
     prepared = load_prepared(path, data_version=version)
     manifest = json.loads((path / MANIFEST).read_text())
     return IngestResult(
@@ -116,19 +123,46 @@ def ingest_and_version(cfg: DataConfig, settings: Settings, push: bool = True) -
         pushed_to=pushed,
         skipped=len(manifest.get("skipped", [])),
         duplicates=int(manifest.get("duplicates", {}).get("count", 0)),
+        decoded=decoded,
         notes=tuple(notes),
     )
 
 
-def _prepare_direct(raw_dir: Path, settings: Settings, cfg: DataConfig, raw: str | None) -> Path:
+def _scratch(settings: Settings) -> Path:
+    """Where validation writes: the state folder when it is on the project's file system (the validated shards
+    then move into place by rename), else the project folder (a dot-folder, removed afterwards)."""
+    home, project = settings.home, settings.project_dir
+    home.mkdir(parents=True, exist_ok=True)
+    if not project.is_dir() or os.stat(home).st_dev == os.stat(project).st_dev:
+        return home
+    return project
+
+
+def _reproduce_reusing(project: Path, validated: Path) -> int:
+    """``dvc repro prepare`` with the just-validated shards beside data/prepared (see ``reuse_candidates``), so
+    the stage decodes nothing validation decoded; returns how many images the stage decoded."""
+    pool = reuse_candidates(project / PREPARED)[0]
+    shutil.rmtree(pool, ignore_errors=True)
+    shutil.move(validated, pool)  # a rename on one file system
+    try:
+        ran = reproduce(project, STAGE)
+    finally:
+        shutil.rmtree(pool, ignore_errors=True)
+    return report_counts(project / PREPARED)[0] if STAGE in ran else 0
+
+
+def _prepare_direct(
+    raw_dir: Path, settings: Settings, cfg: DataConfig, raw: str | None, validated: Path
+) -> tuple[Path, int]:
     code = hashlib.sha256()
     for module in sorted(Path(__file__).parents[1].rglob("*.py")):  # the code of components/data
         code.update(module.read_bytes())
     key_blob = json.dumps({"raw": raw, "params": prepare_params(cfg), "code": code.hexdigest()}, sort_keys=True)
     out = settings.home / "prepared" / hashlib.sha256(key_blob.encode()).hexdigest()[:16]
-    if not (out / MANIFEST).is_file():
-        prepare(raw_dir, out, cfg)
-    return out
+    if (out / MANIFEST).is_file():
+        return out, 0
+    prepare(raw_dir, out, cfg, reuse_from=(validated,))
+    return out, report_counts(out)[0]
 
 
 def push(settings: Settings, targets: Sequence[str] = DATA_TARGETS) -> str:
