@@ -156,7 +156,8 @@ def build_model_reference(
     from monitoring.reference import build_reference
 
     loaded = load_model(str(Path(onnx_path).parent), cfg.export, settings)
-    profile = build_reference(Path(prepared_dir), onnx_embed_fn(loaded), cfg.monitoring)
+    op = loaded.preprocessing.operating_point  # the served decision: predicted-class counts use its threshold
+    profile = build_reference(Path(prepared_dir), onnx_embed_fn(loaded), cfg.monitoring, operating_point=op)
     out = Path(onnx_path).parent / REFERENCE_DIR
     profile.save(out)
     if run_id:

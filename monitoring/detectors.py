@@ -22,6 +22,7 @@ used here; calling scipy directly keeps a check within its time budget (benchmar
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,8 +83,16 @@ def embedding_mmd(
     return TestResult("embedding_mmd", stat, float(res.pvalue), f"MMD²={stat:.4g} ({len(ref)} vs {len(cur)} rows)")
 
 
-def softmax_shift(ref_probs: np.ndarray, cur_probs: np.ndarray, class_names: list[str]) -> TestResult:
-    """K-S per class probability + chi-squared on predicted classes (BBSD), Bonferroni over those tests."""
+def softmax_shift(
+    ref_probs: np.ndarray,
+    cur_probs: np.ndarray,
+    class_names: list[str],
+    decide: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> TestResult:
+    """K-S per class probability + chi-squared on predicted classes (BBSD), Bonferroni over those tests.
+
+    ``decide`` turns probabilities into the served decision (a binary model's stored threshold:
+    ``ReferenceProfile.decide``); without it, argmax (multi-class models, or no operating point)."""
     from scipy.stats import chi2_contingency, ks_2samp
 
     ref_probs, cur_probs = np.asarray(ref_probs, np.float64), np.asarray(cur_probs, np.float64)
@@ -93,7 +102,8 @@ def softmax_shift(ref_probs: np.ndarray, cur_probs: np.ndarray, class_names: lis
     for c in range(1 if k == 2 else 0, k):
         res = ks_2samp(ref_probs[:, c], cur_probs[:, c], method="asymp")
         raw[f"p({class_names[c]})"], stats[f"p({class_names[c]})"] = float(res.pvalue), float(res.statistic)
-    counts = np.stack([np.bincount(p.argmax(axis=1), minlength=k) for p in (ref_probs, cur_probs)])
+    decide = decide or (lambda p: p.argmax(axis=1))
+    counts = np.stack([np.bincount(decide(p), minlength=k) for p in (ref_probs, cur_probs)])
     counts = counts[:, counts.sum(axis=0) > 0]
     if counts.shape[1] > 1:
         chi = chi2_contingency(counts)

@@ -44,7 +44,9 @@ def run_tests(
             embedding_mmd(ref[pcs].to_numpy(), current[pcs].to_numpy(), cfg.permutations, cfg.mmd_max_rows, seed)
         )
     if all(c in current for c in probs) and current[probs].notna().all(axis=None):
-        results.append(softmax_shift(ref[probs].to_numpy(), current[probs].to_numpy(), reference.class_names))
+        results.append(
+            softmax_shift(ref[probs].to_numpy(), current[probs].to_numpy(), reference.class_names, reference.decide)
+        )
     results.append(image_statistics(ref, current, list(FEATURE_COLUMNS)))
     return results
 

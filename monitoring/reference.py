@@ -24,6 +24,7 @@ from components.data.dataset import read_manifest
 from medpipe.config import MonitoringConfig
 from medpipe.errors import DataError
 from medpipe.imaging.features import image_features
+from medpipe.metrics import OperatingPoint
 from monitoring.estimate import atc_estimate, fit_atc_threshold
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,15 @@ class ReferenceProfile:
     channels: int
     meta: dict = field(default_factory=dict)
     thumbnails: np.ndarray | None = field(default=None, repr=False)  # uint8 (n, H, W, C) sample of the images
+    operating_point: OperatingPoint | None = None  # the served decision (binary: threshold; else argmax)
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """Class indices (N,) of the served decision: the model's stored threshold (binary), else argmax, as
+        :meth:`medpipe.imaging.preprocessing.Preprocessing.decide` decides for serving."""
+        probs = np.asarray(probs)
+        if not len(probs):
+            return np.zeros(0, dtype=int)
+        return self.operating_point.predict(probs) if self.operating_point else probs.argmax(axis=1)
 
     @property
     def n_components(self) -> int:
@@ -99,6 +109,7 @@ class ReferenceProfile:
             "image_size": self.image_size,
             "channels": self.channels,
             "meta": self.meta,
+            "operating_point": self.operating_point.model_dump(mode="json") if self.operating_point else None,
         }
         (directory / "profile.json").write_text(json.dumps(profile, indent=2) + "\n")
         if self.thumbnails is not None:
@@ -124,7 +135,9 @@ class ReferenceProfile:
             arrays = {k: npz[k] for k in npz.files}
         thumbs = np.load(directory / THUMBNAILS) if (directory / THUMBNAILS).is_file() else None
         frame = pd.read_parquet(directory / "reference.parquet")
-        return cls(frame=frame, **arrays, **profile, thumbnails=thumbs)
+        op = profile.pop("operating_point", None)  # profiles built before medpipe 0.3 have none: argmax
+        op = OperatingPoint.model_validate(op) if op else None
+        return cls(frame=frame, **arrays, **profile, thumbnails=thumbs, operating_point=op)
 
 
 def model_view(profile_or_none: ReferenceProfile | None, probs: np.ndarray, embeddings: np.ndarray) -> pd.DataFrame:
@@ -133,7 +146,10 @@ def model_view(profile_or_none: ReferenceProfile | None, probs: np.ndarray, embe
     k = probs.shape[1] if probs.ndim == 2 else len(profile_or_none.class_names) if profile_or_none else 0
     frame = pd.DataFrame(probs.reshape(len(probs), k), columns=prob_columns(k))
     frame["confidence"] = probs.max(axis=1) if len(probs) else np.zeros(0)
-    pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=int)
+    if profile_or_none is not None:  # the served decision (stored threshold), not argmax
+        pred = profile_or_none.decide(probs)
+    else:
+        pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=int)
     names = profile_or_none.class_names if profile_or_none else [str(i) for i in range(probs.shape[1])]
     frame["predicted_class"] = [names[i] for i in pred]
     if profile_or_none is not None:
@@ -173,10 +189,15 @@ def _stream_views(
 
 
 def build_reference(
-    prepared_dir: Path, embed_fn: EmbedFn, cfg: MonitoringConfig, splits: tuple[str, ...] | None = None
+    prepared_dir: Path,
+    embed_fn: EmbedFn,
+    cfg: MonitoringConfig,
+    splits: tuple[str, ...] | None = None,
+    operating_point: OperatingPoint | None = None,
 ) -> ReferenceProfile:
     """Features + model view of held-out images (``splits``, default ``cfg.reference_splits``); the PCA of the
-    embeddings and the ATC threshold are fitted on them too."""
+    embeddings and the ATC threshold are fitted on them too. ``operating_point`` (the model's stored decision)
+    makes the predicted classes, their counts and the accuracy those of the served decision, not argmax."""
     from sklearn.decomposition import PCA
 
     splits = tuple(splits or cfg.reference_splits)
@@ -200,7 +221,8 @@ def build_reference(
     scale = np.where(scale > 1e-8, scale, 1.0)
     k = int(min(cfg.pca_components, emb.shape[1], len(emb) - 1))
     pca = PCA(n_components=k, random_state=0).fit((emb - mean) / scale)
-    correct = probs.argmax(axis=1) == y
+    decide = operating_point.predict if operating_point else (lambda p: np.asarray(p).argmax(axis=1))
+    correct = decide(probs) == y  # the served decision's accuracy (what labelled windows measure)
     profile = ReferenceProfile(
         frame=frame,
         emb_mean=mean,
@@ -213,6 +235,7 @@ def build_reference(
         image_size=int(streams[0].image_shape[0]),
         channels=int(streams[0].image_shape[2]),
         thumbnails=thumbnails,
+        operating_point=operating_point,
     )
     profile.frame = pd.concat([profile.frame, model_view(profile, probs, emb)], axis=1)
     profile.frame["label"] = [class_names[i] for i in y]

@@ -120,7 +120,7 @@ def window_from_log(rows: pd.DataFrame, reference: ReferenceProfile) -> pd.DataF
     frame["confidence"] = np.nanmax(probs_arr, axis=1) if probs_arr.size else np.zeros(len(rows))
     pred = rows.get("predicted_class")
     if pred is None or pred.isna().all():
-        pred = pd.Series([reference.class_names[i] for i in np.nanargmax(probs_arr, axis=1)])
+        pred = pd.Series([reference.class_names[i] for i in reference.decide(np.nan_to_num(probs_arr))])
     else:
         pred = pred.map(lambda v: reference.class_names[int(v)] if isinstance(v, int | np.integer) else str(v))
     frame["predicted_class"] = pred.to_numpy()

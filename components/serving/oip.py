@@ -74,9 +74,14 @@ def parse_infer(body: bytes, header_length: str | None) -> InferRequest:
 
 
 def encode_infer(
-    request: InferRequest, model_name: str, model_version: str, arrays: dict[str, np.ndarray]
+    request: InferRequest,
+    model_name: str,
+    model_version: str,
+    arrays: dict[str, np.ndarray],
+    parameters: dict[str, Any] | None = None,
 ) -> tuple[bytes, dict[str, str]]:
-    """The response body and extra headers for ``arrays`` (output name -> array), in the request's encodings."""
+    """The response body and extra headers for ``arrays`` (output name -> array; integer arrays go out as INT64,
+    the rest as FP32), in the request's encodings; ``parameters`` become the response's ``parameters``."""
     wanted = request.outputs or dict.fromkeys(arrays, request.binary_default)
     unknown = sorted(set(wanted) - set(arrays))
     if unknown:
@@ -84,8 +89,9 @@ def encode_infer(
     outputs: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for name, binary in wanted.items():
-        array = np.ascontiguousarray(arrays[name], dtype="<f4")
-        out: dict[str, Any] = {"name": name, "datatype": "FP32", "shape": list(array.shape)}
+        integer = np.issubdtype(np.asarray(arrays[name]).dtype, np.integer)
+        array = np.ascontiguousarray(arrays[name], dtype="<i8" if integer else "<f4")
+        out: dict[str, Any] = {"name": name, "datatype": "INT64" if integer else "FP32", "shape": list(array.shape)}
         if binary:
             blob = array.tobytes()
             out["parameters"] = {"binary_data_size": len(blob)}
@@ -94,6 +100,8 @@ def encode_infer(
             out["data"] = array.ravel().tolist()
         outputs.append(out)
     head: dict[str, Any] = {"model_name": model_name, "model_version": model_version, "outputs": outputs}
+    if parameters:
+        head["parameters"] = parameters
     if request.id is not None:
         head["id"] = request.id
     header = json.dumps(head).encode()

@@ -35,9 +35,10 @@ def test_tritonclient_against_the_server(onnx_folder, prepared_breastmnist, serv
         meta = client.get_model_metadata(name)
         version = meta["versions"][0]
         assert meta["inputs"] == [{"name": "pixels", "datatype": "FP32", "shape": [-1, 1, 28, 28]}]
-        assert [(o["name"], o["shape"]) for o in meta["outputs"]] == [
-            ("probabilities", [-1, 2]),
-            ("embedding", [-1, expected_emb.shape[1]]),
+        assert [(o["name"], o["datatype"], o["shape"]) for o in meta["outputs"]] == [
+            ("probabilities", "FP32", [-1, 2]),
+            ("embedding", "FP32", [-1, expected_emb.shape[1]]),
+            ("decision", "INT64", [-1]),
         ]
         assert client.is_model_ready(name) and client.is_model_ready(name, model_version=version)
         assert client.get_model_metadata(name, model_version=version) == meta
@@ -72,3 +73,36 @@ def test_tritonclient_against_the_server(onnx_folder, prepared_breastmnist, serv
     assert len(rows) == 2 * len(images) + 2  # every served image is logged; refused requests are not
     assert set(rows.model_version) == {version}
     assert "sharpness" in rows.features.iloc[0]
+
+
+def test_v2_decides_with_the_stored_threshold(onnx_folder, prepared_breastmnist, serve, tmp_path) -> None:
+    """``decision`` is the /v1 decision: p(malignant) >= the stored threshold, not argmax (a binary model)."""
+    import shutil
+
+    from medpipe.imaging.preprocessing import Preprocessing
+    from medpipe.metrics import OperatingPoint
+
+    pixels = to_pixels(load_split(prepared_breastmnist, "test").images[:40]).numpy()
+    probs, _ = run_session(create_session(onnx_folder / "model.onnx", ExportConfig()), pixels)
+    below = np.sort(probs[probs[:, 0] < 0.5, 0])
+    threshold = float(below[len(below) // 2])  # some images above it are "not malignant" by argmax
+    folder = tmp_path / onnx_folder.name
+    shutil.copytree(onnx_folder, folder)
+    pre = Preprocessing.load(folder)
+    op = OperatingPoint(rule="sensitivity", target=0.9, positive_class=pre.class_names[0], positive_index=0,
+                        threshold=threshold)  # fmt: skip
+    pre.model_copy(update={"operating_point": op}).save(folder)
+    expected = np.where(probs[:, 0] >= threshold, 0, 1)
+    assert (expected != probs.argmax(1)).any()
+    with serve(str(folder)) as (url, _):
+        client = triton.InferenceServerClient(url=url.removeprefix("http://"))
+        params = client.get_model_metadata(folder.name)["parameters"]
+        assert params["threshold"] == pytest.approx(threshold) and params["positive_class"] == pre.class_names[0]
+        for binary in (True, False):
+            tensor = triton.InferInput("pixels", list(pixels.shape), "FP32")
+            tensor.set_data_from_numpy(pixels, binary_data=binary)
+            wanted = [triton.InferRequestedOutput(n, binary_data=binary) for n in ("probabilities", "decision")]
+            result = client.infer(folder.name, [tensor], outputs=wanted)
+            np.testing.assert_array_equal(result.as_numpy("decision"), expected)
+            assert result.get_response()["parameters"]["threshold"] == pytest.approx(threshold)
+        client.close()

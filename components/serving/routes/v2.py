@@ -1,7 +1,12 @@
 """Open Inference Protocol (KServe v2) beside ``/v1``: health, server and model metadata, readiness, infer.
 
 The one input is the ONNX graph's own: ``pixels``, FP32 ``[N, C, S, S]`` raw pixel values 0..255 at the
-model's size (the graph normalises). Outputs: ``probabilities`` ``[N, K]`` and ``embedding`` ``[N, D]``.
+model's size (the graph normalises). Outputs: ``probabilities`` ``[N, K]``, ``embedding`` ``[N, D]`` and
+``decision`` INT64 ``[N]``: the index (into ``class_names``) of the served decision, made as ``/v1`` makes it
+(:meth:`~medpipe.imaging.preprocessing.Preprocessing.decide`: a binary model's stored threshold on the positive
+class's probability, chosen on validation; argmax for a multi-class model, and the ``decision`` parameter says
+so). The response's and the model metadata's ``parameters`` carry ``class_names``, ``positive_class``,
+``threshold`` and ``decision``.
 Every ``/models/{name}`` route also has its ``/models/{name}/versions/{version}`` form.
 """
 
@@ -42,16 +47,32 @@ def _input_shape(model: LoadedModel) -> tuple[int, int, int]:
     return pre.channels, pre.image_size, pre.image_size
 
 
-def _metadata(model: LoadedModel) -> dict[str, Any]:
+DECISION = "decision"  # INT64 [N]: the served decision's class index
+
+
+def _decision_parameters(model: LoadedModel) -> dict[str, Any]:
+    """How ``decision`` is made: the stored operating point (binary) or argmax (multi-class / none stored)."""
     pre = model.preprocessing
+    op = pre.operating_point
+    thresholded = op is not None and op.threshold is not None and op.positive_index is not None
+    return {
+        "class_names": pre.class_names,
+        "positive_class": op.positive_class if thresholded else None,
+        "threshold": op.threshold if thresholded else None,
+        DECISION: op.describe() if op is not None else "argmax over the class probabilities (no operating point)",
+    }
+
+
+def _metadata(model: LoadedModel) -> dict[str, Any]:
     dims = {o.name: o.shape[-1] for o in model.session.get_outputs()}
+    outputs = [{"name": n, "datatype": "FP32", "shape": [-1, dims.get(n, -1)]} for n in OUTPUT_NAMES]
     return {
         "name": model.name,
         "versions": [model.version],
         "platform": "onnxruntime_onnx",
         "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, *_input_shape(model)]}],
-        "outputs": [{"name": n, "datatype": "FP32", "shape": [-1, dims.get(n, -1)]} for n in OUTPUT_NAMES],
-        "parameters": {"class_names": pre.class_names},
+        "outputs": [*outputs, {"name": DECISION, "datatype": "INT64", "shape": [-1]}],
+        "parameters": _decision_parameters(model),
     }
 
 
@@ -121,5 +142,8 @@ async def infer(name: str, request: Request, state: State, version: str | None =
     scored = await score(request.state.request_id, state, model, names, decoded, pixels=pixels, routed=version is None)
     request.state.model_version = scored.model.version  # the challenger, when the canary answered
     outputs = dict(zip(OUTPUT_NAMES, (scored.probabilities, scored.embedding), strict=True))
-    content, headers = oip.encode_infer(parsed, scored.model.name, scored.model.version, outputs)
+    outputs[DECISION] = scored.model.preprocessing.decide(scored.probabilities).astype(np.int64)  # as /v1 decides
+    content, headers = oip.encode_infer(
+        parsed, scored.model.name, scored.model.version, outputs, _decision_parameters(scored.model)
+    )
     return Response(content=content, headers=headers)
