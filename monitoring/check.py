@@ -167,16 +167,29 @@ def build_model_reference(
     return out
 
 
-def split_window(champion: Champion, prepared_dir: Path, split: str = "test") -> Window:
-    """A window made of one split of a prepared dataset (the demo's first check: held-out test images)."""
-    from components.data.dataset import load_split
+def split_window(champion: Champion, prepared_dir: Path, split: str = "test", keep_images: int = 256) -> Window:
+    """A window made of one split of a prepared dataset (the demo's first check: held-out test images), read in
+    batches; the report keeps the first ``keep_images`` images' pixels (thumbnails, intensity histogram)."""
+
+    from components.data.batches import split_batches
     from monitoring.window import window_from_images
 
-    data = load_split(Path(prepared_dir), split)
+    data = split_batches(Path(prepared_dir), split)
     names = champion.reference.class_names
-    labels = [names[i] for i in data.labels]
-    frame = window_from_images(data.images, champion.embed_fn, champion.reference, labels=labels)
-    return Window(frame, data.images, f"split {split} of {prepared_dir}")
+    frames, rows = [], []
+    shown = np.zeros((min(keep_images, len(data)), *data.image_shape), dtype=np.uint8)
+    for b in data:
+        labels = [names[i] for i in b.labels]
+        frames.append(window_from_images(b.images, champion.embed_fn, champion.reference, labels=labels))
+        rows.append(b.positions)
+        keep = b.positions < len(shown)
+        shown[b.positions[keep]] = b.images[keep]
+    if not frames:
+        frame = window_from_images(shown, champion.embed_fn, champion.reference, labels=[])
+    else:
+        order = np.argsort(np.concatenate(rows), kind="stable")
+        frame = pd.concat(frames, ignore_index=True).iloc[order].reset_index(drop=True)
+    return Window(frame, shown, f"split {split} of {prepared_dir}")
 
 
 def run_drift_check(

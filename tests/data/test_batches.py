@@ -106,12 +106,12 @@ def test_gate_evaluation_operating_point_and_parity_equal_the_in_memory_path(
     assert p_s.max_abs_diff == pytest.approx(p_m.max_abs_diff, abs=1e-6)
 
 
-def test_drift_reference_equals_the_in_memory_path(
+def test_drift_reference_and_split_window_equal_the_in_memory_path(
     sharded: Path, prepared_breastmnist: Path, served_cnn_dir: Path, medpipe_home: Path
 ) -> None:
     from components.serving.model_source import load_model
     from medpipe.settings import get_settings
-    from monitoring.check import onnx_embed_fn
+    from monitoring.check import Champion, onnx_embed_fn, split_window
     from monitoring.reference import build_reference
 
     cfg = PipelineConfig()
@@ -128,3 +128,9 @@ def test_drift_reference_equals_the_in_memory_path(
     assert np.array_equal(streamed.thumbnails, in_memory.thumbnails)
     assert streamed.atc_threshold == pytest.approx(in_memory.atc_threshold, abs=1e-6)
     assert (streamed.image_size, streamed.channels) == (28, 1)
+
+    champion = Champion(embed, in_memory, "1", "models:/m/1")
+    w_s, w_m = split_window(champion, sharded), split_window(champion, prepared_breastmnist)
+    np.testing.assert_allclose(w_s.frame.select_dtypes("number"), w_m.frame.select_dtypes("number"), atol=1e-5)
+    assert list(w_s.frame["label"]) == list(w_m.frame["label"]) and len(w_s.frame) == len(load_split(sharded, "test"))
+    assert np.array_equal(w_s.images, w_m.images) and np.array_equal(w_m.images, load_split(sharded, "test").images)
