@@ -115,7 +115,7 @@ def training_flow(
     seeds = run_stage("seed-members", seeds_task, trained, prepared.path, final_cfg)  # None for one seed
     run_stage("log-seed-variance", log_seeds_task, settings, trained, seeds)
     if seeds is not None:
-        print(seeds.line())
+        print("\n".join([seeds.line(), *seeds.member_lines()]))
     run_stage(
         "reference",
         reference_task,

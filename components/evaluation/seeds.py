@@ -70,6 +70,14 @@ class SeedReport:
         model = "registered: their ensemble" if self.ensemble else f"registered: seed {self.seeds[0]}"
         return f"{len(self.seeds)} seeds ({self.seeds[0]}..{self.seeds[-1]}), members on test: {figs} ({model})"
 
+    def member_lines(self) -> list[str]:
+        """One line per member: its served graph's test figures with 95% CIs at its own operating point."""
+        lines = []
+        for i, (seed, m) in enumerate(zip(self.seeds, self.members, strict=True), start=1):
+            figs = ", ".join(f"{k} {m.metrics[k]:.4f} [{m.cis[k][0]:.4f}, {m.cis[k][1]:.4f}]" for k in SPREAD)
+            lines.append(f"member {i} (seed {seed}): {figs} at {m.operating_point.describe()}")
+        return lines
+
     def rows(self) -> list[dict[str, Any]]:
         """One row per member: seed, run, threshold, each figure with its 95% CI."""
         rows = []
