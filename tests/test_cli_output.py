@@ -83,3 +83,38 @@ def test_library_logs_go_to_the_state_folder_and_progress_to_stdout(tmp_path: Pa
             handler.close()
         root.setLevel(saved[1])
         logging.captureWarnings(False)
+
+
+def test_the_run_summary_is_compact_and_names_each_ui(tmp_path: Path) -> None:
+    """The end of `make demo`: the test figures in two lines with CIs (the full table is the model card's), one
+    line per fact, and each UI under the tool's own name."""
+    from rich.console import Console
+
+    from medpipe.cli.reporting import print_pipeline_summary
+    from medpipe.settings import Settings
+    from pipelines.full import PipelineSummary
+    from pipelines.results import DeploymentSummary, MonitoringSummary, TrainingSummary
+
+    figures = {"auc": 0.8484, "auc_ci_low": 0.7748, "auc_ci_high": 0.9129, "ece": 0.0628, "brier": 0.1222, "n": 156}
+    for key, value in {"sensitivity": 0.8096, "specificity": 0.6404, "ppv": 0.4533, "npv": 0.9012}.items():
+        figures |= {key: value, f"{key}_ci_low": value - 0.05, f"{key}_ci_high": value + 0.05}
+    figures |= {"accuracy": 0.6859, "balanced_accuracy": 0.7249, "threshold": 0.1372, "precision.malignant": 0.45}
+    training = TrainingSummary(
+        data_version="c4269b66.dir", prepared_path="data/prepared", run_id="r1", search_run_id=None, best_params={},
+        test_metrics=figures, model_dir="m", onnx_path="m/model.onnx", parity_passed=True,
+        model_name="breastmnist-classifier", version="1", promoted=True, champion="1", gate_reason="",
+        model_card="card.md", operating_point="p(malignant) >= 0.1372 (sensitivity >= 0.9 on validation)",
+    )  # fmt: skip
+    deployment = DeploymentSummary("breastmnist-classifier", "1", "serving/1/model.onnx", {}, False)
+    monitoring = MonitoringSummary("ok", False, 156, None, "1", "drift.html", "drift.json", "none", "not started")
+    console = Console(record=True, width=100)
+    print_pipeline_summary(console, PipelineSummary(training, deployment, monitoring), Settings(home=tmp_path))
+    lines = console.export_text().splitlines()
+
+    assert len(lines) <= 18, lines  # was 30: a 14-row table, two title lines
+    assert not any(c in "".join(lines) for c in "┏┃│└"), lines  # no table
+    assert lines[1] == "test (ONNX, n=156) AUC 0.848 [0.775, 0.913]   ECE 0.063   Brier 0.122"
+    assert lines[3].startswith("at that threshold sens 0.810 [0.760, 0.860]   spec 0.640") and "NPV 0.901" in lines[3]
+    assert lines[-1] == f"state folder:             {tmp_path}"  # ends with where everything is
+    commands = {line.split(": ", 1)[1].strip() for line in lines if "uv run medpipe ui" in line}
+    assert commands == {f"uv run medpipe ui {ui}" for ui in ("mlflow", "prefect", "evidently")}

@@ -151,7 +151,7 @@ def test_dvc_exp_show_lists_only_the_pipeline_keys(tmp_path) -> None:
     assert not any(k.endswith(("intended_use", "limitations", "out_of_scope", "retries", "window_hours")) for k in keys)
     assert not any(k.startswith(("profiles.yaml:cpu", "profiles.yaml:full")) for k in keys)  # only the active one
     assert any(k.startswith("profiles.yaml:smoke.") for k in keys) and "params.yaml:train.epochs" in keys
-    assert len(keys) < 145, len(keys)  # 141 here; was ~200 with the services' settings and every profile
+    assert len(keys) < 160, len(keys)  # 143 on main at 11:30 UTC; was ~200 with the services and every profile
 
     # every key shown is read by a stage: a listed key, or inside a listed section
     listed = {k for stage in ("prepare", "train") for k in stage_params(project, stage)}

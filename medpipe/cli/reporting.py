@@ -340,6 +340,7 @@ def print_pipeline_summary(console, summary, settings) -> None:  # noqa: ANN001 
         "",
         "DVC metrics/plots:        dvc metrics show ; dvc plots show",
         "runs and models (MLflow): uv run medpipe ui mlflow",
+        "flow runs (Prefect):      uv run medpipe ui prefect",
         "drift history (Evidently): uv run medpipe ui evidently",
         "serve the champion:       uv run medpipe serve",
         f"state folder:             {settings.home}",

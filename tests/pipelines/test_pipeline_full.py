@@ -143,3 +143,48 @@ def test_a_failing_parity_gate_leaves_the_previous_champion(full_run: FullRun, p
     assert state.is_failed()
     assert "stage 'parity-gate' failed" in state.message and f"v{candidate.version}" in state.message
     assert champion_version(t.model_name) == t.champion
+
+
+def test_dvc_exp_run_registers_and_gates_like_medpipe_run(full_run: FullRun, project: Project) -> None:
+    """One pipeline, two front doors: `dvc exp run -S <the overrides>` runs the same training flow as the
+    full run's `medpipe run -S <the overrides>`, so it registers a version with the same params and data
+    lineage and a gate decision of its own (last in this module: it adds a version)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    from medpipe.settings import get_settings
+    from tests.helpers.project import git
+
+    t = full_run.summary.training
+    root = project.root
+    repo_root = Path(__file__).resolve().parents[2]
+    for name in ("components", "monitoring", "pipelines", "medpipe"):  # the train stage's code dependencies
+        shutil.copytree(repo_root / name, root / name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "the project as the full run left it")  # `dvc exp run` needs a commit
+
+    client = MlflowClient(get_settings().tracking_uri)
+    before = {v.version for v in client.search_model_versions(f"name='{t.model_name}'")}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    sets = [arg for o in OVERRIDES for arg in ("-S", o)]
+    dvc = [str(Path(sys.executable).with_name("dvc")), "exp", "run", "--single-item", "train", *sets]
+    out = subprocess.run(dvc, cwd=root, env=env, capture_output=True, text=True, timeout=1500)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    champion = champion_version(t.model_name)
+    try:
+        (new,) = {v.version for v in client.search_model_versions(f"name='{t.model_name}'")} - before
+        via_dvc = client.get_model_version(t.model_name, new).tags
+        via_run = client.get_model_version(t.model_name, t.version).tags
+        for key in ("medpipe.params_hash", "medpipe.data_version", "medpipe.dataset"):
+            assert via_dvc[key] == via_run[key], key  # same effective params, same DVC data version
+        assert via_dvc["gate.decision"] and via_run["gate.decision"]  # both went through the promotion gate
+        assert client.get_run(client.get_model_version(t.model_name, new).run_id).data.tags.get(
+            "medpipe.prefect_flow_run_id"
+        )  # a training flow run, not a second training path
+    finally:  # the later modules expect the full run's champion
+        if champion != t.champion:
+            client.set_registered_model_alias(t.model_name, "champion", t.champion)
