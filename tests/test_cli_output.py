@@ -46,6 +46,13 @@ def test_help_lists_commands_in_workflow_order_without_type_tags_on_flags() -> N
     assert "--json" in listing and "<bool>" not in listing
     serve = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "120"}).output
     assert "train.epochs" not in serve  # help that fits the command
+    uis = CliRunner().invoke(app, ["ui", "--help"], env={"COLUMNS": "120"}).output
+    assert [n for n in ("mlflow", "prefect", "evidently") if f"│ {n} " in uis] == ["mlflow", "prefect", "evidently"]
+    for old in (["server", "--help"], ["monitor", "ui", "--help"]):  # the old names still work, unlisted
+        assert CliRunner().invoke(app, old).exit_code == 0
+    assert "│ ui " not in CliRunner().invoke(app, ["monitor", "--help"], env={"COLUMNS": "120"}).output
+    status = CliRunner().invoke(app, ["data", "status", "--help"], env={"COLUMNS": "120"}).output
+    assert "--json" in status and "<bool>" not in status
 
 
 def test_registry_history_json_is_complete_when_piped(tmp_path: Path) -> None:
