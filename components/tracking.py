@@ -180,7 +180,16 @@ def lineage_tags(cfg: PipelineConfig, data_version: str | None, settings: Settin
 # What a model version carries as tags (search and list views): lineage, the verdicts and one headline
 # number. Everything else (latencies, every gate check, CIs) is in the version's model card / description.
 _VERSION_TAG_KEYS = frozenset(
-    {"export.parity_passed", "parity.max_abs_diff", "gate.decision", "gate.reason", "gate.failed", "gate.override"}
+    {
+        "export.parity_passed",
+        "parity.max_abs_diff",
+        "gate.decision",
+        "gate.reason",
+        "gate.failed",
+        "gate.override",
+        "explain.road",
+        "explain.road_images",
+    }  # fmt: skip
 )
 
 

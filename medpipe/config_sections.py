@@ -238,6 +238,9 @@ class RegistryConfig(_Section):
     subgroup_min_sensitivity: Probability | None = Field(None, description="Floor: sensitivity in every subgroup.")
     subgroup_min_n: Annotated[int, Field(ge=1)] = Field(20, description="Subgroups smaller than this are not floored.")
     bootstrap_samples: Annotated[int, Field(ge=100)] = 1000
+    faithfulness_images: Annotated[int, Field(ge=0, le=512)] = Field(
+        32, description="Test images on which registration scores the Grad-CAM maps (ROAD); 0: not scored."
+    )
     retries: Annotated[int, Field(ge=0, le=10)] = Field(3, description="Retries of idempotent remote MLflow calls.")
     retry_backoff_s: Annotated[float, Field(ge=0)] = Field(1.0, description="First retry delay; doubles each time.")
     intended_use: str = "Research decision support for medical image classification; not for unsupervised diagnosis."

@@ -1,5 +1,6 @@
 """training_flow: HPO -> final training -> ONNX export + parity -> operating point (validation) -> the one
-evaluation of the served graph (test) -> registration -> promotion gate -> DVC record."""
+evaluation of the served graph (test) -> Grad-CAM faithfulness (ROAD) -> registration -> promotion gate -> DVC
+record."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from components.data.dataset import PreparedData, load_prepared
 from components.deploy.stage import ONNX_NAME, deploy_model
 from components.dvc_pipeline import record_training
 from components.evaluation.evaluate import evaluate_served
+from components.evaluation.faithfulness import explanation_faithfulness
 from components.evaluation.outputs import log_to_run
 from components.evaluation.seeds import evaluate_members, log_seed_report
 from components.evaluation.served import stamp_operating_point
@@ -47,6 +49,7 @@ seeds_task = task(evaluate_members, name="evaluate-seed-members")
 log_seeds_task = task(
     log_seed_report, name="log-seed-variance", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_transient
 )
+faithfulness_task = task(explanation_faithfulness, name="explanation-faithfulness")
 register_task = task(register_model, name="register-challenger")
 gate_task = task(
     evaluate_and_promote, name="promotion-gate", retries=2, retry_delay_seconds=10, retry_condition_fn=retry_transient
@@ -125,6 +128,13 @@ def training_flow(
         settings,
         run_id=trained.run_id,
     )
+    faithfulness = run_stage(
+        "faithfulness",
+        faithfulness_task,
+        trained.model_dir,
+        prepared.path,
+        final_cfg.registry.faithfulness_images,
+    )
     registered = run_stage(
         "register",
         register_task,
@@ -136,6 +146,7 @@ def training_flow(
         data_version=prepared.data_version,
         parity=export.report,
         evaluation=evaluation,
+        faithfulness=faithfulness,
     )
     decision = run_stage(
         "gate",

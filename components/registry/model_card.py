@@ -63,6 +63,7 @@ class CardContent:
     reliability: Sequence[tuple[float, float, float, int]] = ()
     gate_markdown: str | None = None
     export: Mapping[str, str] = field(default_factory=dict)
+    explanation: Mapping[str, str] = field(default_factory=dict)  # the version's explain.* tags (ROAD faithfulness)
     operating_point: OperatingPoint | None = None
     subgroups: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)  # attr -> group -> m
     change: ChangeRecord | None = None
@@ -210,6 +211,26 @@ def _seeds(card: CardContent) -> list[str]:
     return out
 
 
+def _explanation(card: CardContent) -> list[str]:
+    e = card.explanation
+    out = ["### Explanations (Grad-CAM faithfulness)", ""]
+    if "explain.road" not in e:
+        return [*out, "- not evaluated (registered without a test set, or `registry.faithfulness_images: 0`)"]
+    return [
+        *out,
+        f"`/v1/explain` and `medpipe predict --explain` return Grad-CAM maps ({e.get('explain.method', 'Grad-CAM')}).",
+        f"ROAD on {e.get('explain.road_images', '?')} test images (pixels removed: "
+        f"{e.get('explain.road_percentiles', '?')} %, at {e.get('explain.road_side', '?')} px): "
+        f"**{e['explain.road']}** (MoRF {e.get('explain.road_morf', '?')}, LeRF {e.get('explain.road_lerf', '?')}).",
+        "",
+        "ROAD removes the pixels a map ranks most relevant (MoRF) or least relevant (LeRF), fills them by noisy "
+        "linear imputation and measures the change of the explained class's probability; the score is "
+        "(LeRF - MoRF) / 2. Above 0 the maps point at pixels the prediction depends on, about 0 is what random "
+        "maps score, below 0 they mislead. It says how faithful the maps are to the model, not whether the model "
+        "looks at clinically right regions.",
+    ]
+
+
 def _change(card: CardContent) -> list[str]:
     out = ["## 5. Change record"]
     c = card.change
@@ -234,8 +255,9 @@ def render_model_card(card: CardContent, registry: RegistryConfig) -> str:
     out += [registry.out_of_scope, "", *_data(card), "", *_model(card), "", *_performance(card, registry), ""]
     if card.seeds:
         out += [*_seeds(card), ""]
-    out += ["## 4. Export (ONNX parity)"]
+    out += ["## 4. Export (ONNX parity) and explanations"]
     out += [f"- {k}: `{v}`" for k, v in sorted(card.export.items())] or ["- not evaluated"]
+    out += ["", *_explanation(card)]
     out += ["", *_change(card), "", "## 6. Promotion gate"]
     out += [card.gate_markdown or "not evaluated yet (the version is a challenger).", ""]
     out += ["## 7. Limitations", registry.limitations, ""]

@@ -63,6 +63,10 @@ class ParityLike(Protocol):
     def as_tags(self) -> dict[str, str]: ...
 
 
+class TagsLike(Protocol):
+    def as_tags(self) -> dict[str, str]: ...
+
+
 @dataclass(frozen=True)
 class RegisteredVersion:
     name: str
@@ -168,11 +172,13 @@ def register_model(
     metrics: dict[str, float] | None = None,
     parity: ParityLike | None = None,
     evaluation: EvaluationResult | None = None,
+    faithfulness: TagsLike | None = None,
 ) -> RegisteredVersion:
     """Log ``model_dir`` (+ ``onnx_path``) under ``run_id`` and register it as ``cfg.registry.model_name@challenger``.
 
     Tags the run and the version with lineage, the export parity result and the test figures of ``evaluation``
-    (the one evaluation of the served graph; ``metrics`` only when there is none); writes ``model_card.md``.
+    (the one evaluation of the served graph; ``metrics`` only when there is none) and the Grad-CAM ``faithfulness``
+    (``explain.*``, :mod:`components.evaluation.faithfulness`); writes ``model_card.md``.
     ``model_dir`` is only read: when the tracking server is unreachable a :class:`RegistryError` says so and the
     folder stays as it is.
     """
@@ -206,9 +212,11 @@ def register_model(
     def retry(what: str, fn: Any) -> Any:
         return with_retries(fn, what=what, uri=settings.tracking_uri, policy=policy)
 
+    explain_tags = faithfulness.as_tags() if faithfulness is not None else {}
     if run_id is None:
         run_id = retry("creating a registration run", lambda: _new_run(client, cfg, tags))
-    retry("tagging the run", lambda: [client.set_tag(run_id, k, v) for k, v in tags.items()])
+    # the run keeps every explain.* figure (the gate's card reads them); the version only the headline
+    retry("tagging the run", lambda: [client.set_tag(run_id, k, v) for k, v in {**tags, **explain_tags}.items()])
     run_data = retry("reading the run", lambda: client.get_run(run_id).data)
     train_params = dict(run_data.params)
     card = CardContent(
@@ -224,6 +232,7 @@ def register_model(
         operating_point=evaluation.operating_point if evaluation else None,
         export=export_tags,
         seeds=seed_metrics(run_data.metrics),
+        explanation=explain_tags,
     )
     problem = retry(
         "reading the registered class list",
@@ -233,7 +242,8 @@ def register_model(
         raise PreflightError(f"{problem}. {hint}")
     example, signature = _example_and_signature(net, pre, onnx_path)
     flavor = _MedpipeFlavor(net, model_dir, Path(onnx_path) if onnx_path else None, render_model_card(card, reg))
-    all_tags = {**tags, **export_tags, **{f"test.{k}": f"{v:.6g}" for k, v in metrics.items() if "." not in k}}
+    test_tags = {f"test.{k}": f"{v:.6g}" for k, v in metrics.items() if "." not in k}
+    all_tags = {**tags, **export_tags, **explain_tags, **test_tags}
     try:
         info = Model.log(
             artifact_path=None,

@@ -83,11 +83,13 @@ def publish_decision(
     run_id = mv.run_id
     train_params: dict[str, str] = {}
     seeds: dict[str, float] = {}
+    explanation = {k: v for k, v in mv.tags.items() if k.startswith("explain.")}
     if run_id:
         client.log_text(run_id, markdown, f"gate/v{version}_gate_decision.md")
         try:
             run_data = client.get_run(run_id).data
             train_params, seeds = dict(run_data.params), seed_metrics(run_data.metrics)
+            explanation |= {k: v for k, v in run_data.tags.items() if k.startswith("explain.")}  # all ROAD figures
         except Exception:  # noqa: BLE001 - the card still renders without them
             train_params, seeds = {}, {}
     card = CardContent(
@@ -104,6 +106,7 @@ def publish_decision(
         reliability=evaluation.reliability,
         gate_markdown=markdown,
         export={k: v for k, v in mv.tags.items() if k.startswith(("export.", "parity."))},
+        explanation=explanation,
         operating_point=evaluation.operating_point,
         subgroups=evaluation.subgroups,
         change=change_record(client, mv, decision.champion_before, decision),
