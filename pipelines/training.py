@@ -115,9 +115,10 @@ def training_flow(
         trained.run_id,
         evaluation,
     )
-    seeds = run_stage("seed-members", seeds_task, trained, prepared.path, final_cfg)  # None for one seed
-    run_stage("log-seed-variance", log_seeds_task, settings, trained, seeds)
-    if seeds is not None:
+    seeds = None  # train.seeds > 1 only: each member's served graph, mean +- sd
+    if trained.members:
+        seeds = run_stage("seed-members", seeds_task, trained, prepared.path, final_cfg)
+        run_stage("log-seed-variance", log_seeds_task, settings, trained, seeds)
         print("\n".join([seeds.line(), *seeds.member_lines()]))
     run_stage(
         "reference",
