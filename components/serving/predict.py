@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from components.models.inference import to_pixels
+from components.serving.explain import load_explainer, write_explanations
 from components.serving.images import InputError, decode_image
 from components.serving.inference_log import InferenceLog
 from components.serving.model_source import load_model
@@ -31,6 +32,7 @@ class BatchPrediction:
     model_version: str
     request_id: str  # the inference-log request id of this run ("" when not logged)
     class_counts: dict[str, int]
+    explain_dir: Path | None = None  # where the Grad-CAM overlays (.gradcam.png) and maps (.gradcam.npy) went
 
 
 def predict_folder(
@@ -43,11 +45,15 @@ def predict_folder(
     *,
     batch_size: int = 64,
     log: bool = True,
+    explain_dir: Path | None = None,
 ) -> BatchPrediction:
     """Score every image file under ``folder`` (recursively) and write one CSV row per file.
 
     Files the server would refuse get a row with an ``error`` column instead of failing the run.
     With ``log``, predictions go to the inference log under one request id (``batch-<hex>``).
+    With ``explain_dir``, each scored image also gets the Grad-CAM of its predicted class there (the same code and
+    network as ``/v1/explain``: the served version's PyTorch flavour), at its path relative to ``folder`` plus
+    ``.gradcam.png`` (overlay) and ``.gradcam.npy`` (raw map); the CSV gains their paths.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -56,6 +62,12 @@ def predict_folder(
     if not files:
         raise DataError(f"no image files ({', '.join(sorted(SUFFIXES))}) under {folder}")
     model = load_model(model_uri, export_cfg, settings)
+    explainer = None
+    if explain_dir is not None:
+        try:
+            explainer = load_explainer(model)
+        except InputError as err:
+            raise DataError(f"--explain: {err.message}") from None
     pre = model.preprocessing
     names = pre.class_names
     request_id = f"batch-{uuid.uuid4().hex}" if log else ""
@@ -66,7 +78,8 @@ def predict_folder(
     failed = 0
     with out_csv.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["file", "predicted_class", "confidence", *[f"p_{n}" for n in names], "error"])
+        extra = ["gradcam_png", "gradcam_npy"] if explainer is not None else []
+        writer.writerow(["file", "predicted_class", "confidence", *[f"p_{n}" for n in names], "error", *extra])
         for start in range(0, len(files), batch_size):
             chunk, decoded = [], []
             for path in files[start : start + batch_size]:
@@ -76,17 +89,22 @@ def predict_folder(
                     chunk.append(rel)
                 except InputError as err:
                     failed += 1
-                    writer.writerow([rel, "", "", *[""] * len(names), f"{err.code}: {err.message}"])
+                    writer.writerow([rel, "", "", *[""] * len(names), f"{err.code}: {err.message}", *[""] * len(extra)])
             if not decoded:
                 continue
             images = np.stack([d.array for d in decoded])
             probs, emb = model.run(to_pixels(images).numpy())
-            for rel, p, k in zip(chunk, probs, model.preprocessing.decide(probs), strict=True):
+            decided = model.preprocessing.decide(probs)
+            maps: list[list[str]] = [[] for _ in chunk]
+            if explainer is not None:  # the map of the class written in the row
+                written = write_explanations(explainer, images, decided, [explain_dir / rel for rel in chunk])
+                maps = [[str(png), str(npy)] for png, npy in written]
+            for rel, p, k, paths in zip(chunk, probs, decided, maps, strict=True):
                 cls = names[int(k)]
                 counts[cls] += 1
-                writer.writerow([rel, cls, f"{p[k]:.6f}", *[f"{v:.6f}" for v in p], ""])
+                writer.writerow([rel, cls, f"{p[k]:.6f}", *[f"{v:.6f}" for v in p], "", *paths])
             if inference_log is not None:
                 inference_log.append(log_rows(request_id, model, chunk, decoded, probs, emb, first_index=start))
     if inference_log is not None:
         inference_log.close()
-    return BatchPrediction(out_csv, len(files), failed, model.name, model.version, request_id, counts)
+    return BatchPrediction(out_csv, len(files), failed, model.name, model.version, request_id, counts, explain_dir)

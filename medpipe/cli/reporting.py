@@ -84,6 +84,8 @@ def print_batch_prediction(console, result) -> None:  # noqa: ANN001 - BatchPred
     )
     if result.n_failed:
         console.print(f"[yellow]{result.n_failed} file(s) refused; see the 'error' column[/]")
+    if result.explain_dir is not None:
+        console.print(f"Grad-CAM overlays (.gradcam.png) and maps (.gradcam.npy) -> {result.explain_dir}")
     if result.request_id:
         console.print(f"inference log request id: {result.request_id}")
 

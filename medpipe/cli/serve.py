@@ -135,6 +135,12 @@ def predict(
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write, one row per file.")] = Path("results.csv"),
     model: ModelUriOpt = None,
     log: Annotated[bool, typer.Option(help="Append the predictions to the inference log.")] = True,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Also write each image's Grad-CAM overlay (PNG) and raw map (.npy).")
+    ] = False,
+    explain_dir: Annotated[
+        Path | None, typer.Option(help="Where --explain writes (default: <out stem>_explain/ next to the CSV).")
+    ] = None,
     params: ParamsOpt = Path("params.yaml"),
     overrides: SetOpt = None,
 ) -> None:
@@ -143,7 +149,10 @@ def predict(
     from medpipe.cli.reporting import print_batch_prediction
 
     cfg = load_cli_config(params, overrides)
-    result = predict_folder(folder, out, champion_uri(model, cfg), cfg.export, cfg.serving, settings(), log=log)
+    where = (explain_dir or out.with_name(f"{out.stem}_explain")) if explain or explain_dir else None
+    result = predict_folder(
+        folder, out, champion_uri(model, cfg), cfg.export, cfg.serving, settings(), log=log, explain_dir=where
+    )
     print_batch_prediction(console, result)
 
 
