@@ -16,16 +16,19 @@ log = logging.getLogger("medpipe.serving")
 ERROR_RESPONSES: dict[int | str, dict] = {code: {"model": schemas.ErrorBody} for code in (400, 401, 413, 415, 422, 503)}
 
 
-def error_response(status: int, code: str, detail: str, file: str | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": code, "detail": detail, "file": file})
+def error_response(
+    status: int, code: str, detail: str, file: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": code, "detail": detail, "file": file}, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     async def _input_error(request: Request, err: InputError) -> JSONResponse:
         if request.url.path.startswith("/v2"):  # the Open Inference Protocol's error body: {"error": message}
-            return JSONResponse(status_code=err.status, content={"error": f"{err.code}: {err.message}"})
-        return error_response(err.status, err.code, err.message, err.filename)
+            body = {"error": f"{err.code}: {err.message}"}
+            return JSONResponse(status_code=err.status, content=body, headers=err.headers)
+        return error_response(err.status, err.code, err.message, err.filename, err.headers)
 
     @app.exception_handler(MedpipeError)
     async def _medpipe_error(_: Request, err: MedpipeError) -> JSONResponse:

@@ -16,9 +16,12 @@ DecodedImage = ModelImage  # what the routes and the inference log read: array, 
 class InputError(MedpipeError):
     """A request input the server refuses; ``status`` is the HTTP code, ``code`` a stable error name."""
 
-    def __init__(self, status: int, code: str, message: str, filename: str | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, filename: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(f"{filename}: {message}" if filename else message)
         self.status, self.code, self.message, self.filename = status, code, message, filename
+        self.headers = headers or {}  # e.g. Retry-After on a 429
 
 
 def decode_image(data: bytes, filename: str, pre: Preprocessing, *, max_pixels: int) -> ModelImage:

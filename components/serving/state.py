@@ -39,6 +39,7 @@ class ServingState:
     splitter: Splitter | None = None
     explain_slots: asyncio.Semaphore | None = None  # serving.explain_concurrency, made on first use
     explainers: dict[str, Any] = field(default_factory=dict)  # model marker -> its PyTorch network (explain)
+    explain_limiter: Any = None  # serving.explain_rate_per_minute: a limits MovingWindowRateLimiter, made on first use
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def reload(self, force: bool = False) -> bool:

@@ -67,3 +67,20 @@ def test_explain_pixel_limit_is_its_own(trained_cnn_dir, serve, client, tmp_path
         assert client.post(f"{url}/v1/predict", files=files).status_code == 200
         r = client.post(f"{url}/v1/explain", files=files)
     assert (r.status_code, r.json()["error"]) == (413, "too_many_pixels")
+
+
+def test_explain_rate_limit_per_client(trained_cnn_dir, serve, client, tmp_path) -> None:
+    """serving.explain_rate_per_minute per API key (else address): the next call gets 429 with Retry-After."""
+    folder = shutil.copytree(trained_cnn_dir, tmp_path / "model")
+    export_onnx(folder, folder / "model.onnx", ExportConfig())
+    files = [("files", ("a.png", _png(np.full((28, 28), 90, np.uint8)), "image/png"))]
+    with serve(str(folder), explain_rate_per_minute=2) as (url, _):
+        first = client.post(f"{url}/v1/explain", files=files, timeout=600)
+        refused_target = client.post(f"{url}/v1/explain", params={"target": "nope"}, files=files)  # counts too
+        limited = client.post(f"{url}/v1/explain", files=files)
+        predict = client.post(f"{url}/v1/predict", files=files)  # only the explain path is limited
+        other_key = client.post(f"{url}/v1/explain", files=files, headers={"X-API-Key": "another-client"})
+    assert first.status_code == 200 and refused_target.status_code == 422, (first.text, refused_target.text)
+    assert (limited.status_code, limited.json()["error"]) == (429, "explain_rate_limited")
+    assert 1 <= int(limited.headers["retry-after"]) <= 60 and "explain_rate_per_minute=2" in limited.json()["detail"]
+    assert predict.status_code == 200 and other_key.status_code == 200, other_key.text
