@@ -149,9 +149,18 @@ def _init_flags(project: Path) -> list[str]:
     return [] if Path(proc.stdout.strip()).resolve() == project.resolve() else ["--subdir"]
 
 
+CACHE_TYPE = "reflink,hardlink,copy"
+
+
 def configure(settings: Settings) -> None:
     """Point the cache at ``settings.dvc_cache_dir`` and the default remote at ``settings.dvc_remote_url``
-    in ``.dvc/config.local`` (machine-local, not committed)."""
+    in ``.dvc/config.local`` (machine-local, not committed).
+
+    ``cache.type`` links the workspace to the cache instead of copying every file into it (:data:`CACHE_TYPE`:
+    a reflink, else a hard link, else a copy across file systems): ``dvc add data/raw`` and the prepare stage's
+    output then cost no second copy, and an unchanged file keeps its inode, so DVC's state answers its md5
+    without reading it. It is safe here because nothing edits a tracked file in place: ingest and prepare
+    write a new folder and swap it in, and DVC makes linked files read-only."""
     from dvc.config import Config
 
     url = settings.dvc_remote_url
@@ -161,5 +170,6 @@ def configure(settings: Settings) -> None:
         config = Config(dvc_dir=str(settings.project_dir / ".dvc"), validate=False)
         with config.edit("local") as conf:
             conf.setdefault("cache", {})["dir"] = str(settings.dvc_cache_dir)
+            conf["cache"].setdefault("type", CACHE_TYPE)  # a user's own choice stays
             conf.setdefault("remote", {})[REMOTE_NAME] = {"url": url}
             conf.setdefault("core", {})["remote"] = REMOTE_NAME
