@@ -182,6 +182,7 @@ def fit(
             run_id,
             {
                 "medpipe.imbalance": t.imbalance,
+                "medpipe.loader": "streamed" if streamed else "in-memory",  # train.stream_above_mb chose it
                 "medpipe.class_weights": json.dumps([round(w, 4) for w in weights]),
                 "medpipe.init_weights": cfg.model.init_weights or "none",
                 "medpipe.init_skipped_keys": ",".join(skipped)[:5000] or "none",
