@@ -10,6 +10,7 @@ The first epoch is warm-up (cuDNN autotune, allocator) and is not timed; validat
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -79,7 +80,8 @@ def _setup(args: argparse.Namespace, gpu: bool) -> tuple[InMemoryDataModule, tor
 def bench_lightning(args: argparse.Namespace, gpu: bool, precision: str) -> float:
     dm, net = _setup(args, gpu)
     optim = OptimSettings(lr=1e-3, weight_decay=1e-4, scheduler="none", epochs=args.epochs, channels_last=gpu)
-    module = ClassifierModule(net, 2, optim)
+    kwargs = {"name": args.model, "num_classes": 2, "in_channels": 1, "small_input": True, "dropout": 0.3}
+    module = ClassifierModule(kwargs, 2, dataclasses.asdict(optim), net=net)
     timer = _Timer()
     trainer = L.Trainer(
         max_epochs=args.epochs,

@@ -1,12 +1,21 @@
-"""A trained model as a folder: ``model.pt`` (state dict), ``model_config.json`` (factory kwargs),
-``preprocessing.json``. Training writes it; registry, export and monitoring read it.
+"""A trained model as a folder: ``model.ckpt`` and ``preprocessing.json``. Training writes it; registry, export,
+explain and monitoring read it.
 
-A seed ensemble is the same folder: ``model_config.json`` holds ``{"ensemble": [kwargs per member]}`` and
-``model.pt`` the :class:`~components.models.ensemble.EnsembleClassifier`'s state dict."""
+``model.ckpt`` is a weights-only Lightning checkpoint of the training module
+(:class:`~components.training.module.ClassifierModule`): ``state_dict`` (the network under ``net.``) and the
+``hyper_parameters`` its ``save_hyperparameters`` recorded, plain types only, so it loads with
+``weights_only=True`` and ``ClassifierModule.load_from_checkpoint`` rebuilds the model. ``hyper_parameters["model"]``
+holds the :func:`create_model` arguments; a seed ensemble's is ``{"ensemble": [arguments per member]}``, its state
+dict the :class:`~components.models.ensemble.EnsembleClassifier`'s.
+
+Folders (and registered versions) written before the checkpoint carried the hyperparameters hold ``model.pt`` (the
+state dict) + ``model_config.json`` (the arguments) instead: they are still read.
+"""
 
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -16,38 +25,67 @@ from components.models.ensemble import EnsembleClassifier
 from components.models.registry import Classifier, create_model
 from medpipe.imaging.preprocessing import Preprocessing
 
-WEIGHTS = "model.pt"
-MODEL_CONFIG = "model_config.json"
+CHECKPOINT = "model.ckpt"
+NET_PREFIX = "net."  # the network's attribute on the LightningModule
+WEIGHTS = "model.pt"  # legacy folders: the state dict ...
+MODEL_CONFIG = "model_config.json"  # ... and the create_model() arguments
 
 
 def save_model_dir(
-    out_dir: Path, net: Classifier, factory_kwargs: dict[str, Any], preprocessing: Preprocessing
+    out_dir: Path,
+    net: Classifier,
+    factory_kwargs: dict[str, Any],
+    preprocessing: Preprocessing,
+    hparams: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``net`` with what is needed to rebuild it; ``factory_kwargs`` are :func:`create_model` arguments."""
+    """Write ``net`` as a weights-only checkpoint whose hyperparameters rebuild it: ``hparams`` (the training
+    module's ``hparams``) with ``model`` = ``factory_kwargs`` (:func:`create_model` arguments)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), out_dir / WEIGHTS)
-    (out_dir / MODEL_CONFIG).write_text(json.dumps(factory_kwargs, indent=2, sort_keys=True) + "\n")
+    checkpoint = {
+        "state_dict": {f"{NET_PREFIX}{k}": v for k, v in net.state_dict().items()},
+        "hyper_parameters": {**(hparams or {}), "model": factory_kwargs},
+        "pytorch-lightning_version": version("lightning"),
+    }
+    torch.save(checkpoint, out_dir / CHECKPOINT)
     preprocessing.save(out_dir)
     return out_dir
 
 
+def is_model_dir(model_dir: Path) -> bool:
+    """Whether ``model_dir`` holds a model (a checkpoint, or a legacy state dict + arguments)."""
+    model_dir = Path(model_dir)
+    return (model_dir / CHECKPOINT).is_file() or (
+        (model_dir / WEIGHTS).is_file() and (model_dir / MODEL_CONFIG).is_file()
+    )
+
+
+def read_model_dir(model_dir: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(create_model arguments, the network's state dict) of a model folder; loads with ``weights_only=True``."""
+    model_dir = Path(model_dir)
+    if (model_dir / CHECKPOINT).is_file():
+        ckpt = torch.load(model_dir / CHECKPOINT, map_location="cpu", weights_only=True)
+        state = {k.removeprefix(NET_PREFIX): v for k, v in ckpt["state_dict"].items() if k.startswith(NET_PREFIX)}
+        return dict(ckpt["hyper_parameters"]["model"]), state
+    if not is_model_dir(model_dir):
+        raise FileNotFoundError(f"{model_dir} holds no {CHECKPOINT}: not a medpipe model folder")
+    config = json.loads((model_dir / MODEL_CONFIG).read_text())
+    return config, torch.load(model_dir / WEIGHTS, map_location="cpu", weights_only=True)
+
+
 def load_model_dir(model_dir: Path) -> tuple[Classifier, Preprocessing]:
     """Rebuild the network (eval mode, CPU) and its preprocessing from a model folder."""
-    model_dir = Path(model_dir)
-    if not (model_dir / WEIGHTS).is_file():
-        raise FileNotFoundError(f"{model_dir} holds no {WEIGHTS}: not a medpipe model folder")
-    kwargs = json.loads((model_dir / MODEL_CONFIG).read_text())
-    net = build_model(kwargs)
-    net.load_state_dict(torch.load(model_dir / WEIGHTS, map_location="cpu", weights_only=True))
-    return net.eval(), Preprocessing.load(model_dir)
+    config, state = read_model_dir(model_dir)
+    net = build_model(config)
+    net.load_state_dict(state)
+    return net.eval(), Preprocessing.load(Path(model_dir))
 
 
 ENSEMBLE_KEY = "ensemble"
 
 
 def build_model(config: dict[str, Any]) -> Classifier:
-    """The (untrained) network a ``model_config.json`` describes: one classifier or a seed ensemble."""
+    """The (untrained) network ``hyper_parameters["model"]`` describes: one classifier or a seed ensemble."""
     if ENSEMBLE_KEY in config:
         return EnsembleClassifier([create_model(**member) for member in config[ENSEMBLE_KEY]])
     return create_model(**config)
@@ -60,7 +98,7 @@ def save_ensemble_dir(out_dir: Path, member_dirs: list[Path]) -> Path:
     for d in member_dirs:
         net, pre = load_model_dir(Path(d))
         members.append(net)
-        configs.append(json.loads((Path(d) / MODEL_CONFIG).read_text()))
+        configs.append(read_model_dir(Path(d))[0])
         pres.append(pre)
     first = pres[0]
     for d, pre in zip(member_dirs[1:], pres[1:], strict=True):

@@ -40,31 +40,46 @@ def apply_state_dict(model: Classifier, state: dict[str, torch.Tensor], source: 
 
 def registered_state_dict(uri: str, settings: Settings) -> dict[str, torch.Tensor]:
     """State dict of a registered model (``models:/name@alias`` or ``models:/name/3``), read from the
-    ``model.pt`` it carries with ``weights_only=True``: nothing a registry holds is unpickled."""
+    ``model.ckpt`` it carries (``model.pt`` for versions registered before) with ``weights_only=True``: nothing a
+    registry holds is unpickled."""
     import tempfile
 
-    import mlflow
-
-    from components.models.artifacts import WEIGHTS
+    from components.models.artifacts import CHECKPOINT, NET_PREFIX, WEIGHTS
     from components.tracking import use_tracking_store
 
     use_tracking_store(settings)
     with tempfile.TemporaryDirectory(prefix="medpipe-init-") as tmp:
         try:
-            local = Path(mlflow.artifacts.download_artifacts(f"{uri.rstrip('/')}/{WEIGHTS}", dst_path=tmp))
+            local = _download_first(uri, (CHECKPOINT, WEIGHTS), tmp)
         except Exception as err:  # MlflowException, missing alias or file, unreachable server, ...
             raise RegistryError(
                 f"cannot load init weights {uri} from the registry at {settings.registry_uri}: {err}. "
-                f"Check the model name and alias (`medpipe registry list`; the version must carry {WEIGHTS}, as "
+                f"Check the model name and alias (`medpipe registry list`; the version must carry {CHECKPOINT}, as "
                 "every version medpipe registers does) or set model.init_weights to a file."
             ) from err
         try:
             state = torch.load(local, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - an UnpicklingError is exactly what must not run
-            raise RegistryError(f"{uri}: {WEIGHTS} is not a plain state dict ({type(err).__name__}); refused") from err
+            raise RegistryError(
+                f"{uri}: {local.name} is not a plain state dict ({type(err).__name__}); refused"
+            ) from err
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # model.ckpt: the network's part
+        state = {k.removeprefix(NET_PREFIX): v for k, v in state["state_dict"].items() if k.startswith(NET_PREFIX)}
     if not isinstance(state, dict):
-        raise RegistryError(f"{uri}: {WEIGHTS} holds a {type(state).__name__}, not a state dict")
+        raise RegistryError(f"{uri}: {local.name} holds a {type(state).__name__}, not a state dict")
     return state
+
+
+def _download_first(uri: str, names: tuple[str, ...], dst: str) -> Path:
+    """The first of ``names`` that the registered version ``uri`` carries, downloaded into ``dst``."""
+    import mlflow
+
+    for name in names[:-1]:
+        try:
+            return Path(mlflow.artifacts.download_artifacts(f"{uri.rstrip('/')}/{name}", dst_path=dst))
+        except Exception:  # noqa: BLE001, S112 - absent in this version: try the next name
+            continue
+    return Path(mlflow.artifacts.download_artifacts(f"{uri.rstrip('/')}/{names[-1]}", dst_path=dst))
 
 
 def build_model(

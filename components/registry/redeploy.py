@@ -6,7 +6,7 @@ from pathlib import Path
 
 from components.deploy.parity import check_parity
 from components.deploy.stage import ONNX_NAME, DeployResult
-from components.models.artifacts import MODEL_CONFIG, WEIGHTS
+from components.models.artifacts import CHECKPOINT, is_model_dir
 from components.registry.register import PARITY_TAG
 from components.registry.store import download_version, resolve_version
 from components.tracking import mlflow_client, version_tags
@@ -17,13 +17,14 @@ from medpipe.settings import Settings
 
 def deploy_registered(model_uri: str, prepared_dir: Path, cfg: ExportConfig, settings: Settings) -> DeployResult:
     """Verify a registered version as it will be served: its own ``model.onnx`` against its own weights
-    (``model.pt``, a state dict) on the current test split; the version is tagged with the report.
+    (``model.ckpt``, or a legacy version's ``model.pt``) on the current test split; the version is tagged with the
+    report.
 
     Nothing is exported again and nothing is unpickled: the graph checked is the graph the server loads.
     """
     mv = resolve_version(model_uri, settings)
     folder = download_version(mv.name, str(mv.version), settings)
-    missing = [f for f in (MODEL_CONFIG, WEIGHTS, ONNX_NAME) if not (folder / f).is_file()]
+    missing = [f for f in (ONNX_NAME,) if not (folder / f).is_file()] + ([] if is_model_dir(folder) else [CHECKPOINT])
     if missing:
         raise GateError(
             f"{model_uri} lacks {', '.join(missing)}: it was not registered by medpipe; deploy its model folder"

@@ -6,8 +6,8 @@ Layout of the registered model (``models:/<name>@<alias>``)::
     data/                 # the pickled Classifier (mlflow.pytorch)
     model.onnx            # raw pixels (N, C, H, W) 0..255 -> probabilities, embedding (when exported)
     preprocessing.json    # image size, channels, mean/std, class names
-    model_config.json     # create_model() arguments
-    model.pt              # the same weights as a state dict (loaded with weights_only=True)
+    model.ckpt            # the same weights as a weights-only Lightning checkpoint whose hyperparameters rebuild
+                          # the network (loaded with weights_only=True; before: model.pt + model_config.json)
     model_card.md
     input_example.json, serving_input_example.json, requirements.txt, ...
 
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from components.deploy.runtime import usable_providers
-from components.models.artifacts import MODEL_CONFIG, WEIGHTS, load_model_dir
+from components.models.artifacts import CHECKPOINT, MODEL_CONFIG, WEIGHTS, is_model_dir, load_model_dir
 from components.registry.aliases import CHALLENGER, move_alias
 from components.registry.model_card import FILENAME as CARD_FILE
 from components.registry.model_card import CardContent, publish_card, render_model_card, seed_metrics
@@ -130,9 +130,10 @@ class _MedpipeFlavor:
             serialization_format="pickle",
         )
         out = Path(path)
-        # the state dict too: deploy verifies the registered ONNX against these weights without unpickling
-        for name in (MODEL_CONFIG, WEIGHTS):
-            shutil.copy2(self.model_dir / name, out / name)
+        # the checkpoint too: deploy verifies the registered ONNX against these weights without unpickling
+        for name in (CHECKPOINT, MODEL_CONFIG, WEIGHTS):  # a legacy folder has the last two instead
+            if (self.model_dir / name).is_file():
+                shutil.copy2(self.model_dir / name, out / name)
         # the served graph's record (with its operating point) when there is one, else the training folder's
         beside = self.onnx_path.parent / PREPROCESSING_FILE if self.onnx_path is not None else None
         shutil.copy2(beside if beside is not None and beside.is_file() else self.model_dir / PREPROCESSING_FILE,
@@ -186,8 +187,8 @@ def register_model(
     from mlflow.models import Model
 
     model_dir = Path(model_dir)
-    if not (model_dir / MODEL_CONFIG).is_file():
-        raise RegistryError(f"{model_dir} is not a medpipe model folder (no {MODEL_CONFIG}); pass the training output")
+    if not is_model_dir(model_dir):
+        raise RegistryError(f"{model_dir} is not a medpipe model folder (no {CHECKPOINT}); pass the training output")
     if onnx_path is not None and not Path(onnx_path).is_file():
         raise RegistryError(f"ONNX file {onnx_path} does not exist; export first (`medpipe export`) or pass None")
     reg = cfg.registry

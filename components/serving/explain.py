@@ -1,9 +1,9 @@
 """Grad-CAM explanations (captum) on the PyTorch flavour of the version being served.
 
-The network comes from the same folder the ONNX graph was loaded from (``model.pt`` + ``model_config.json``:
-a registered version, or a model folder after ``medpipe deploy``), so the map explains the served weights.
-The Grad-CAM itself is :mod:`components.models.gradcam` (also behind the faithfulness score of registration);
-:func:`write_explanations` is ``medpipe predict --explain``'s output.
+The network comes from the same folder the ONNX graph was loaded from (``model.ckpt``, whose hyperparameters
+rebuild it: a registered version, or a model folder after ``medpipe deploy``), so the map explains the served
+weights. The Grad-CAM itself is :mod:`components.models.gradcam` (also behind the faithfulness score of
+registration); :func:`write_explanations` is ``medpipe predict --explain``'s output.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import json
 import logging
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +158,7 @@ def fit(
         channels_last=channels_last,
     )
     module = ClassifierModule(
-        net, k, optim, class_weights=weights if t.imbalance == "weighted_loss" else None, augment=augment
+        kwargs, k, asdict(optim), weights if t.imbalance == "weighted_loss" else None, net=net, augment=augment
     )
     pre = Preprocessing(
         image_size=prepared.image_size,

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from components.data.dataset import PreparedData
-from components.models.artifacts import save_ensemble_dir
+from components.models.artifacts import CHECKPOINT, save_ensemble_dir
 from components.tracking import experiment_name, lineage_tags, log_dataset_inputs, run_name, setup_mlflow
 from components.training import mlflow_log as ml
 from components.training.distributed import is_rank_zero
@@ -105,7 +105,7 @@ def train_seeds(
     return TrainResult(
         run_id=seeds_run,
         model_dir=model_dir,
-        checkpoint=model_dir / "model.pt",
+        checkpoint=model_dir / CHECKPOINT,
         val_metrics=val,
         best_params={},
         search_run_id=parent_run_id,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any
 
 import lightning as L
 import torch
 from torch.nn import functional as F
 
+from components.models.artifacts import ENSEMBLE_KEY, build_model
 from components.models.registry import Classifier
 from components.training.augment import BatchAugment
 from components.training.augment import mixup as mix
@@ -28,17 +30,32 @@ class OptimSettings:
 
 
 class ClassifierModule(L.LightningModule):
+    """The network ``model`` (:func:`create_model` arguments) describes, and how it is trained.
+
+    ``save_hyperparameters`` records ``model``, ``num_classes``, ``optim`` and ``class_weights``, plain types only
+    (checkpoints load with ``weights_only=True``), so ``ClassifierModule.load_from_checkpoint(path,
+    weights_only=True)`` rebuilds the model from any checkpoint of a fit or from a model folder's ``model.ckpt``.
+    ``net`` (the network with its initial weights, when training starts from some) and ``augment`` are not
+    hyperparameters.
+    """
+
     def __init__(
         self,
-        net: Classifier,
-        num_classes: int,
-        optim: OptimSettings,
+        model: dict[str, Any],
+        num_classes: int | None = None,
+        optim: dict[str, Any] | None = None,
         class_weights: list[float] | None = None,
+        *,
+        net: Classifier | None = None,
         augment: BatchAugment | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters({"optim": asdict(optim), "num_classes": num_classes, "class_weights": class_weights})
-        self.net, self.optim, self.num_classes, self.augment = net, optim, num_classes, augment
+        self.save_hyperparameters(ignore=["net", "augment"])
+        first = model[ENSEMBLE_KEY][0] if ENSEMBLE_KEY in model else model
+        self.num_classes = int(num_classes if num_classes is not None else first["num_classes"])
+        self.optim = OptimSettings(**optim) if optim else OptimSettings(lr=0.0, weight_decay=0.0)
+        self.net = net if net is not None else build_model(model)
+        self.augment = augment
         self.register_buffer(
             "loss_weight", torch.tensor(class_weights, dtype=torch.float32) if class_weights else None, persistent=False
         )

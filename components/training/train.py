@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from components.data.dataset import PreparedData
-from components.models.artifacts import save_model_dir
+from components.models.artifacts import CHECKPOINT, save_model_dir
 from components.models.registry import Classifier
 from components.tracking import (
     experiment_name,
@@ -42,7 +42,7 @@ from medpipe.settings import Settings
 @dataclass(frozen=True)
 class TrainResult:
     run_id: str  # MLflow run of the final model
-    model_dir: Path  # save_model_dir() output: model.pt + model_config.json + preprocessing.json
+    model_dir: Path  # save_model_dir() output: model.ckpt (weights + hyperparameters) + preprocessing.json
     checkpoint: Path  # best Lightning checkpoint (by val AUC)
     val_metrics: dict[str, float]
     best_params: dict[str, Any]  # {} without search
@@ -132,7 +132,9 @@ def train_model(
             work_dir=run_dir / "plots", callbacks=[ml.EpochProgress("final")],
         )  # fmt: skip
         net: Classifier = outcome.module.net.to("cpu").to(memory_format=torch.contiguous_format)
-        model_dir = save_model_dir(Path(out_dir), net, outcome.factory_kwargs, outcome.preprocessing)
+        model_dir = save_model_dir(
+            Path(out_dir), net, outcome.factory_kwargs, outcome.preprocessing, dict(outcome.module.hparams)
+        )
         if distributed:
             ml.set_tags(client, run_id, {"medpipe.world_size": str(world_size(cfg.train))})
         ml.log_metrics(client, run_id, {f"best_val_{k}": v for k, v in outcome.val_metrics.items()})
@@ -142,7 +144,7 @@ def train_model(
     return TrainResult(
         run_id=run_id,
         model_dir=model_dir,
-        checkpoint=outcome.checkpoint or model_dir / "model.pt",
+        checkpoint=outcome.checkpoint or model_dir / CHECKPOINT,
         val_metrics=outcome.val_metrics,
         best_params={},
         search_run_id=parent_run_id,
@@ -164,7 +166,7 @@ def _train_replica(
     return TrainResult(
         run_id="",
         model_dir=out_dir,
-        checkpoint=outcome.checkpoint or out_dir / "model.pt",
+        checkpoint=outcome.checkpoint or out_dir / CHECKPOINT,
         val_metrics=outcome.val_metrics,
         best_params={},
         search_run_id=parent_run_id,

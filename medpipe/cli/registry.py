@@ -85,7 +85,7 @@ def registry_history(
 
 @app.command("register")
 def registry_register(
-    model_dir: Annotated[Path, typer.Argument(help="A trained model folder (model.pt, preprocessing.json, ...).")],
+    model_dir: Annotated[Path, typer.Argument(help="A trained model folder (model.ckpt, preprocessing.json).")],
     onnx: Annotated[Path | None, typer.Option("--onnx", help="The exported ONNX file to register with it.")] = None,
     run_id: Annotated[str | None, typer.Option("--run-id", help="The training run (default: a new run).")] = None,
     params: ParamsOpt = Path("params.yaml"),

@@ -202,9 +202,11 @@ def test_registered_model_has_onnx_and_pytorch_flavours(story: Story) -> None:
     import mlflow
     import numpy as np
     import onnx
+    import torch
     import yaml
 
     from components.models.registry import Classifier
+    from components.training.module import ClassifierModule
 
     mlflow.set_tracking_uri(story.settings.tracking_uri)
     uri = "models:/test-classifier@champion"
@@ -219,7 +221,11 @@ def test_registered_model_has_onnx_and_pytorch_flavours(story: Story) -> None:
     pre = json.loads((local / "preprocessing.json").read_text())
     assert pre["class_names"] == ["malignant", "normal_or_benign"] and len(pre["mean"]) == 1
     assert pre["operating_point"]["positive_class"] == "malignant" and 0 < pre["operating_point"]["threshold"] < 1
-    assert json.loads((local / "model_config.json").read_text())["name"] == "cnn"
+    module = ClassifierModule.load_from_checkpoint(local / "model.ckpt", map_location="cpu", weights_only=True)
+    assert module.hparams["model"]["name"] == "cnn" and module.hparams["optim"]["epochs"] == 1  # WEAK's
+
+    for (key, a), b in zip(module.net.state_dict().items(), net.state_dict().values(), strict=True):
+        assert torch.equal(a, b), key  # the checkpoint's hyperparameters rebuild the registered network
     assert (local / "input_example.json").is_file()
     out = mlflow.pyfunc.load_model(uri).predict(np.zeros((3, 1, 28, 28), np.float32))
     assert out["probabilities"].shape == (3, 2) and np.allclose(out["probabilities"].sum(1), 1, atol=1e-5)

@@ -83,4 +83,4 @@ def test_ddp_two_cpu_processes_match_single_process(
     steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_auc")]
     assert {0, 1} <= set(steps) and len(steps) == len(set(steps))  # one value per epoch, not one per rank
     logged = {f.path for f in client.list_artifacts(run.info.run_id, "model_dir")}
-    assert {"model_dir/model.pt", "model_dir/preprocessing.json"} <= logged
+    assert {"model_dir/model.ckpt", "model_dir/preprocessing.json"} <= logged

@@ -47,12 +47,12 @@ def test_training_and_registration_through_pg_backed_server(
 
     # artifacts went through the server into its destination folder, none into the client's state folder
     stored = {p.name for p in mlflow_pg.artifacts_dir.rglob("*") if p.is_file()}
-    assert {"MLmodel", "preprocessing.json", "model_config.json", "model.pt"} <= stored
+    assert {"MLmodel", "preprocessing.json", "model.ckpt"} <= stored
     assert not (server_env.home / "mlartifacts").exists()
 
     # ...and come back: the run's model folder over the REST artifact endpoint, the registered model via models:/
     listing = _get(mlflow_pg.url, "/api/2.0/mlflow/artifacts/list", run_id=result.run_id, path="model_dir")
-    assert {"model_dir/model.pt", "model_dir/preprocessing.json"} <= {f["path"] for f in listing["files"]}
+    assert {"model_dir/model.ckpt", "model_dir/preprocessing.json"} <= {f["path"] for f in listing["files"]}
     query = urllib.parse.urlencode({"run_uuid": result.run_id, "path": "model_dir/preprocessing.json"})
     with urllib.request.urlopen(f"{mlflow_pg.url}/get-artifact?{query}", timeout=30) as resp:
         assert json.loads(resp.read()) == json.loads((result.model_dir / "preprocessing.json").read_text())

@@ -105,3 +105,38 @@ def test_staged_unfreezing_keeps_backbone_for_first_epochs(prepared_breastmnist,
 def test_bad_params_fail_at_load(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         smoke_cfg("search.enabled=true", override)
+
+
+def test_model_folder_checkpoint_rebuilds_the_network_and_legacy_folders_still_load(tmp_path) -> None:
+    """model.ckpt holds the module's hyperparameters (plain types): load_from_checkpoint(weights_only=True) rebuilds
+    the network; a folder written before (model.pt + model_config.json) still loads."""
+    import json
+    from dataclasses import asdict
+
+    from components.models.artifacts import load_model_dir, save_model_dir
+    from components.training.module import ClassifierModule, OptimSettings
+    from medpipe.imaging.preprocessing import Preprocessing
+
+    kwargs = {"name": "cnn", "num_classes": 2, "in_channels": 1, "small_input": True, "dropout": 0.2}
+    optim = asdict(OptimSettings(lr=0.01, weight_decay=0.0, epochs=3))
+    module = ClassifierModule(kwargs, 2, optim, [0.7, 1.3])
+    pre = Preprocessing(
+        image_size=28, train_image_size=28, channels=1, mean=[0.5], std=[0.25], class_names=["a", "b"], model_name="cnn"
+    )
+    folder = save_model_dir(tmp_path / "model", module.net, kwargs, pre, dict(module.hparams))
+    assert sorted(p.name for p in folder.iterdir()) == ["model.ckpt", "preprocessing.json"]
+    loaded = ClassifierModule.load_from_checkpoint(folder / "model.ckpt", map_location="cpu", weights_only=True)
+    assert (loaded.hparams["model"], loaded.optim.lr, loaded.hparams["class_weights"]) == (kwargs, 0.01, [0.7, 1.3])
+    net, _ = load_model_dir(folder)
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        expected = module.net.eval()(x)
+        assert torch.equal(loaded.net.eval()(x), expected) and torch.equal(net(x), expected)
+
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    torch.save(module.net.state_dict(), legacy / "model.pt")
+    (legacy / "model_config.json").write_text(json.dumps(kwargs))
+    pre.save(legacy)
+    with torch.no_grad():
+        assert torch.equal(load_model_dir(legacy)[0](x), expected)

@@ -7,7 +7,6 @@ Without ``ensemble`` the registered model is member 1 alone. The members' mean +
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import onnx
 import pytest
 import torch
 
+from components.models.artifacts import read_model_dir
 from tests.training.conftest import smoke_cfg
 
 pytestmark = pytest.mark.slow  # two trainings + three exports: ~1 min on the shared box
@@ -103,10 +103,10 @@ def test_seeds_without_ensemble_register_member_one(prepared_breastmnist: Path, 
     assert trained.run_id == trained.members[0].run_id != trained.seeds_run_id
     _, report, registered = _register(trained, cfg, prepared_breastmnist, settings, tmp_path)
 
-    configs = [json.loads(p.read_text()) for p in registered.rglob("model_config.json")]
+    configs = [read_model_dir(p.parent)[0] for p in registered.rglob("model.ckpt")]
     assert configs and all("ensemble" not in c and c["name"] == "cnn" for c in configs)
-    weights = torch.load(trained.model_dir / "model.pt", weights_only=True)
-    first = torch.load(trained.members[0].model_dir / "model.pt", weights_only=True)
+    weights = read_model_dir(trained.model_dir)[1]
+    first = read_model_dir(trained.members[0].model_dir)[1]
     assert all(torch.equal(weights[k], first[k]) for k in first)  # the registered model is member 1 (seed 42)
     seeds = MlflowClient(settings.tracking_uri).get_run(trained.seeds_run_id).data.metrics
     assert seeds["seeds_member1_seed"] == 42 and seeds["seeds_member2_seed"] == 43

@@ -106,7 +106,7 @@ def test_mlflow_run_has_metrics_plots_lineage(trained: tuple[TrainResult, Settin
     assert len(history) >= 3 and sorted({m.step for m in history}) == list(range(len(history)))
     arts = {a.path for a in client.list_artifacts(result.run_id)}
     arts |= {a.path for a in client.list_artifacts(result.run_id, "model_dir")}
-    assert {"augmentation_preview.png", "model_dir/model.pt", "model_dir/preprocessing.json"} <= arts
+    assert {"augmentation_preview.png", "model_dir/model.ckpt", "model_dir/preprocessing.json"} <= arts
 
 
 def test_killed_run_resumes_from_last_checkpoint(prepared_breastmnist: Path, settings: Settings) -> None:
