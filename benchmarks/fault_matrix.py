@@ -108,9 +108,9 @@ def auth_keys(tmp: Path) -> tuple[str, str]:
 
 @row("serve 0.0.0.0 with no keys, no opt-in", "refused at start")
 def open_bind(tmp: Path) -> tuple[str, str]:
-    from components.errors import MedpipeError
     from components.serving.auth import api_keys, check_bind
     from medpipe.config import ServingConfig
+    from medpipe.errors import MedpipeError
     from medpipe.settings import Settings
 
     cfg = ServingConfig()
@@ -217,9 +217,9 @@ def feedback(tmp: Path) -> tuple[str, str]:
 
 @row("serve models:/ with mlflow.db gone", "refused, no empty store created")
 def missing_store(tmp: Path) -> tuple[str, str]:
-    from components.errors import MedpipeError
     from components.serving.app import create_app
     from medpipe.config import ExportConfig, ServingConfig
+    from medpipe.errors import MedpipeError
     from medpipe.settings import Settings
 
     try:
@@ -255,8 +255,8 @@ def pickle_init(tmp: Path) -> tuple[str, str]:
     import mlflow
     import torch
 
-    from components.errors import RegistryError
     from components.models.transfer import registered_state_dict
+    from medpipe.errors import RegistryError
     from medpipe.settings import Settings
 
     settings = Settings(home=tmp / "reg")
