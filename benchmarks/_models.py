@@ -13,26 +13,17 @@ from components.models.artifacts import save_model_dir
 from components.models.inference import InferenceModel, predict
 from components.models.registry import create_model
 from medpipe.config import ExportConfig
-from medpipe.imaging.preprocessing import Preprocessing
-from tests.helpers.data import write_prepared_breastmnist
+from tests.helpers.data import preprocessing, write_prepared_breastmnist
 
 __all__ = ["make_served_folder", "quick_embed_fn", "write_prepared_breastmnist"]
 
 
 def make_served_folder(root: Path, name: str, size: int, channels: int, seed: int) -> Path:
-    """``root/model`` (model.pt ...) and ``root/served`` (model.onnx + preprocessing.json)."""
+    """``root/model`` (model.ckpt ...) and ``root/served`` (model.onnx + preprocessing.json)."""
     torch.manual_seed(seed)
     kwargs = {"name": name, "num_classes": 2, "in_channels": channels, "small_input": size <= 64}
     net = create_model(**kwargs).eval()
-    pre = Preprocessing(
-        image_size=size,
-        train_image_size=size,
-        channels=channels,
-        mean=[0.5] * channels,
-        std=[0.25] * channels,
-        class_names=["a", "b"],
-        model_name=name,
-    )
+    pre = preprocessing(size, channels, model_name=name)
     model_dir = save_model_dir(root / "model", net, kwargs, pre)
     served = root / "served"
     export_onnx(model_dir, served / "model.onnx", ExportConfig())

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from medpipe.imaging.preprocessing import Preprocessing
+
 CLASS_NAMES = ["malignant", "normal_or_benign"]
 
 
@@ -24,3 +26,24 @@ def write_prepared_breastmnist(npz_path: Path, out_dir: Path) -> Path:
             counts[split] = {n: int((labels == i).sum()) for i, n in enumerate(CLASS_NAMES)}
     write_manifest(out_dir, {"class_names": CLASS_NAMES, "counts": counts, "image_size": 28, "channels": 1})
     return out_dir
+
+
+def preprocessing(
+    size: int = 28,
+    channels: int = 1,
+    *,
+    mean: float = 0.5,
+    std: float = 0.25,
+    class_names: tuple[str, ...] = ("a", "b"),
+    model_name: str = "cnn",
+) -> Preprocessing:
+    """A preprocessing record for hand-made model folders and image tests (same mean/std on every channel)."""
+    return Preprocessing(
+        image_size=size,
+        train_image_size=size,
+        channels=channels,
+        mean=[mean] * channels,
+        std=[std] * channels,
+        class_names=list(class_names),
+        model_name=model_name,
+    )

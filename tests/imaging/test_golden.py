@@ -18,21 +18,14 @@ from components.serving.images import decode_image
 from medpipe.config import DataConfig
 from medpipe.imaging import Preprocessing, conform, decode_file
 from monitoring.window import load_image_folder
+from tests.helpers.data import preprocessing
 from tests.helpers.tricky import GREY, RGB, WIDE, write_tricky_files
 
 SIZE = 32
 
 
 def _record(channels: int) -> Preprocessing:
-    return Preprocessing(
-        image_size=SIZE,
-        train_image_size=SIZE,
-        channels=channels,
-        mean=[0.5] * channels,
-        std=[0.25] * channels,
-        class_names=["a", "b"],
-        model_name="cnn",
-    )
+    return preprocessing(SIZE, channels)
 
 
 def _prepared_by_file(root: Path, channels: int, out: Path) -> dict[str, np.ndarray]:

@@ -17,19 +17,11 @@ def random_cnn_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from components.models.artifacts import save_model_dir
     from components.models.registry import create_model
-    from medpipe.imaging.preprocessing import Preprocessing
+    from tests.helpers.data import CLASS_NAMES, preprocessing
 
     torch.manual_seed(0)
     kwargs = {"name": "cnn", "num_classes": 2, "in_channels": 1, "small_input": True}
-    pre = Preprocessing(
-        image_size=28,
-        train_image_size=28,
-        channels=1,
-        mean=[0.33],
-        std=[0.2],
-        class_names=["malignant", "normal_or_benign"],
-        model_name="cnn",
-    )
+    pre = preprocessing(mean=0.33, std=0.2, class_names=tuple(CLASS_NAMES))
     return save_model_dir(tmp_path_factory.mktemp("random-cnn"), create_model(**kwargs), kwargs, pre)
 
 

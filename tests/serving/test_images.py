@@ -8,20 +8,13 @@ from PIL import Image
 
 from components.serving.images import InputError, decode_image
 from medpipe.imaging import Preprocessing
+from tests.helpers.data import preprocessing
 
 GRADIENT = np.tile(np.arange(0, 250, 5, dtype=np.uint8), (40, 1))  # 40 x 50
 
 
 def pre(size: int = 28, channels: int = 1) -> Preprocessing:
-    return Preprocessing(
-        image_size=size,
-        train_image_size=size,
-        channels=channels,
-        mean=[0.5] * channels,
-        std=[0.2] * channels,
-        class_names=["a", "b"],
-        model_name="cnn",
-    )
+    return preprocessing(size, channels, std=0.2)
 
 
 def encode(img: Image.Image, fmt: str) -> bytes:

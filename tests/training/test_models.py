@@ -38,13 +38,11 @@ def test_transfer_from_registered_model_alias(settings, tmp_path, capfd) -> None
     from components.models.artifacts import save_model_dir
     from components.models.transfer import factory_kwargs
     from components.registry.register import register_model
-    from medpipe.imaging.preprocessing import Preprocessing
+    from tests.helpers.data import preprocessing
 
     cfg = smoke_cfg("search.enabled=false", "registry.model_name=pretrained-cnn")
     src = create_model(**factory_kwargs(cfg.model, num_classes=2, in_channels=1)).eval()
-    pre = Preprocessing(
-        image_size=28, train_image_size=28, channels=1, mean=[0.5], std=[0.25], class_names=["a", "b"], model_name="cnn"
-    )
+    pre = preprocessing()
     model_dir = save_model_dir(tmp_path / "model", src, factory_kwargs(cfg.model, num_classes=2, in_channels=1), pre)
     reg = register_model(model_dir, None, cfg, settings, run_id=None, data_version="v1", metrics={"auc": 0.8})
     printed = capfd.readouterr()
@@ -115,14 +113,12 @@ def test_model_folder_checkpoint_rebuilds_the_network_and_legacy_folders_still_l
 
     from components.models.artifacts import load_model_dir, save_model_dir
     from components.training.module import ClassifierModule, OptimSettings
-    from medpipe.imaging.preprocessing import Preprocessing
+    from tests.helpers.data import preprocessing
 
     kwargs = {"name": "cnn", "num_classes": 2, "in_channels": 1, "small_input": True, "dropout": 0.2}
     optim = asdict(OptimSettings(lr=0.01, weight_decay=0.0, epochs=3))
     module = ClassifierModule(kwargs, 2, optim, [0.7, 1.3])
-    pre = Preprocessing(
-        image_size=28, train_image_size=28, channels=1, mean=[0.5], std=[0.25], class_names=["a", "b"], model_name="cnn"
-    )
+    pre = preprocessing()
     folder = save_model_dir(tmp_path / "model", module.net, kwargs, pre, dict(module.hparams))
     assert sorted(p.name for p in folder.iterdir()) == ["model.ckpt", "preprocessing.json"]
     loaded = ClassifierModule.load_from_checkpoint(folder / "model.ckpt", map_location="cpu", weights_only=True)
