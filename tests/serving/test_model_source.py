@@ -48,7 +48,7 @@ def test_serves_registered_champion_and_swaps(cnn_a, cnn_b, serve, settings) -> 
         model_marker(uri, settings)
     _set_champion("clf", v1)
     model = load_model(uri, ExportConfig(), settings)
-    assert (model.version, model.gates["parity.passed"], model.metrics["test_auc"]) == (v1, "true", 0.81)
+    assert (model.version, model.gates["parity.passed"], model.tags["test.auc"]) == (v1, "true", "0.81")
     assert model.preprocessing.class_names == ["malignant", "normal_or_benign"]
 
     arr = io.BytesIO()
