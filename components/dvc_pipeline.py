@@ -126,3 +126,29 @@ def record_training(
     with open_repo(project, f"record the {TRAIN_STAGE} stage") as repo:
         repo.commit(TRAIN_STAGE, force=True)
     return StageRecord(True, "recorded in dvc.lock")
+
+
+def experiment_overrides(params_path: Path) -> list[str]:
+    """Inside ``dvc exp run``: what the experiment changed in params.yaml (its ``-S`` values and uncommitted
+    edits, against the baseline commit), as ``-S`` overrides applied after the profile, the way ``medpipe run
+    -S`` applies them. Without this the active profile would silently win over ``dvc exp run -S train.epochs=2``
+    for every key the profile sets. Outside an experiment: none.
+    """
+    import subprocess
+
+    rev, root = os.environ.get("DVC_EXP_BASELINE_REV"), os.environ.get("DVC_ROOT")
+    if not (rev and root and os.environ.get("DVC_STAGE")):
+        return []
+    path = Path(params_path).resolve()
+    rel = path.relative_to(Path(root).resolve()).as_posix()
+    shown = subprocess.run(["git", "show", f"{rev}:{rel}"], cwd=root, capture_output=True, text=True, check=False)
+    if shown.returncode != 0:  # params.yaml is new in this experiment: nothing to compare with
+        return []
+    base, now = yaml.safe_load(shown.stdout) or {}, yaml.safe_load(path.read_text()) or {}
+    out = []
+    for section, keys in now.items():
+        if section == "profile" or not isinstance(keys, dict):  # the profile itself is read from params.yaml
+            continue
+        before = base.get(section) if isinstance(base.get(section), dict) else {}
+        out += [f"{section}.{k}={json.dumps(v)}" for k, v in keys.items() if k not in before or before[k] != v]
+    return out

@@ -162,3 +162,32 @@ def test_dvc_exp_show_lists_only_the_pipeline_keys(tmp_path) -> None:
     # and the services' settings still reach the config
     assert load_config(project / "params.yaml").serving.port == 8000
     assert load_config(project / "params.yaml", overrides=["serving.port=9001"]).serving.port == 9001
+
+
+def test_dvc_exp_run_set_params_win_over_the_profile(tmp_path, monkeypatch) -> None:
+    """`dvc exp run -S train.epochs=2` edits params.yaml; the smoke profile also sets train.epochs. Inside the
+    experiment the edit must win, as `medpipe run -S train.epochs=2` does (the profile silently won before)."""
+    from components.dvc_pipeline import experiment_overrides
+    from tests.helpers.project import git
+
+    project = make_project(tmp_path)
+    git(project, "add", "params.yaml", "profiles.yaml")
+    git(project, "commit", "-qm", "baseline")
+    params = project / "params.yaml"
+    raw = yaml.safe_load(params.read_text())
+    raw["train"]["epochs"], raw["registry"]["min_primary"] = 2, 0.5  # what `dvc exp run -S ...` writes
+    raw["search"]["space"]["train.lr"]["high"] = 0.002
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+    assert experiment_overrides(params) == []  # not inside `dvc exp run`: params.yaml + profile as always
+    assert load_config(params).train.epochs == 6  # the smoke profile's value
+
+    monkeypatch.setenv("DVC_STAGE", "train")
+    monkeypatch.setenv("DVC_ROOT", str(project))
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", git(project, "rev-parse", "HEAD").strip())
+    changed = experiment_overrides(params)
+    assert sorted(c.split("=")[0] for c in changed) == ["registry.min_primary", "search.space", "train.epochs"]
+    cfg = load_config(params, overrides=changed)
+    assert cfg.train.epochs == 2 and cfg.registry.min_primary == 0.5 and cfg.search.space["train.lr"].high == 0.002
+    as_run = load_config(params, overrides=["train.epochs=2", "registry.min_primary=0.5"])  # `medpipe run -S`
+    assert cfg.train == as_run.train and cfg.model == as_run.model and cfg.registry == as_run.registry

@@ -48,10 +48,12 @@ def train(
 ) -> None:
     """Run the training flow (Prefect): search -> final training -> ONNX export + parity -> drift reference ->
     register as challenger -> promotion gate -> model card. Visible in Prefect when PREFECT_API_URL is set."""
+    from components.dvc_pipeline import experiment_overrides
     from components.training.distributed import launched_by_torchrun
 
     current = settings()
-    overrides = [*(overrides or []), *([] if search else ["search.enabled=false"])]
+    # under `dvc exp run -S k=v` the experiment's params.yaml changes win over the profile, as -S does here
+    overrides = [*experiment_overrides(params), *(overrides or []), *([] if search else ["search.enabled=false"])]
     cfg = load_cli_config(params, overrides, profile)  # fail fast on a bad param, before Prefect starts
     if prepared is None:  # the data flow runs first: a wrong data.source fails here, not in a flow
         from components.data.sources import resolve_source

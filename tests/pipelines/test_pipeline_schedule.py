@@ -135,7 +135,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def prefect_server(tmp_path: Path, project: Project) -> Iterator[tuple[str, dict[str, str], Path]]:
-    """`medpipe server` on a free port (PREFECT_HOME in tmp): yields its API URL, the env to reach it, a project."""
+    """`medpipe ui prefect` on a free port (PREFECT_HOME in tmp): yields its API URL, the env to reach it, a project."""
     port = free_port()
     root = make_project(tmp_path)  # its own project: the triggered run must not touch the session's DVC repo
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
@@ -144,7 +144,7 @@ def prefect_server(tmp_path: Path, project: Project) -> Iterator[tuple[str, dict
     )
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(
-        [MEDPIPE, "server", "--port", str(port), "--timeout", str(STARTUP_S)],
+        [MEDPIPE, "ui", "prefect", "--port", str(port), "--timeout", str(STARTUP_S)],
         cwd=root,
         env=env,
         stdout=log,
