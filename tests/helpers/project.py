@@ -49,8 +49,7 @@ def make_project(root: Path) -> Path:
     for name in ("params.yaml", "profiles.yaml", "services.yaml", "dvc.yaml"):
         shutil.copy(REPO_ROOT / name, project / name)
     (project / "components").mkdir()
-    for name in ("__init__.py", "errors.py"):
-        shutil.copy(REPO_ROOT / "components" / name, project / "components" / name)
+    shutil.copy(REPO_ROOT / "components" / "__init__.py", project / "components" / "__init__.py")
     shutil.copytree(
         REPO_ROOT / "components" / "data", project / "components" / "data", ignore=shutil.ignore_patterns("__pycache__")
     )
