@@ -1,5 +1,5 @@
 """Model folders trained by the train stage + their ONNX exports (with an operating point chosen on validation):
-weak / good / better (about as good as good) / bad (trained on swapped classes); see tests/helpers/artefacts.py."""
+weak / good / bad (trained on swapped classes); see tests/helpers/artefacts.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.artefacts import BAD, BETTER, GOOD, WEAK
+from tests.helpers.artefacts import BAD, GOOD, WEAK
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ def trained(
     prepared_breastmnist: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Trained]:
-    """Measured on BreastMNIST test: weak AUC ~0.68, good ~0.82, better ~0.83, bad ~0.32.
+    """Measured on BreastMNIST test: weak AUC ~0.68, good ~0.82, bad ~0.32.
 
     Each export is copied and gets its operating point (registry defaults: sensitivity 0.9 on validation), as the
     export stage does."""
@@ -35,7 +35,7 @@ def trained(
 
     cfg = PipelineConfig().with_overrides({"registry.positive_class": "malignant"})
     out = {}
-    for kind, recipe in (("weak", WEAK), ("good", GOOD), ("better", BETTER), ("bad", BAD)):
+    for kind, recipe in (("weak", WEAK), ("good", GOOD), ("bad", BAD)):
         model_dir = trained_cnn(recipe)
         served = tmp_path_factory.mktemp(f"served-{kind}")
         shutil.copytree(served_cnn(model_dir), served, dirs_exist_ok=True)

@@ -1,8 +1,9 @@
 """Registration, the promotion gate, aliases and the audit log on a real MLflow sqlite store.
 
 One store per module, one story: a weak first model (v1, champion), the identical model again (v2, kept champion:
-no significant gain), a deliberately bad one (v3, rejected), a better-on-average one that fails the sensitivity
-floor (v4, rejected), a clearly better one (v5, promoted), then a rollback; the tests below read that story.
+no significant gain), a deliberately bad one (v3, rejected), a clearly better one under a 0.99 sensitivity floor it
+fails (v4, rejected), the same model under the default floors (v5, promoted), then a rollback; the tests below read
+that story. The models come from the real train and export stages (tests/helpers/artefacts.py).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def story(trained, prepared_breastmnist: Path, tmp_path_factory: pytest.TempPath
         with flow_run_scope("flow-run-1234"):  # as a flow's run_stage does
             versions, decisions, run_ids = {}, {}, {}
             story = (("weak", "weak", {}), ("rerun", "weak", {}), ("bad", "bad", {}),
-                     ("floor", "better", {"registry.min_sensitivity": 0.99}), ("good", "good", {}))  # fmt: skip
+                     ("floor", "good", {"registry.min_sensitivity": 0.99}), ("good", "good", {}))  # fmt: skip
             for kind, model, overrides in story:
                 with mlflow.start_run(run_name=f"train-{kind}") as run:
                     mlflow.set_tags(lineage_tags(cfg, "data-md5-abc", settings))
