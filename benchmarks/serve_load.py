@@ -75,8 +75,9 @@ def start_server(model: Path, home: Path, workers: int, threads: int, max_batch:
     }  # fmt: skip
     cmd = [str(Path(sys.executable).parent / "medpipe"), "serve", "--model", str(model), "--port", str(port),
            "--workers", str(workers)] + [a for k, v in overrides.items() for a in ("-S", f"{k}={v}")]  # fmt: skip
-    env = {**os.environ, "MEDPIPE_HOME": str(home), "PROMETHEUS_MULTIPROC_DIR": ""}
+    env = {**os.environ, "MEDPIPE_HOME": str(home)}
     env.pop("MEDPIPE_API_KEYS", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # set even empty, prometheus-client writes *.db files into the cwd
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180

@@ -86,8 +86,15 @@ def serve(
     overrides: SetOpt = None,
 ) -> None:
     """Serve the champion over HTTP (FastAPI + ONNX Runtime), with hot reload and micro-batching."""
+    import os
+
     import uvicorn
 
+    # prometheus-client goes multiprocess when PROMETHEUS_MULTIPROC_DIR is present at all: set but empty, every
+    # process wrote counter_<pid>.db / histogram_<pid>.db into the working directory (the checkout root, from the
+    # benchmark). Empty means unset here; with --workers N the CLI sets its own folder below.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR", "x"):
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR")
     from components.serving.app import create_app
     from components.serving.auth import api_keys, check_bind, is_loopback
 

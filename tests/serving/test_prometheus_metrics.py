@@ -61,7 +61,7 @@ def test_metrics_one_process(onnx_folder, onnx_folder_b, serve, client, tmp_path
 
 def test_metrics_summed_over_workers(onnx_folder, tmp_path) -> None:
     port = free_port()
-    env = {**os.environ, "MEDPIPE_HOME": str(tmp_path / "state"), "PROMETHEUS_MULTIPROC_DIR": ""}
+    env = {**os.environ, "MEDPIPE_HOME": str(tmp_path / "state")}
     medpipe = str(Path(sys.executable).parent / "medpipe")
     cmd = [medpipe, "serve", "--model", str(onnx_folder), "--port", str(port),
            "--workers", "2", "-S", "export.intra_op_threads=1"]  # fmt: skip
@@ -90,3 +90,32 @@ def test_metrics_summed_over_workers(onnx_folder, tmp_path) -> None:
     assert value(found, "medpipe_inference_batch_size_sum") == 24
     assert value(found, "medpipe_model_loaded") == 1  # livemax: the one version, however many workers hold it
     assert "2 workers" in output
+
+
+def test_single_worker_writes_no_sample_files_with_an_empty_multiproc_dir(onnx_folder, tmp_path) -> None:
+    """PROMETHEUS_MULTIPROC_DIR set but empty once made prometheus-client write counter_<pid>.db files into the
+    working directory (the checkout root, from benchmarks/serve_load.py); `medpipe serve` reads empty as unset."""
+    port, cwd = free_port(), tmp_path / "cwd"
+    cwd.mkdir()
+    env = {**os.environ, "MEDPIPE_HOME": str(tmp_path / "state"), "PROMETHEUS_MULTIPROC_DIR": ""}
+    cmd = [str(Path(sys.executable).parent / "medpipe"), "serve", "--model", str(onnx_folder), "--port", str(port),
+           "--params", str(Path(__file__).resolve().parents[2] / "params.yaml")]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{url}/v1/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        assert httpx.post(f"{url}/v1/predict", files=npy_files(2, np.random.default_rng(2)), timeout=30).is_success
+        found = samples(httpx.get(f"{url}/metrics", timeout=30).text)
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=60)[0]
+    assert value(found, "medpipe_predictions_total") == 2, output
+    assert sorted(p.name for p in cwd.iterdir()) == []  # no counter_*.db / histogram_*.db / gauge_*.db
