@@ -75,8 +75,11 @@ def quantize_onnx(
             onnx.save(proto, str(stripped))
             quant_pre_process(str(stripped), str(pre), skip_symbolic_shape=True)
             q = Path(tmp) / "q.onnx"
+            # shape inference leaves some weights untyped (the MatMul of a train.tta=true graph, which averages the
+            # image and its flip): they are float32, as every weight of an exported graph
+            extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
             if mode == "int8-dynamic":
-                quantize_dynamic(str(pre), str(q), weight_type=QuantType.QInt8)
+                quantize_dynamic(str(pre), str(q), weight_type=QuantType.QInt8, extra_options=extra)
             elif mode == "int8-static":
                 if calibration_images is None or not len(calibration_images):
                     raise DeployError("int8-static quantisation needs calibration images (the train split)")
@@ -87,6 +90,7 @@ def quantize_onnx(
                     quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8,
+                    extra_options=extra,
                 )
             else:
                 raise DeployError(f"unknown quantisation {mode!r}; use fp16, int8-dynamic or int8-static")
