@@ -51,6 +51,25 @@ def _toposort(graph: onnx.GraphProto) -> None:
     graph.node.extend(ordered)
 
 
+def _untie_shared_weights(graph: onnx.GraphProto) -> None:
+    """Give every node its own copy of a weight that several nodes read (a ``train.tta=true`` graph runs the
+    image and its flip through the same layers): ORT's quantisers transpose/pack a weight per consumer, and a
+    shared one ends up transposed for one node and wrong for the other (MatMulInteger shape error at load)."""
+    weights = {t.name: t for t in graph.initializer if len(t.dims) >= 2}
+    seen: set[str] = set()
+    for node in graph.node:
+        for k, name in enumerate(node.input):
+            if name not in weights:
+                continue
+            if name in seen:
+                copy = onnx.TensorProto()
+                copy.CopyFrom(weights[name])
+                copy.name = f"{name}__{node.name or k}"
+                graph.initializer.append(copy)
+                node.input[k] = copy.name
+            seen.add(name)
+
+
 def quantize_onnx(
     onnx_path: Path, out_path: Path, mode: QuantMode, calibration_images: np.ndarray | None = None
 ) -> Path:
@@ -72,6 +91,7 @@ def quantize_onnx(
             stripped, pre = Path(tmp) / "stripped.onnx", Path(tmp) / "pre.onnx"
             proto = onnx.load(str(onnx_path))
             del proto.graph.value_info[:]  # the exporter's shape hints go stale once ORT fuses/transposes weights
+            _untie_shared_weights(proto.graph)
             onnx.save(proto, str(stripped))
             quant_pre_process(str(stripped), str(pre), skip_symbolic_shape=True)
             q = Path(tmp) / "q.onnx"
