@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -55,3 +58,21 @@ def make_project(root: Path) -> Path:
     )
     shutil.copytree(REPO_ROOT / "medpipe", project / "medpipe", ignore=shutil.ignore_patterns("__pycache__"))
     return project
+
+
+@contextmanager
+def project_of_its_own(base: Path, **env: str) -> Iterator[Path]:
+    """Work in a project of its own under ``base`` (cwd, state folder ``base/state``, plus ``env``), with the
+    settings read again on entry and exit, so its runs never touch another test's data; yields ``base``."""
+    from medpipe.settings import get_settings
+
+    root = make_project(base)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("MEDPIPE_HOME", str(base / "state"))
+        mp.setenv("MEDPIPE_PROJECT_DIR", str(root))
+        for name, value in env.items():
+            mp.setenv(name, value)
+        get_settings.cache_clear()
+        yield base
+    get_settings.cache_clear()

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from tests.helpers.flows import PROFILE
-from tests.helpers.project import make_project
+from tests.helpers.project import project_of_its_own
 
 pytestmark = pytest.mark.slow
 SIZE = 224
@@ -52,18 +52,9 @@ def scans_224(npz_path: Path, out: Path, per_class: int = 40) -> Path:
 
 @pytest.fixture(scope="module")
 def native_project(harness: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from medpipe.settings import get_settings
-
     base = tmp_path_factory.mktemp("native")
-    root = make_project(base)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setenv("MEDPIPE_HOME", str(base / "state"))
-        mp.setenv("MEDPIPE_PROJECT_DIR", str(root))
-        mp.setenv("TORCH_HOME", str(base / "torch"))
-        get_settings.cache_clear()
+    with project_of_its_own(base, TORCH_HOME=str(base / "torch")):
         yield base
-    get_settings.cache_clear()
 
 
 def test_224px_transfer_learning_end_to_end(native_project: Path, breastmnist_npz: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.flows import OVERRIDES, PROFILE
-from tests.helpers.project import make_project
+from tests.helpers.project import project_of_its_own
 
 pytestmark = pytest.mark.slow
 N_PER_CLASS = 1000
@@ -17,17 +17,8 @@ N_PER_CLASS = 1000
 
 @pytest.fixture(scope="module")
 def streamed_project(harness: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    from medpipe.settings import get_settings
-
-    base = tmp_path_factory.mktemp("streamed")
-    root = make_project(base)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setenv("MEDPIPE_HOME", str(base / "state"))
-        mp.setenv("MEDPIPE_PROJECT_DIR", str(root))
-        get_settings.cache_clear()
+    with project_of_its_own(tmp_path_factory.mktemp("streamed")) as base:
         yield base
-    get_settings.cache_clear()
 
 
 def _folder(root: Path) -> Path:

@@ -13,7 +13,7 @@ import pytest
 from tests.helpers.datasets import binary_csv, dicom_folder, five_class_rgb_folder
 from tests.helpers.dicom import PATIENT_ID_PREFIX, PATIENT_NAME_PREFIX
 from tests.helpers.flows import OVERRIDES, PROFILE, champion_version, child_flow_runs, prefect_client
-from tests.helpers.project import make_project
+from tests.helpers.project import project_of_its_own
 
 pytestmark = pytest.mark.slow
 FAST = [*OVERRIDES, "search.enabled=false", "train.epochs=3", "data.min_images_per_class=5"]
@@ -22,17 +22,8 @@ FAST = [*OVERRIDES, "search.enabled=false", "train.epochs=3", "data.min_images_p
 @pytest.fixture(scope="module")
 def own_project(harness: None, tmp_path_factory: pytest.TempPathFactory, breastmnist_npz: Path) -> Iterator[Path]:
     """A project (cwd, state folder) of its own, so these runs never touch the BreastMNIST project's data."""
-    from medpipe.settings import get_settings
-
-    base = tmp_path_factory.mktemp("your-data")
-    root = make_project(base)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        mp.setenv("MEDPIPE_HOME", str(base / "state"))
-        mp.setenv("MEDPIPE_PROJECT_DIR", str(root))
-        get_settings.cache_clear()
+    with project_of_its_own(tmp_path_factory.mktemp("your-data")) as base:
         yield base
-    get_settings.cache_clear()
 
 
 def run(data: Path, *extra: str):
