@@ -25,7 +25,7 @@ app = typer.Typer(help="Inspect and move model aliases in the MLflow registry.",
 def registry_list(as_json: JsonOpt = False, params: ParamsOpt = Path("params.yaml"), overrides: SetOpt = None) -> None:
     """List the registered versions: aliases, gate decision, primary metric, data version."""
     from components.registry.aliases import list_versions
-    from medpipe.cli.reporting import print_model_versions
+    from medpipe.cli.registry_report import print_model_versions
 
     cfg = load_cli_config(params, overrides)
     rows = list_versions(settings(), cfg)
@@ -44,7 +44,7 @@ def registry_promote(
 ) -> None:
     """Manual override: make VERSION the champion without the gate (audited)."""
     from components.registry.aliases import promote
-    from medpipe.cli.reporting import print_alias_event
+    from medpipe.cli.registry_report import print_alias_event
 
     cfg = load_cli_config(params, overrides)
     print_alias_event(console, promote(version, reason, settings(), cfg, actor="cli"))
@@ -58,7 +58,7 @@ def registry_rollback(
 ) -> None:
     """Move the champion back to the previous champion (from the audit log)."""
     from components.registry.aliases import rollback
-    from medpipe.cli.reporting import print_alias_event
+    from medpipe.cli.registry_report import print_alias_event
 
     cfg = load_cli_config(params, overrides)
     print_alias_event(console, rollback(settings(), cfg, actor="cli", reason=reason))
@@ -73,7 +73,7 @@ def registry_history(
 ) -> None:
     """Every alias move of the configured model: who, which flow run, from, to, why, when."""
     from components.registry.aliases import history
-    from medpipe.cli.reporting import print_audit_history
+    from medpipe.cli.registry_report import print_audit_history
 
     cfg = load_cli_config(params, overrides)
     events = history(settings(), cfg, alias=alias)
@@ -93,7 +93,7 @@ def registry_register(
 ) -> None:
     """Register a model folder as a new @challenger (e.g. after the tracking server was unreachable)."""
     from components.registry.register import register_model
-    from medpipe.cli.reporting import print_registered
+    from medpipe.cli.registry_report import print_registered
 
     cfg = load_cli_config(params, overrides)
     version = register_model(model_dir, onnx, cfg, settings(), run_id=run_id, data_version=None, metrics={})
@@ -109,7 +109,7 @@ def registry_evaluate(
 ) -> None:
     """Run the promotion gate: VERSION vs the champion on the same test set; promote if every check passes."""
     from components.registry.gate import evaluate_and_promote
-    from medpipe.cli.reporting import print_gate_decision
+    from medpipe.cli.registry_report import print_gate_decision
 
     cfg = load_cli_config(params, overrides)
     print_gate_decision(console, evaluate_and_promote(version, prepared, cfg, settings(), actor="cli"))
