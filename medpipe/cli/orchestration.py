@@ -42,10 +42,11 @@ def schedule(
     overrides: SetOpt = None,
     profile: ProfileOpt = None,
 ) -> None:
-    """Serve every deployment from this process (Ctrl-C stops it): nightly monitoring, weekly training, and
-    training on each `medpipe.drift.detected` event. Crons come from params.yaml `schedule:`.
+    """Serve every deployment from this process: nightly monitoring, weekly training, retraining on drift.
 
-    Needs a Prefect server: start one with `medpipe ui prefect` and export the PREFECT_API_URL it prints."""
+    Crons come from services.yaml `schedule:`; retraining starts on each `medpipe.drift.detected` event.
+    Ctrl-C stops it. Needs a Prefect server: start one with `medpipe ui prefect` and export the PREFECT_API_URL
+    it prints."""
     cfg = load_cli_config(params, overrides, profile)
     settings()
     from pipelines.schedule import planned

@@ -18,8 +18,10 @@ def run(
     profile: ProfileOpt = None,
     data: DataOpt = None,
 ) -> None:
-    """Run the whole pipeline as Prefect flows: data (DVC) -> search + train -> register + gate -> deploy ->
-    first drift check. Ephemeral Prefect unless PREFECT_API_URL is set; ends with a summary."""
+    """Run the whole pipeline as Prefect flows and print a summary.
+
+    data (DVC) -> search + train -> register + gate -> deploy -> first drift check.
+    Prefect runs ephemeral unless PREFECT_API_URL is set."""
     current = settings()
     cfg = load_cli_config(params, overrides, profile, data)  # a bad param fails here, before Prefect starts
     from components.data.sources import resolve_source

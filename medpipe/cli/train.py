@@ -46,8 +46,10 @@ def train(
         "data/models/current"
     ),
 ) -> None:
-    """Run the training flow (Prefect): search -> final training -> ONNX export + parity -> drift reference ->
-    register as challenger -> promotion gate -> model card. Visible in Prefect when PREFECT_API_URL is set."""
+    """Run the training flow (Prefect) on the prepared data: search, train, export, register, gate.
+
+    search -> final training -> ONNX export + parity -> drift reference -> register as challenger ->
+    promotion gate -> model card. Visible in Prefect when PREFECT_API_URL is set."""
     from components.dvc_pipeline import experiment_overrides
     from components.training.distributed import launched_by_torchrun
 
