@@ -68,11 +68,11 @@ app.add_typer(stages.app, name="stage")  # the DVC stages that are not a flow
 
 
 def main() -> None:  # pragma: no cover - console entry
-    from medpipe.cli.processes import stop_on_sigterm
+    from medpipe.cli.processes import stop_on_signals
     from medpipe.config import ConfigError
     from medpipe.errors import MedpipeError
 
-    stop_on_sigterm()
+    stop_on_signals()
     verbose = any(arg in ("-v", "--verbose") for arg in sys.argv[1:])
     try:
         app()

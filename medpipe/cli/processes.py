@@ -27,15 +27,18 @@ def terminate(proc: subprocess.Popen, timeout_s: float) -> None:
     stop_process_group(proc, timeout_s)
 
 
-def stop_on_sigterm() -> None:
+def stop_on_signals() -> None:
     """Make SIGTERM behave like Ctrl-C (KeyboardInterrupt), so that every ``finally`` that stops a child
-    process runs when a service manager, ``docker stop`` or ``kill`` ends the command."""
+    process runs when a service manager, ``docker stop`` or ``kill`` ends the command; and make SIGINT
+    interrupt even when a non-interactive shell started the command in the background (``cmd &``), which
+    leaves SIGINT ignored: ``kill -INT`` would then never stop ``medpipe ui``/``serve``/``schedule``."""
     import signal
 
     def _interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run_until_interrupted(proc: subprocess.Popen, stop_timeout_s: float) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,8 @@ def test_predictions_match_offline_ort(onnx_folder, prepared_breastmnist, serve,
         assert ready["ready"] is True
         info = client.get(f"{url}/v1/model").json()
         assert info["class_names"] == ["malignant", "normal_or_benign"]
-        assert info["data_version"] == "test-data-v1" and info["provider"] == "CPUExecutionProvider"
+        recorded = json.loads((onnx_folder / "preprocessing.json").read_text()).get("data_version")
+        assert info["data_version"] == recorded and info["provider"] == "CPUExecutionProvider"
         assert "/v1/predict" in client.get(f"{url}/openapi.json").json()["paths"]
         assert client.get(f"{url}/docs").status_code == 200
 
