@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medpipe.config import PipelineConfig
+from medpipe.config import AlertsConfig, ExportConfig, MonitoringConfig, RegistryConfig, ServingConfig
 from medpipe.errors import RegistryError
 from medpipe.imaging import ImageSpec
 from medpipe.settings import Settings
@@ -101,14 +101,20 @@ def find_reference(model_dir: Path, settings: Settings, run_id: str | None = Non
 
 
 def load_champion(
-    cfg: PipelineConfig, settings: Settings, model_uri: str | None = None, reference_dir: Path | None = None
+    settings: Settings,
+    *,
+    registry: RegistryConfig,
+    export: ExportConfig,
+    model_uri: str | None = None,
+    reference_dir: Path | None = None,
 ) -> Champion:
-    """Load the champion ONNX model (or ``model_uri``) and the reference profile that came with it."""
+    """Load the champion ONNX model of ``registry.model_name`` (or ``model_uri``) and the reference profile that
+    came with it."""
     from components.registry.store import parse_registry_uri, resolve_version
     from components.serving.model_source import load_model
 
-    uri = model_uri or f"models:/{cfg.registry.model_name}@champion"
-    loaded = load_model(uri, cfg.export, settings)
+    uri = model_uri or f"models:/{registry.model_name}@champion"
+    loaded = load_model(uri, export, settings)
     run_id = resolve_version(uri, settings).run_id if parse_registry_uri(uri) else None
     ref_dir = Path(reference_dir) if reference_dir else find_reference(loaded.source_dir, settings, run_id)
     reference = ReferenceProfile.load(ref_dir)
@@ -117,26 +123,29 @@ def load_champion(
 
 def current_window(
     champion: Champion,
-    cfg: PipelineConfig,
+    cfg: MonitoringConfig,
     settings: Settings,
     images_dir: Path | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     last: int | None = None,
+    *,
+    serving: ServingConfig,
 ) -> Window:
-    """The window to check: a folder of images, or inference-log rows (default: the last ``window_hours``)."""
+    """The window to check: a folder of images (each at most ``serving.max_pixels``, as the server takes them),
+    or inference-log rows (default: the last ``cfg.window_hours``)."""
     from monitoring.window import load_image_folder, read_log_window, window_from_images
 
     ref = champion.reference
     if images_dir is not None:
         spec = champion.spec or ImageSpec(ref.image_size, ref.channels)
-        folder = load_image_folder(Path(images_dir), spec, cfg.serving.max_pixels)
+        folder = load_image_folder(Path(images_dir), spec, serving.max_pixels)
         for name, reason in folder.skipped:
             log.warning("skipped %s: %s", Path(images_dir) / name, reason)
         frame = window_from_images(folder.images, champion.embed_fn, ref, folder.sizes, folder.channels)
         return Window(frame, folder.images, f"folder {images_dir}", folder.skipped)
     if since is None and last is None:
-        since = datetime.now(UTC) - timedelta(hours=cfg.monitoring.window_hours)
+        since = datetime.now(UTC) - timedelta(hours=cfg.window_hours)
     frame = read_log_window(settings.inference_log, ref, since, until)
     if "model_version" in frame and champion.version:  # rows served by the champion, when the log says so
         mine = frame["model_version"].astype(str) == champion.version
@@ -147,7 +156,13 @@ def current_window(
 
 
 def build_model_reference(
-    onnx_path: Path, prepared_dir: Path, cfg: PipelineConfig, settings: Settings, run_id: str | None = None
+    onnx_path: Path,
+    prepared_dir: Path,
+    cfg: MonitoringConfig,
+    settings: Settings,
+    run_id: str | None = None,
+    *,
+    export: ExportConfig,
 ) -> Path:
     """Build the reference profile through the exported graph itself and store it with the model:
     beside the ONNX file and, with ``run_id``, as the run's ``reference/`` artifact (so a registered
@@ -155,9 +170,9 @@ def build_model_reference(
     from components.serving.model_source import load_model
     from monitoring.reference import build_reference
 
-    loaded = load_model(str(Path(onnx_path).parent), cfg.export, settings)
+    loaded = load_model(str(Path(onnx_path).parent), export, settings)
     op = loaded.preprocessing.operating_point  # the served decision: predicted-class counts use its threshold
-    profile = build_reference(Path(prepared_dir), onnx_embed_fn(loaded), cfg.monitoring, operating_point=op)
+    profile = build_reference(Path(prepared_dir), onnx_embed_fn(loaded), cfg, operating_point=op)
     out = Path(onnx_path).parent / REFERENCE_DIR
     profile.save(out)
     if run_id:
@@ -193,27 +208,30 @@ def split_window(champion: Champion, prepared_dir: Path, split: str = "test", ke
 
 
 def run_drift_check(
-    cfg: PipelineConfig,
+    cfg: MonitoringConfig,
     settings: Settings,
     window_of: Callable[[Champion], Window],
     experiment: str,
-    champion: Champion | None = None,
-    alerts: bool = True,
+    champion: Champion,
+    *,
+    alerts: AlertsConfig | None,
+    project_name: str,
     start_retrain: Callable[[str], str] | None = None,
 ) -> CheckResult:
-    """One check: verdict, retrain decision (launched through ``start_retrain`` when given), report, alert,
-    history. ``window_of(champion)`` builds the window (:func:`current_window`, :func:`split_window`)."""
+    """One check of ``champion`` (:func:`load_champion`): verdict, retrain decision (launched through
+    ``start_retrain`` when given), report, alert through the ``alerts`` channels (None: no alert), history
+    (the Evidently project ``project_name``, the MLflow ``experiment``). ``window_of(champion)`` builds the
+    window (:func:`current_window`, :func:`split_window`)."""
     from monitoring.alerts import send_alerts
     from monitoring.drift import compute_drift
     from monitoring.outputs import record_history, write_report_files
     from monitoring.retrain import decide_retrain
 
-    champion = champion or load_champion(cfg, settings)
     window = window_of(champion)
-    summary = compute_drift(champion.reference, window.frame, cfg.monitoring, champion.version, window.source)
-    retrain = decide_retrain(summary, cfg.monitoring.retrain, settings.home / RETRAIN_STATE, start_retrain)
+    summary = compute_drift(champion.reference, window.frame, cfg, champion.version, window.source)
+    retrain = decide_retrain(summary, cfg.retrain, settings.home / RETRAIN_STATE, start_retrain)
     write_report_files(summary, settings.reports, champion.reference, window.frame, window.images)
-    outcome = send_alerts(summary, cfg.alerts, settings, retrain=retrain) if alerts else None
+    outcome = send_alerts(summary, alerts, settings, retrain=retrain) if alerts is not None else None
     alerted = outcome is not None and outcome.alert is not None
-    paths = record_history(summary, settings, cfg.project.name, experiment, alerted)
+    paths = record_history(summary, settings, project_name, experiment, alerted)
     return CheckResult(summary, retrain, outcome, paths, window.skipped)

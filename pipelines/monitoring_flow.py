@@ -41,17 +41,13 @@ def monitoring_flow(
     the decision.
     """
     cfg, settings = load(params_path, profile, overrides, config)
-    champion = run_stage(
-        "load-champion",
-        load_champion_task,
-        cfg,
-        settings,
-    )
+    champion = run_stage("load-champion", load_champion_task, settings, registry=cfg.registry, export=cfg.export)
     if prepared_path:
         window_of = partial(split_window, prepared_dir=Path(prepared_path))
     else:
+        folder = Path(images_dir) if images_dir else None
         window_of = partial(
-            current_window, cfg=cfg, settings=settings, images_dir=Path(images_dir) if images_dir else None, last=last
+            current_window, cfg=cfg.monitoring, settings=settings, images_dir=folder, last=last, serving=cfg.serving
         )
 
     def start_retrain(reason: str) -> str:
@@ -60,11 +56,13 @@ def monitoring_flow(
     result = run_stage(
         "drift-check",
         drift_check_task,
-        cfg,
+        cfg.monitoring,
         settings,
         window_of,
         experiment_name(cfg, "monitoring"),
         champion,
+        alerts=cfg.alerts,
+        project_name=cfg.project.name,
         start_retrain=start_retrain,
     )
     summary, paths = result.summary, result.paths

@@ -125,9 +125,10 @@ def training_flow(
         reference_task,
         export.onnx_path,
         prepared.path,
-        cfg,
+        cfg.monitoring,
         settings,
         run_id=trained.run_id,
+        export=cfg.export,
     )
     faithfulness = run_stage(
         "faithfulness",

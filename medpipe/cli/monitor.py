@@ -51,17 +51,28 @@ def monitor(
 
     current = settings()
     cfg = load_cli_config(params, overrides)
-    champion = load_champion(cfg, current, model, reference)
+    champion = load_champion(
+        current, registry=cfg.registry, export=cfg.export, model_uri=model, reference_dir=reference
+    )
     window_of = partial(
         current_window,
-        cfg=cfg,
+        cfg=cfg.monitoring,
         settings=current,
         images_dir=images,
         since=datetime.fromisoformat(since) if since else None,
         until=datetime.fromisoformat(until) if until else None,
         last=last,
+        serving=cfg.serving,
     )
-    result = run_drift_check(cfg, current, window_of, experiment_name(cfg, "monitoring"), champion, alerts=alerts)
+    result = run_drift_check(
+        cfg.monitoring,
+        current,
+        window_of,
+        experiment_name(cfg, "monitoring"),
+        champion,
+        alerts=cfg.alerts if alerts else None,
+        project_name=cfg.project.name,
+    )
     summary = result.summary
     for name, reason in result.skipped:  # one bad file never stops a check: skipped, and said so
         err_console.print(f"[yellow]skipped[/] {Path(images) / name}: {reason}")

@@ -151,7 +151,7 @@ def test_bad_files_in_a_monitored_folder_are_skipped_and_reported(tmp_path, refe
 
     from PIL import Image
 
-    from medpipe.config import PipelineConfig
+    from medpipe.config import MonitoringConfig, ServingConfig
     from medpipe.settings import Settings
     from monitoring.check import Champion, current_window
 
@@ -162,9 +162,9 @@ def test_bad_files_in_a_monitored_folder_are_skipped_and_reported(tmp_path, refe
     buf = io.BytesIO()
     Image.new("L", (5000, 5000)).save(buf, format="PNG")
     (tmp_path / "bomb.png").write_bytes(buf.getvalue())
-    cfg = PipelineConfig.model_validate({"serving": {"max_pixels": 1_000_000}})
     champion = Champion(embed_fn, reference, "1", "models:/x@champion", ImageSpec(28, 1))
-    window = current_window(champion, cfg, Settings(home=tmp_path / "state"), images_dir=tmp_path)
+    settings, serving = Settings(home=tmp_path / "state"), ServingConfig(max_pixels=1_000_000)
+    window = current_window(champion, MonitoringConfig(), settings, images_dir=tmp_path, serving=serving)
     assert len(window.frame) == 6 and window.images.shape == (6, 28, 28, 1)
     reasons = dict(window.skipped)
     assert set(reasons) == {"truncated.png", "bomb.png"}
