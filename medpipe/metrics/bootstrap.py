@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from medpipe.metrics import CI_KEYS, MetricsError, OperatingPoint, auc, check
+from medpipe.metrics.scores import CI_KEYS, MetricsError, OperatingPoint, auc, check
 
 
 def _batch_auc(scores: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
