@@ -41,7 +41,7 @@ def deployment_flow(
     """
     cfg, settings = load(params_path, profile, overrides, config)
     name = cfg.registry.model_name
-    version = version or champion_version(settings, cfg)
+    version = version or champion_version(settings, cfg.registry)
     if version is None:
         raise GateError(f"no version to deploy: registered model {name!r} has no champion; pass version=")
     result = run_stage(
@@ -54,14 +54,14 @@ def deployment_flow(
     )
     if not result.passed:
         raise GateError(f"stage 'parity-gate' failed for {name} v{version}: {result.report.reason}; champion unchanged")
-    if champion_version(settings, cfg) != version:
+    if champion_version(settings, cfg.registry) != version:
         run_stage(
             "set-champion",
             set_champion_task,
             version,
             "deployment_flow: parity gate passed",
             settings,
-            cfg,
+            cfg.registry,
             actor=f"prefect:{flow_run.get_id() or 'local'}",
         )
     reloaded = run_stage("reload", reload_task, cfg.serving, settings)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from components.registry.audit import append_event, read_events
 from components.tracking import RetryPolicy, current_flow_run_id, ensure_reachable, mlflow_client, with_retries
-from medpipe.config import PipelineConfig
+from medpipe.config import RegistryConfig
 from medpipe.errors import RegistryError
 from medpipe.settings import Settings
 
@@ -21,14 +21,14 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 
-def get_client(settings: Settings, cfg: PipelineConfig) -> MlflowClient:
+def get_client(settings: Settings, registry: RegistryConfig) -> MlflowClient:
     """A client on the configured store, after checking (with bounded retries) that it answers."""
-    ensure_reachable(settings, RetryPolicy.for_registry(cfg.registry))
+    ensure_reachable(settings, RetryPolicy.for_registry(registry))
     return mlflow_client(settings)
 
 
-def _retry(settings: Settings, cfg: PipelineConfig, what: str, fn: Any) -> Any:
-    return with_retries(fn, what=what, uri=settings.tracking_uri, policy=RetryPolicy.for_registry(cfg.registry))
+def _retry(settings: Settings, registry: RegistryConfig, what: str, fn: Any) -> Any:
+    return with_retries(fn, what=what, uri=settings.tracking_uri, policy=RetryPolicy.for_registry(registry))
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
@@ -43,11 +43,11 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         raise
 
 
-def champion_version(settings: Settings, cfg: PipelineConfig) -> str | None:
+def champion_version(settings: Settings, registry: RegistryConfig) -> str | None:
     """The version that serves (``@champion``), or None when there is no champion yet."""
-    client = get_client(settings, cfg)
-    name = cfg.registry.model_name
-    return _retry(settings, cfg, f"reading {name}@{CHAMPION}", lambda: alias_version(client, name, CHAMPION))
+    client = get_client(settings, registry)
+    name = registry.model_name
+    return _retry(settings, registry, f"reading {name}@{CHAMPION}", lambda: alias_version(client, name, CHAMPION))
 
 
 def check_version(client: MlflowClient, name: str, version: str) -> None:
@@ -63,7 +63,7 @@ def check_version(client: MlflowClient, name: str, version: str) -> None:
 
 def move_alias(
     settings: Settings,
-    cfg: PipelineConfig,
+    registry: RegistryConfig,
     alias: str,
     version: str,
     *,
@@ -72,14 +72,14 @@ def move_alias(
     actor: str,
 ) -> dict[str, Any]:
     """Point ``<model>@alias`` at ``version`` and append the move to the audit log; returns the event."""
-    client = get_client(settings, cfg)
-    name = cfg.registry.model_name
+    client = get_client(settings, registry)
+    name = registry.model_name
     version = str(version)
     check_version(client, name, version)
-    before = _retry(settings, cfg, f"reading {name}@{alias}", lambda: alias_version(client, name, alias))
+    before = _retry(settings, registry, f"reading {name}@{alias}", lambda: alias_version(client, name, alias))
     _retry(
         settings,
-        cfg,
+        registry,
         f"setting {name}@{alias} -> {version}",
         lambda: client.set_registered_model_alias(name, alias, version),
     )
@@ -95,17 +95,22 @@ def move_alias(
         flow_run_id=current_flow_run_id(),
     )
     if alias == CHAMPION:  # a challenger that became champion is no longer a challenger
-        _clear_challenger(settings, cfg, client, version, actor)
+        _clear_challenger(settings, registry, client, version, actor)
     return event
 
 
-def _clear_challenger(settings: Settings, cfg: PipelineConfig, client: Any, version: str, actor: str) -> None:
-    name = cfg.registry.model_name
-    challenger = _retry(settings, cfg, f"reading {name}@{CHALLENGER}", lambda: alias_version(client, name, CHALLENGER))
+def _clear_challenger(settings: Settings, registry: RegistryConfig, client: Any, version: str, actor: str) -> None:
+    name = registry.model_name
+    challenger = _retry(
+        settings, registry, f"reading {name}@{CHALLENGER}", lambda: alias_version(client, name, CHALLENGER)
+    )
     if challenger != version:
         return
     _retry(
-        settings, cfg, f"removing {name}@{CHALLENGER}", lambda: client.delete_registered_model_alias(name, CHALLENGER)
+        settings,
+        registry,
+        f"removing {name}@{CHALLENGER}",
+        lambda: client.delete_registered_model_alias(name, CHALLENGER),
     )
     append_event(
         settings.audit_log,
@@ -120,20 +125,22 @@ def _clear_challenger(settings: Settings, cfg: PipelineConfig, client: Any, vers
     )
 
 
-def promote(version: str, reason: str, settings: Settings, cfg: PipelineConfig, actor: str = "cli") -> dict[str, Any]:
+def promote(
+    version: str, reason: str, settings: Settings, registry: RegistryConfig, actor: str = "cli"
+) -> dict[str, Any]:
     """Manual override: make ``version`` the champion without the gate (audited, reason required)."""
     if not reason or not reason.strip():
         raise RegistryError("a manual promotion needs a reason: pass --reason TEXT (it is written to the audit log)")
-    event = move_alias(settings, cfg, CHAMPION, str(version), action="promote", reason=reason.strip(), actor=actor)
-    client = get_client(settings, cfg)
-    client.set_model_version_tag(cfg.registry.model_name, str(version), "gate.override", reason.strip())
+    event = move_alias(settings, registry, CHAMPION, str(version), action="promote", reason=reason.strip(), actor=actor)
+    client = get_client(settings, registry)
+    client.set_model_version_tag(registry.model_name, str(version), "gate.override", reason.strip())
     return event
 
 
-def previous_champion(settings: Settings, cfg: PipelineConfig, current: str | None) -> str | None:
+def previous_champion(settings: Settings, registry: RegistryConfig, current: str | None) -> str | None:
     """The champion before ``current`` according to the audit log (rollbacks undo their promotion)."""
     stack: list[str] = []
-    for event in read_events(settings.audit_log, model=cfg.registry.model_name, alias=CHAMPION):
+    for event in read_events(settings.audit_log, model=registry.model_name, alias=CHAMPION):
         if event.get("action") == "rollback":
             if stack:
                 stack.pop()
@@ -146,20 +153,22 @@ def previous_champion(settings: Settings, cfg: PipelineConfig, current: str | No
     return stack[-1] if stack else None
 
 
-def rollback(settings: Settings, cfg: PipelineConfig, actor: str = "cli", reason: str | None = None) -> dict[str, Any]:
+def rollback(
+    settings: Settings, registry: RegistryConfig, actor: str = "cli", reason: str | None = None
+) -> dict[str, Any]:
     """Move ``champion`` back to the previous champion (from the audit log); returns the audit event."""
-    current = champion_version(settings, cfg)
+    current = champion_version(settings, registry)
     if current is None:
-        raise RegistryError(f"model {cfg.registry.model_name!r} has no champion to roll back")
-    before = previous_champion(settings, cfg, current)
+        raise RegistryError(f"model {registry.model_name!r} has no champion to roll back")
+    before = previous_champion(settings, registry, current)
     if before is None:
         raise RegistryError(
-            f"no previous champion of {cfg.registry.model_name!r} in the audit log {settings.audit_log}; "
+            f"no previous champion of {registry.model_name!r} in the audit log {settings.audit_log}; "
             "use `medpipe registry promote VERSION --reason TEXT` to choose one"
         )
     return move_alias(
         settings,
-        cfg,
+        registry,
         CHAMPION,
         before,
         action="rollback",
@@ -168,20 +177,22 @@ def rollback(settings: Settings, cfg: PipelineConfig, actor: str = "cli", reason
     )
 
 
-def history(settings: Settings, cfg: PipelineConfig | None = None, alias: str | None = None) -> list[dict[str, Any]]:
-    """Every audited alias move, oldest first (only ``cfg``'s model when given; only ``alias`` when given)."""
-    model = cfg.registry.model_name if cfg is not None else None
+def history(
+    settings: Settings, registry: RegistryConfig | None = None, alias: str | None = None
+) -> list[dict[str, Any]]:
+    """Every audited alias move, oldest first (only ``registry``'s model when given; only ``alias`` when given)."""
+    model = registry.model_name if registry is not None else None
     return read_events(settings.audit_log, model=model, alias=alias)
 
 
-def list_versions(settings: Settings, cfg: PipelineConfig) -> list[dict[str, Any]]:
-    """Every version of ``cfg``'s model, newest first: aliases, gate decision, metric, lineage, parity."""
+def list_versions(settings: Settings, registry: RegistryConfig) -> list[dict[str, Any]]:
+    """Every version of ``registry``'s model, newest first: aliases, gate decision, metric, lineage, parity."""
     from datetime import UTC, datetime
 
-    client = get_client(settings, cfg)
-    name = cfg.registry.model_name
-    metric = cfg.registry.primary_metric
-    found = _retry(settings, cfg, f"listing {name}", lambda: client.search_model_versions(f"name='{name}'"))
+    client = get_client(settings, registry)
+    name = registry.model_name
+    metric = registry.primary_metric
+    found = _retry(settings, registry, f"listing {name}", lambda: client.search_model_versions(f"name='{name}'"))
     aliases: dict[str, list[str]] = {}
     if found:
         for alias, version in (client.get_registered_model(name).aliases or {}).items():

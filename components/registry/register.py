@@ -270,7 +270,7 @@ def register_model(
             name, description=f"medpipe classifier for `{cfg.data.source}`. Serving alias: `@champion`."
         )
     move_alias(
-        settings, cfg, CHALLENGER, version, action="register", reason=f"registered from run {run_id}", actor="register"
+        settings, reg, CHALLENGER, version, action="register", reason=f"registered from run {run_id}", actor="register"
     )
     return RegisteredVersion(name=name, version=version, run_id=run_id, model_uri=f"models:/{name}/{version}")
 

@@ -28,7 +28,7 @@ def registry_list(as_json: JsonOpt = False, params: ParamsOpt = Path("params.yam
     from medpipe.cli.registry_report import print_model_versions
 
     cfg = load_cli_config(params, overrides)
-    rows = list_versions(settings(), cfg)
+    rows = list_versions(settings(), cfg.registry)
     if as_json:
         print_json({"model": cfg.registry.model_name, "versions": rows})
         return
@@ -47,7 +47,7 @@ def registry_promote(
     from medpipe.cli.registry_report import print_alias_event
 
     cfg = load_cli_config(params, overrides)
-    print_alias_event(console, promote(version, reason, settings(), cfg, actor="cli"))
+    print_alias_event(console, promote(version, reason, settings(), cfg.registry, actor="cli"))
 
 
 @app.command("rollback")
@@ -61,7 +61,7 @@ def registry_rollback(
     from medpipe.cli.registry_report import print_alias_event
 
     cfg = load_cli_config(params, overrides)
-    print_alias_event(console, rollback(settings(), cfg, actor="cli", reason=reason))
+    print_alias_event(console, rollback(settings(), cfg.registry, actor="cli", reason=reason))
 
 
 @app.command("history")
@@ -76,7 +76,7 @@ def registry_history(
     from medpipe.cli.registry_report import print_audit_history
 
     cfg = load_cli_config(params, overrides)
-    events = history(settings(), cfg, alias=alias)
+    events = history(settings(), cfg.registry, alias=alias)
     if as_json:
         print_json(events)
         return

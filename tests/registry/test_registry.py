@@ -91,7 +91,7 @@ def story(trained, prepared_breastmnist: Path, tmp_path_factory: pytest.TempPath
                 decisions[kind] = evaluate_and_promote(
                     versions[kind], prepared_breastmnist, gate_cfg, settings, actor="test"
                 )
-            event = rollback(settings, cfg, actor="test")
+            event = rollback(settings, cfg.registry, actor="test")
         yield Story(settings, cfg, versions, decisions, event, run_ids)
 
 
@@ -168,15 +168,15 @@ def test_rollback_restores_previous_champion_and_history_lists_moves(story: Stor
 
     weak, good = story.versions["weak"].version, story.versions["good"].version
     assert story.rollback_event["from_version"] == good and story.rollback_event["to_version"] == weak
-    assert champion_version(story.settings, story.cfg) == weak
-    moves = history(story.settings, story.cfg, alias="champion")
+    assert champion_version(story.settings, story.cfg.registry) == weak
+    moves = history(story.settings, story.cfg.registry, alias="champion")
     assert [(e["action"], e["from_version"], e["to_version"]) for e in moves] == [
         ("gate", None, weak),
         ("gate", weak, good),
         ("rollback", good, weak),
     ]
     assert all(e["flow_run_id"] == "flow-run-1234" and e["actor"] == "test" and e["time"] for e in moves)
-    challengers = history(story.settings, story.cfg, alias="challenger")
+    challengers = history(story.settings, story.cfg.registry, alias="challenger")
     # a promoted challenger loses @challenger (recorded); the others keep it until the next registration
     v = {k: x.version for k, x in story.versions.items()}
     expected = [v["weak"], None, v["rerun"], v["bad"], v["floor"], v["good"], None]
@@ -257,14 +257,14 @@ def test_manual_promote_needs_reason_and_is_audited(story: Story) -> None:
 
     bad = story.versions["bad"].version
     with pytest.raises(RegistryError, match="reason"):
-        promote(bad, "  ", story.settings, story.cfg, actor="test")
+        promote(bad, "  ", story.settings, story.cfg.registry, actor="test")
     with pytest.raises(RegistryError, match="no version '99'"):
-        promote("99", "why not", story.settings, story.cfg, actor="test")
-    before = champion_version(story.settings, story.cfg)
-    event = promote(bad, "clinical review override", story.settings, story.cfg, actor="alice")
-    assert champion_version(story.settings, story.cfg) == bad
+        promote("99", "why not", story.settings, story.cfg.registry, actor="test")
+    before = champion_version(story.settings, story.cfg.registry)
+    event = promote(bad, "clinical review override", story.settings, story.cfg.registry, actor="alice")
+    assert champion_version(story.settings, story.cfg.registry) == bad
     assert event["from_version"] == before and event["action"] == "promote"
-    assert history(story.settings, story.cfg, alias="champion")[-1]["reason"] == "clinical review override"
+    assert history(story.settings, story.cfg.registry, alias="champion")[-1]["reason"] == "clinical review override"
     tags = _client(story).get_model_version("test-classifier", bad).tags
     assert tags["gate.override"] == "clinical review override"
 

@@ -80,7 +80,7 @@ def test_truly_registered_model(trained_model_dir_for_registry, settings, serve)
     reg = register.register_model(
         model_dir, onnx_path, cfg, settings, run_id=run.info.run_id, data_version="v1", metrics={"auc": 0.8}
     )
-    move_alias(settings, cfg, "champion", reg.version, action="promote", reason="test", actor="test")
+    move_alias(settings, cfg.registry, "champion", reg.version, action="promote", reason="test", actor="test")
     with serve(f"models:/{cfg.registry.model_name}@champion", settings=settings) as (url, _):
         info = httpx.get(f"{url}/v1/model").json()
         assert info["version"] == reg.version and info["data_version"] in ("v1", "test-data-v1")

@@ -41,7 +41,7 @@ def evaluate_and_promote(
     reg = cfg.registry
     name = reg.model_name
     version = str(version.version if isinstance(version, RegisteredVersion) else version)
-    client = get_client(settings, cfg)
+    client = get_client(settings, reg)
     use_tracking_store(settings)
     check_version(client, name, version)
     mv = client.get_model_version(name, version)
@@ -77,5 +77,5 @@ def evaluate_and_promote(
     )
     publish_decision(client, reg, mv, decision, challenger, manifest)
     if decision.promoted:
-        move_alias(settings, cfg, CHAMPION, version, action="gate", reason=reason, actor=actor)
+        move_alias(settings, reg, CHAMPION, version, action="gate", reason=reason, actor=actor)
     return decision
