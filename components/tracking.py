@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_exponential
 
 from medpipe import __version__
-from medpipe.config import PipelineConfig, RegistryConfig
+from medpipe.config import Lineage, RegistryConfig
 from medpipe.errors import RegistryError, is_transient
 from medpipe.settings import Settings
 
@@ -31,9 +31,9 @@ if TYPE_CHECKING:
     from components.data.dataset import PreparedData
 
 
-def experiment_name(cfg: PipelineConfig, kind: str = "training") -> str:
-    """Experiments are named after the dataset/pipeline: ``<project>-<kind>``."""
-    return f"{cfg.project.name}-{kind}"
+def experiment_name(project: str, kind: str = "training") -> str:
+    """Experiments are named after the dataset/pipeline: ``<project>-<kind>`` (``project``: ``project.name``)."""
+    return f"{project}-{kind}"
 
 
 T = TypeVar("T")
@@ -159,7 +159,7 @@ def _git(args: list[str], cwd: Path) -> str | None:
     return out.stdout.strip()
 
 
-def lineage_tags(cfg: PipelineConfig, data_version: str | None, settings: Settings) -> dict[str, str]:
+def lineage_tags(lineage: Lineage, data_version: str | None, settings: Settings) -> dict[str, str]:
     """Tags that lead from a run or model version back to the exact data, code and params."""
     commit = _git(["rev-parse", "HEAD"], settings.project_dir)
     dirty = _git(["status", "--porcelain", "--untracked-files=no"], settings.project_dir)
@@ -167,9 +167,9 @@ def lineage_tags(cfg: PipelineConfig, data_version: str | None, settings: Settin
         "medpipe.data_version": data_version or "unknown",
         "medpipe.git_commit": commit or "unknown",
         "medpipe.git_dirty": str(bool(dirty)).lower() if dirty is not None else "unknown",
-        "medpipe.params_hash": cfg.params_hash(),
+        "medpipe.params_hash": lineage.params_hash,
         "medpipe.version": __version__,
-        "medpipe.dataset": cfg.data.source,
+        "medpipe.dataset": lineage.dataset,
     }
     flow_run_id = current_flow_run_id()
     if flow_run_id:
@@ -199,9 +199,9 @@ def version_tags(tags: dict[str, str], primary_metric: str) -> dict[str, str]:
     return {k: v for k, v in tags.items() if k.startswith("medpipe.") or k in _VERSION_TAG_KEYS or k in keep}
 
 
-def run_name(cfg: PipelineConfig, suffix: str = "") -> str:
+def run_name(lineage: Lineage, suffix: str = "") -> str:
     """A readable run name: ``<dataset>-<model>-<profile>`` (``breastmnist-cnn-smoke``), plus ``suffix``."""
-    name = f"{cfg.project.name}-{cfg.model.name}-{cfg.profile or 'custom'}"
+    name = f"{lineage.project}-{lineage.model}-{lineage.profile or 'custom'}"
     return f"{name}-{suffix}" if suffix else name
 
 

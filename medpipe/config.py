@@ -14,7 +14,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from medpipe.config_sections import (  # noqa: F401 - the section models are part of this module's API
     MODEL_NAMES,
@@ -52,6 +52,23 @@ PROFILES_FILE = "profiles.yaml"  # next to the params file: named overrides (DVC
 
 class ConfigError(MedpipeError, ValueError):
     """A params file or override that does not validate; the message names key, value and what is allowed."""
+
+
+class Lineage(BaseModel):
+    """What a run is made from, beyond the section a stage reads: it names the run and fills its lineage tags.
+
+    Built once from the whole config (:meth:`PipelineConfig.lineage`) by the entry point and handed to the stages
+    that log runs (:mod:`components.tracking`, registration): they never see the whole tree.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    project: str  # project.name
+    dataset: str  # data.source
+    model: str  # model.name
+    profile: str | None  # the profile applied on load
+    params_hash: str  # PipelineConfig.params_hash(): every tunable
+    params: dict[str, Any]  # the model, train and augment sections (logged on a registration run of its own)
 
 
 class PipelineConfig(_Section):
@@ -97,6 +114,17 @@ class PipelineConfig(_Section):
         """A short, stable hash of every tunable (tagged on runs for lineage)."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    def lineage(self) -> Lineage:
+        """The run-naming and lineage view of this config (see :class:`Lineage`)."""
+        return Lineage(
+            project=str(self.project.name),
+            dataset=self.data.source,
+            model=self.model.name,
+            profile=self.profile,
+            params_hash=self.params_hash(),
+            params=self.model_dump(mode="json", include={"model", "train", "augment"}),
+        )
 
     def with_overrides(self, overrides: list[str] | dict[str, Any]) -> PipelineConfig:
         """Return a validated copy with ``key.path=value`` overrides applied."""

@@ -59,7 +59,7 @@ def monitoring_flow(
         cfg.monitoring,
         settings,
         window_of,
-        experiment_name(cfg, "monitoring"),
+        experiment_name(cfg.project.name, "monitoring"),
         champion,
         alerts=cfg.alerts,
         project_name=cfg.project.name,

@@ -79,9 +79,11 @@ def training_flow(
         prepared: PreparedData = data_flow(params_path, profile, overrides, config=cfg)
     else:
         prepared = load_prepared(Path(prepared_path), data_version=data_version)
-    checked = run_stage("preflight", preflight_task, cfg, prepared, settings)
+    checked = run_stage(
+        "preflight", preflight_task, prepared, settings, data=cfg.data, registry=cfg.registry, monitoring=cfg.monitoring
+    )
     requested = cfg  # as params.yaml/-S/profile say: what the DVC record compares with params.yaml
-    cfg = checked.cfg  # registry.positive_class resolved; nothing trains unless config and data fit
+    cfg = cfg.model_copy(update={"registry": checked.registry})  # positive_class resolved; config and data fit
     for note in checked.notes:
         print(note)
     # the state folder by model name: runs/<flow run> while training, v<N>/ once registered
@@ -107,7 +109,14 @@ def training_flow(
         final_cfg.registry,
         final_cfg.export,
     )
-    evaluation = run_stage("evaluate", evaluate_task, export.onnx_path, prepared.path, final_cfg)
+    evaluation = run_stage(
+        "evaluate",
+        evaluate_task,
+        export.onnx_path,
+        prepared.path,
+        registry=final_cfg.registry,
+        export=final_cfg.export,
+    )
     run_stage(
         "log-evaluation",
         log_evaluation_task,
@@ -117,7 +126,15 @@ def training_flow(
     )
     seeds = None  # train.seeds > 1 only: each member's served graph, mean +- sd
     if trained.members:
-        seeds = run_stage("seed-members", seeds_task, trained, prepared.path, final_cfg)
+        seeds = run_stage(
+            "seed-members",
+            seeds_task,
+            trained,
+            prepared.path,
+            registry=final_cfg.registry,
+            export=final_cfg.export,
+            train=final_cfg.train,
+        )
         run_stage("log-seed-variance", log_seeds_task, settings, trained, seeds)
         print("\n".join([seeds.line(), *seeds.member_lines()]))
     run_stage(
@@ -142,8 +159,9 @@ def training_flow(
         register_task,
         trained.model_dir,
         export.onnx_path,
-        final_cfg,
         settings,
+        registry=final_cfg.registry,
+        lineage=final_cfg.lineage(),
         run_id=trained.run_id,
         data_version=prepared.data_version,
         parity=export.report,
@@ -155,8 +173,9 @@ def training_flow(
         gate_task,
         registered,
         prepared.path,
-        final_cfg,
         settings,
+        registry=final_cfg.registry,
+        export=final_cfg.export,
         actor=f"prefect:{flow_run.get_id() or 'local'}",
         challenger=evaluation,
     )

@@ -68,7 +68,10 @@ def served_evaluation(served_cnn_dir, prepared_breastmnist):
     from components.evaluation.evaluate import evaluate_served
     from medpipe.config import PipelineConfig
 
-    return evaluate_served(served_cnn_dir / "model.onnx", prepared_breastmnist, PipelineConfig())
+    cfg = PipelineConfig()
+    return evaluate_served(
+        served_cnn_dir / "model.onnx", prepared_breastmnist, registry=cfg.registry, export=cfg.export
+    )
 
 
 def test_a_flow_run_with_params_yaml_values_is_recorded_so_dvc_status_is_clean(

@@ -19,7 +19,7 @@ from components.deploy.export import preprocessing_for
 from components.evaluation.served import decision_positive, served_probabilities
 from components.evaluation.subgroups import SubgroupTable, split_attributes, subgroup_metrics
 from medpipe import metrics as mx
-from medpipe.config import PipelineConfig
+from medpipe.config import ExportConfig, RegistryConfig
 from medpipe.errors import GateError
 from medpipe.imaging.preprocessing import Preprocessing
 
@@ -93,9 +93,12 @@ def evaluate_probs(
     )
 
 
-def evaluate_served(onnx_path: Path, prepared_dir: Path, cfg: PipelineConfig, split: str = "test") -> EvaluationResult:
-    """Run the graph at ``onnx_path`` (ONNX Runtime, as served) on ``prepared_dir``'s ``split`` and score it at the
-    operating point stored with it (argmax, said so, when the graph has none)."""
+def evaluate_served(
+    onnx_path: Path, prepared_dir: Path, *, registry: RegistryConfig, export: ExportConfig, split: str = "test"
+) -> EvaluationResult:
+    """Run the graph at ``onnx_path`` (ONNX Runtime, as served, with ``export``'s session options) on
+    ``prepared_dir``'s ``split`` and score it at the operating point stored with it (argmax, said so, when the graph
+    has none); ``registry`` gives the positive class of that fallback and the bootstrap size."""
     pre = preprocessing_for(Path(onnx_path))
     manifest = read_manifest(prepared_dir)
     names = list(manifest["class_names"])
@@ -105,17 +108,17 @@ def evaluate_served(onnx_path: Path, prepared_dir: Path, cfg: PipelineConfig, sp
             "evaluate it on the data it was trained for"
         )
     data = split_batches(Path(prepared_dir), split)  # streamed: one batch of pixels in memory
-    probs = served_probabilities(Path(onnx_path), data, cfg.export)
+    probs = served_probabilities(Path(onnx_path), data, export)
     op = pre.operating_point
     if op is None:
-        pos = decision_positive(cfg.registry, names, manifest.get("counts", {}).get("train", {}))
+        pos = decision_positive(registry, names, manifest.get("counts", {}).get("train", {}))
         op = mx.argmax_point(names, pos, "no operating point stored with this model (exported before medpipe 0.2)")
     return evaluate_probs(
         probs,
         data.labels,
         names,
         op,
-        n_resamples=cfg.registry.bootstrap_samples,
+        n_resamples=registry.bootstrap_samples,
         test_set=split_fingerprint(prepared_dir, split),
         preprocessing=pre,
         attributes=split_attributes(manifest, split, len(data.labels)),

@@ -24,7 +24,7 @@ from components.evaluation.outputs import log_to_run
 from components.evaluation.served import stamp_operating_point
 from components.training import mlflow_log as ml
 from components.training.train import TrainResult
-from medpipe.config import PipelineConfig
+from medpipe.config import ExportConfig, RegistryConfig, TrainConfig
 
 SPREAD = ("auc", "sensitivity", "specificity")  # the figures reported as mean +- sd
 PREFIX = "seeds_"
@@ -90,17 +90,25 @@ class SeedReport:
         return rows
 
 
-def evaluate_members(trained: TrainResult, prepared_dir: Path, cfg: PipelineConfig) -> SeedReport | None:
-    """Export, choose the operating point and evaluate each member of ``trained`` (None for a one-seed run)."""
+def evaluate_members(
+    trained: TrainResult,
+    prepared_dir: Path,
+    *,
+    registry: RegistryConfig,
+    export: ExportConfig,
+    train: TrainConfig,
+) -> SeedReport | None:
+    """Export, choose the operating point and evaluate each member of ``trained`` (None for a one-seed run);
+    member i was trained with seed ``train.seed + i``."""
     if not trained.members:
         return None
     results = []
     with tempfile.TemporaryDirectory(prefix="medpipe-seeds-") as tmp:
         for i, member in enumerate(trained.members):
-            onnx_path = export_onnx(member.model_dir, Path(tmp) / f"seed-{i}" / "model.onnx", cfg.export)
-            stamp_operating_point(onnx_path, prepared_dir, cfg.registry, cfg.export)
-            results.append(evaluate_served(onnx_path, prepared_dir, cfg))
-    seeds = [cfg.train.seed + i for i in range(len(results))]
+            onnx_path = export_onnx(member.model_dir, Path(tmp) / f"seed-{i}" / "model.onnx", export)
+            stamp_operating_point(onnx_path, prepared_dir, registry, export)
+            results.append(evaluate_served(onnx_path, prepared_dir, registry=registry, export=export))
+    seeds = [train.seed + i for i in range(len(results))]
     return SeedReport(seeds, [m.run_id for m in trained.members], results, trained.is_ensemble)
 
 

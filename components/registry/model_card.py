@@ -17,6 +17,7 @@ from typing import Any
 from medpipe.config import RegistryConfig
 from medpipe.imaging.preprocessing import Preprocessing
 from medpipe.metrics import HEADLINE, OperatingPoint, class_key
+from medpipe.settings import Settings
 
 FILENAME = "model_card.md"
 MAX_DESCRIPTION = 4900  # MLflow keeps model-version descriptions up to 5000 characters
@@ -264,14 +265,16 @@ def render_model_card(card: CardContent, registry: RegistryConfig) -> str:
     return "\n".join(out)
 
 
-def download_model_card(settings, run_id: str, version: str, dest_dir: Path) -> Path:  # noqa: ANN001 - Settings
+def download_model_card(settings: Settings, run_id: str, version: str, dest_dir: Path) -> Path:
     """Fetch the (gate-refreshed) card of ``version`` from its run's artifacts into ``dest_dir``."""
-    import mlflow
+    import mlflow.artifacts
 
-    mlflow.set_tracking_uri(settings.tracking_uri)
     Path(dest_dir).mkdir(parents=True, exist_ok=True)
     got = mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=f"model_cards/v{version}/{FILENAME}", dst_path=str(dest_dir)
+        run_id=run_id,
+        artifact_path=f"model_cards/v{version}/{FILENAME}",
+        dst_path=str(dest_dir),
+        tracking_uri=settings.tracking_uri,
     )
     return Path(got)
 

@@ -4,7 +4,7 @@ Runs in the first seconds of a training flow (right after the data is prepared):
 ``registry.positive_class``, the prepared size and channels vs ``data.*``, and the class list of the
 registered model the run would publish under. All problems come back in one message that says what to
 set. It also resolves a null ``registry.positive_class`` (binary data: the rarer class of the training
-split), so every later stage sees one concrete value.
+split) and returns the resolved ``registry`` section, so every later stage sees one concrete value.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from medpipe.errors import MedpipeError
 
 if TYPE_CHECKING:
     from components.data.dataset import PreparedData
-    from medpipe.config import PipelineConfig
+    from medpipe.config import DataConfig, MonitoringConfig, RegistryConfig
     from medpipe.settings import Settings
 
 CLASS_NAMES_TAG = "medpipe.class_names"  # on the registered model: the class list every version shares
@@ -31,7 +31,7 @@ class PreflightError(MedpipeError):
 
 @dataclass(frozen=True)
 class Preflight:
-    cfg: PipelineConfig  # the config with registry.positive_class resolved
+    registry: RegistryConfig  # the registry section with positive_class resolved
     notes: list[str] = field(default_factory=list)  # one line each, printed by the flow
 
 
@@ -83,27 +83,35 @@ def class_list_problem(registered: list[str] | None, name: str, class_names: Seq
     )
 
 
-def preflight(cfg: PipelineConfig, prepared: PreparedData, settings: Settings) -> Preflight:
-    """Check config against data and registry before any training; raise one :class:`PreflightError` listing
-    every problem, else return the config with the positive class resolved and the notes to print."""
+def preflight(
+    prepared: PreparedData,
+    settings: Settings,
+    *,
+    data: DataConfig,
+    registry: RegistryConfig,
+    monitoring: MonitoringConfig,
+) -> Preflight:
+    """Check the ``data``, ``registry`` and ``monitoring`` sections against the data and the registry before any
+    training; raise one :class:`PreflightError` listing every problem, else return the registry section with the
+    positive class resolved and the notes to print."""
     from components.tracking import mlflow_client
 
     problems, notes = [], []
     names = list(prepared.class_names)
-    if prepared.channels != cfg.data.channels or prepared.image_size != cfg.data.image_size:
+    if prepared.channels != data.channels or prepared.image_size != data.image_size:
         problems.append(
             f"the prepared data {prepared.path} is {prepared.image_size}px x {prepared.channels} channel(s) but "
-            f"data.image_size={cfg.data.image_size}, data.channels={cfg.data.channels}; prepare it again "
+            f"data.image_size={data.image_size}, data.channels={data.channels}; prepare it again "
             "(`medpipe data ingest`) or set data.image_size / data.channels to match"
         )
-    splits = cfg.monitoring.reference_splits
+    splits = monitoring.reference_splits
     held_out = sum(sum(int(v) for v in prepared.counts.get(s, {}).values()) for s in splits)
-    if held_out < cfg.monitoring.min_window:
+    if held_out < monitoring.min_window:
         problems.append(
             f"the drift reference splits {list(splits)} hold {held_out} images, fewer than monitoring.min_window="
-            f"{cfg.monitoring.min_window}; add images, raise data.split.val, or lower monitoring.min_window"
+            f"{monitoring.min_window}; add images, raise data.split.val, or lower monitoring.min_window"
         )
-    positive = cfg.registry.positive_class
+    positive = registry.positive_class
     try:
         positive, note = resolve_positive_class(positive, names, prepared.counts.get("train", {}))
         if note:
@@ -111,13 +119,13 @@ def preflight(cfg: PipelineConfig, prepared: PreparedData, settings: Settings) -
     except PreflightError as err:
         problems.append(str(err))
     problem = class_list_problem(
-        registered_class_names(mlflow_client(settings), cfg.registry.model_name), cfg.registry.model_name, names
+        registered_class_names(mlflow_client(settings), registry.model_name), registry.model_name, names
     )
     if problem:
         problems.append(problem)
     if problems:
         listed = "\n".join(f"  - {p}" for p in problems)
         raise PreflightError(f"pre-flight check failed before any training ({len(problems)} problem(s)):\n{listed}")
-    if positive is not None and positive != cfg.registry.positive_class:
-        cfg = cfg.with_overrides({"registry.positive_class": positive})
-    return Preflight(cfg, notes)
+    if positive is not None and positive != registry.positive_class:
+        registry = registry.model_copy(update={"positive_class": positive})
+    return Preflight(registry, notes)

@@ -41,7 +41,7 @@ from components.tracking import (
     version_tags,
     with_retries,
 )
-from medpipe.config import PipelineConfig
+from medpipe.config import Lineage, RegistryConfig
 from medpipe.errors import RegistryError
 from medpipe.imaging.preprocessing import FILENAME as PREPROCESSING_FILE
 from medpipe.imaging.preprocessing import Preprocessing
@@ -165,9 +165,10 @@ class _MedpipeFlavor:
 def register_model(
     model_dir: Path,
     onnx_path: Path | None,
-    cfg: PipelineConfig,
     settings: Settings,
     *,
+    registry: RegistryConfig,
+    lineage: Lineage,
     run_id: str | None,
     data_version: str | None,
     metrics: dict[str, float] | None = None,
@@ -175,7 +176,7 @@ def register_model(
     evaluation: EvaluationResult | None = None,
     faithfulness: TagsLike | None = None,
 ) -> RegisteredVersion:
-    """Log ``model_dir`` (+ ``onnx_path``) under ``run_id`` and register it as ``cfg.registry.model_name@challenger``.
+    """Log ``model_dir`` (+ ``onnx_path``) under ``run_id`` and register it as ``registry.model_name@challenger``.
 
     Tags the run and the version with lineage, the export parity result and the test figures of ``evaluation``
     (the one evaluation of the served graph; ``metrics`` only when there is none) and the Grad-CAM ``faithfulness``
@@ -191,8 +192,7 @@ def register_model(
         raise RegistryError(f"{model_dir} is not a medpipe model folder (no {CHECKPOINT}); pass the training output")
     if onnx_path is not None and not Path(onnx_path).is_file():
         raise RegistryError(f"ONNX file {onnx_path} does not exist; export first (`medpipe export`) or pass None")
-    reg = cfg.registry
-    name = reg.model_name
+    name = registry.model_name
     hint = (
         f"The trained model folder {model_dir} is kept; register it later with `medpipe registry register {model_dir}`."
     )
@@ -202,10 +202,10 @@ def register_model(
         pre = evaluation.preprocessing or pre
     metrics = metrics or {}
     data_version = data_version or pre.data_version
-    policy = RetryPolicy.for_registry(reg, hint)
-    setup_mlflow(settings, experiment_name(cfg), policy)
+    policy = RetryPolicy.for_registry(registry, hint)
+    setup_mlflow(settings, experiment_name(lineage.project), policy)
     client = mlflow_client(settings)
-    tags = lineage_tags(cfg, data_version, settings)
+    tags = lineage_tags(lineage, data_version, settings)
     export_tags = {PARITY_TAG: "not_evaluated"}
     if parity is not None:
         export_tags = {**{k: str(v) for k, v in parity.as_tags().items()}, PARITY_TAG: str(bool(parity.passed)).lower()}
@@ -215,7 +215,7 @@ def register_model(
 
     explain_tags = faithfulness.as_tags() if faithfulness is not None else {}
     if run_id is None:
-        run_id = retry("creating a registration run", lambda: _new_run(client, cfg, tags))
+        run_id = retry("creating a registration run", lambda: _new_run(client, lineage, tags))
     # the run keeps every explain.* figure (the gate's card reads them); the version only the headline
     retry("tagging the run", lambda: [client.set_tag(run_id, k, v) for k, v in {**tags, **explain_tags}.items()])
     run_data = retry("reading the run", lambda: client.get_run(run_id).data)
@@ -242,7 +242,7 @@ def register_model(
     if problem:
         raise PreflightError(f"{problem}. {hint}")
     example, signature = _example_and_signature(net, pre, onnx_path)
-    flavor = _MedpipeFlavor(net, model_dir, Path(onnx_path) if onnx_path else None, render_model_card(card, reg))
+    flavor = _MedpipeFlavor(net, model_dir, Path(onnx_path) if onnx_path else None, render_model_card(card, registry))
     test_tags = {f"test.{k}": f"{v:.6g}" for k, v in metrics.items() if "." not in k}
     all_tags = {**tags, **export_tags, **explain_tags, **test_tags}
     try:
@@ -255,7 +255,7 @@ def register_model(
             signature=signature,
             input_example=example,
         )
-        version = _new_version(client, name, info, run_id, version_tags(all_tags, reg.primary_metric))
+        version = _new_version(client, name, info, run_id, version_tags(all_tags, registry.primary_metric))
     except (OSError, mlflow.exceptions.MlflowException) as err:
         raise RegistryError(f"registering {model_dir} as {name!r} failed: {err}. {hint}") from err
     retry(
@@ -263,14 +263,20 @@ def register_model(
         lambda: client.set_registered_model_tag(name, CLASS_NAMES_TAG, json.dumps(list(pre.class_names))),
     )
     card.version = version
-    text = render_model_card(card, reg)
+    text = render_model_card(card, registry)
     retry("writing the model card", lambda: publish_card(client, name, version, run_id, text))
     if not (client.get_registered_model(name).description or "").strip():
         client.update_registered_model(
-            name, description=f"medpipe classifier for `{cfg.data.source}`. Serving alias: `@champion`."
+            name, description=f"medpipe classifier for `{lineage.dataset}`. Serving alias: `@champion`."
         )
     move_alias(
-        settings, reg, CHALLENGER, version, action="register", reason=f"registered from run {run_id}", actor="register"
+        settings,
+        registry,
+        CHALLENGER,
+        version,
+        action="register",
+        reason=f"registered from run {run_id}",
+        actor="register",
     )
     return RegisteredVersion(name=name, version=version, run_id=run_id, model_uri=f"models:/{name}/{version}")
 
@@ -296,14 +302,13 @@ def _new_version(client: Any, name: str, info: Any, run_id: str, tags: dict[str,
     return str(mv.version)
 
 
-def _new_run(client: Any, cfg: PipelineConfig, tags: dict[str, str]) -> str:
+def _new_run(client: Any, lineage: Lineage, tags: dict[str, str]) -> str:
     import mlflow
     from mlflow.entities import Param
 
-    exp = mlflow.get_experiment_by_name(experiment_name(cfg))
+    exp = mlflow.get_experiment_by_name(experiment_name(lineage.project))
     run = client.create_run(exp.experiment_id, tags=tags, run_name="register")
-    trained = cfg.model_dump(mode="json", include={"model", "train", "augment"})
-    params = [Param(k, str(v)[:6000]) for k, v in _flat(trained).items()]
+    params = [Param(k, str(v)[:6000]) for k, v in _flat(lineage.params).items()]
     client.log_batch(run.info.run_id, params=params)  # MlflowClient has no log_params
     client.set_terminated(run.info.run_id)
     return run.info.run_id

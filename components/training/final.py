@@ -68,9 +68,13 @@ def train_seeds(
         ]  # fmt: skip
         return dataclasses.replace(members[0], members=tuple(members))
     client = ml.client_for(settings)
-    exp_id = setup_mlflow(settings, experiment_name(cfg, "training"))
+    exp_id = setup_mlflow(settings, experiment_name(cfg.project.name, "training"))
     kind = "ensemble" if cfg.train.ensemble else "seeds"
-    tags = {**lineage_tags(cfg, prepared.data_version, settings), "medpipe.run_kind": kind, "medpipe.seeds": str(n)}
+    tags = {
+        **lineage_tags(cfg.lineage(), prepared.data_version, settings),
+        "medpipe.run_kind": kind,
+        "medpipe.seeds": str(n),
+    }
     seeds = f"{cfg.train.seed}..{cfg.train.seed + n - 1}"
     description = f"`{cfg.model.name}` trained with seeds {seeds} (child runs). " + (
         "The registered model is their ensemble (mean probabilities, one ONNX graph)."
@@ -78,7 +82,12 @@ def train_seeds(
         else f"The registered model is the seed-{cfg.train.seed} member; the others measure the variance."
     )
     with ml.tracked_run(
-        client, exp_id, run_name(cfg, f"{kind}{n}"), tags, parent_run_id=parent_run_id, description=description
+        client,
+        exp_id,
+        run_name(cfg.lineage(), f"{kind}{n}"),
+        tags,
+        parent_run_id=parent_run_id,
+        description=description,
     ) as seeds_run:
         members = []
         for i in range(n):

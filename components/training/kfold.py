@@ -60,8 +60,8 @@ def cross_validate(
     images = np.concatenate([splits["train"].images, splits["val"].images])
     labels = np.concatenate([splits["train"].labels, splits["val"].labels])
     client = ml.client_for(settings)
-    exp_id = setup_mlflow(settings, experiment_name(cfg, "training"))
-    tags = lineage_tags(cfg, prepared.data_version, settings)
+    exp_id = setup_mlflow(settings, experiment_name(cfg.project.name, "training"))
+    tags = lineage_tags(cfg.lineage(), prepared.data_version, settings)
 
     def run_folds(parent: str) -> CrossValResult:
         run_ids, metrics = [], []

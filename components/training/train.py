@@ -93,7 +93,7 @@ def train_model(
     if not is_rank_zero():
         return _train_replica(cfg, prepared, settings, out_dir=Path(out_dir), parent_run_id=parent_run_id)
     client = ml.client_for(settings)
-    exp_id = setup_mlflow(settings, experiment_name(cfg, "training"))
+    exp_id = setup_mlflow(settings, experiment_name(cfg.project.name, "training"))
     key = run_key(cfg, prepared, "final")
     run_dir = settings.runs_dir / key
     if (run_dir / "complete").is_file():  # finished before: a rerun trains afresh (atomic for DDP replicas)
@@ -104,14 +104,18 @@ def train_model(
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     resume_id = _open_run_id(client, run_dir) if (ckpt_dir / "last.ckpt").is_file() else None
-    tags = {**lineage_tags(cfg, prepared.data_version, settings), "medpipe.run_kind": "final", "medpipe.run_key": key}
+    tags = {
+        **lineage_tags(cfg.lineage(), prepared.data_version, settings),
+        "medpipe.run_kind": "final",
+        "medpipe.run_key": key,
+    }
 
     description = (
         f"Final training of `{cfg.model.name}` on `{cfg.project.name}` (data version `{prepared.data_version}`, "
         f"profile `{cfg.profile or 'custom'}`): early-stopped on val AUC, evaluated once on the test split."
     )
     with ml.tracked_run(
-        client, exp_id, run_name(cfg), tags, parent_run_id=parent_run_id, run_id=resume_id,
+        client, exp_id, run_name(cfg.lineage()), tags, parent_run_id=parent_run_id, run_id=resume_id,
         system_metrics=True, description=description,
     ) as run_id:  # fmt: skip
         (run_dir / "mlflow_run_id").write_text(run_id)

@@ -68,7 +68,7 @@ def monitor(
         cfg.monitoring,
         current,
         window_of,
-        experiment_name(cfg, "monitoring"),
+        experiment_name(cfg.project.name, "monitoring"),
         champion,
         alerts=cfg.alerts if alerts else None,
         project_name=cfg.project.name,

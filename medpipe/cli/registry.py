@@ -96,7 +96,16 @@ def registry_register(
     from medpipe.cli.registry_report import print_registered
 
     cfg = load_cli_config(params, overrides)
-    version = register_model(model_dir, onnx, cfg, settings(), run_id=run_id, data_version=None, metrics={})
+    version = register_model(
+        model_dir,
+        onnx,
+        settings(),
+        registry=cfg.registry,
+        lineage=cfg.lineage(),
+        run_id=run_id,
+        data_version=None,
+        metrics={},
+    )
     print_registered(console, version)
 
 
@@ -112,7 +121,10 @@ def registry_evaluate(
     from medpipe.cli.registry_report import print_gate_decision
 
     cfg = load_cli_config(params, overrides)
-    print_gate_decision(console, evaluate_and_promote(version, prepared, cfg, settings(), actor="cli"))
+    decision = evaluate_and_promote(
+        version, prepared, settings(), registry=cfg.registry, export=cfg.export, actor="cli"
+    )
+    print_gate_decision(console, decision)
 
 
 def mlflow_ui(

@@ -86,7 +86,8 @@ def test_gate_evaluation_operating_point_and_parity_equal_the_in_memory_path(
 
     cfg = PipelineConfig()
     onnx = served_cnn_dir / "model.onnx"
-    streamed, in_memory = evaluate_served(onnx, sharded, cfg), evaluate_served(onnx, prepared_breastmnist, cfg)
+    streamed = evaluate_served(onnx, sharded, registry=cfg.registry, export=cfg.export)
+    in_memory = evaluate_served(onnx, prepared_breastmnist, registry=cfg.registry, export=cfg.export)
     np.testing.assert_allclose(streamed.probs, in_memory.probs, atol=1e-6)
     assert np.array_equal(streamed.labels, in_memory.labels)
     assert streamed.flat() == pytest.approx(in_memory.flat(), abs=1e-9)

@@ -58,7 +58,7 @@ def test_csv_site_column_reaches_subgroup_report_and_gate(
     assert columns["truth"] == [CLASS_NAMES[y] for y in test.labels]  # one value per image, in split order
     assert len(manifest["attributes"]["train"]["site"]) == 150
 
-    result = evaluate_served(served_cnn_dir / "model.onnx", prepared, cfg)
+    result = evaluate_served(served_cnn_dir / "model.onnx", prepared, registry=cfg.registry, export=cfg.export)
     sites = result.subgroups["site"]
     assert {g: int(s["n"]) for g, s in sites.items()} == {"A": 74, "B": 74, "C": 8}
     for s in sites.values():

@@ -130,7 +130,14 @@ def register(artefact: Artefact, name: str, settings, tags: dict[str, str] | Non
 
     cfg = PipelineConfig().with_overrides({"registry.model_name": name, "registry.retries": 0})
     version = register_model(
-        artefact.model_dir, artefact.onnx_path, cfg, settings, run_id=None, data_version=None, metrics={"auc": 0.81}
+        artefact.model_dir,
+        artefact.onnx_path,
+        settings,
+        registry=cfg.registry,
+        lineage=cfg.lineage(),
+        run_id=None,
+        data_version=None,
+        metrics={"auc": 0.81},
     ).version
     client = MlflowClient(settings.tracking_uri)
     for key, value in (tags or {}).items():

@@ -127,7 +127,14 @@ def test_a_failing_parity_gate_leaves_the_previous_champion(full_run: FullRun, p
     t = full_run.summary.training
     cfg = load_config(project.params, overrides=OVERRIDES, profile=PROFILE)
     candidate = register_model(
-        Path(t.model_dir), Path(t.onnx_path), cfg, get_settings(), run_id=None, data_version=None, metrics={}
+        Path(t.model_dir),
+        Path(t.onnx_path),
+        get_settings(),
+        registry=cfg.registry,
+        lineage=cfg.lineage(),
+        run_id=None,
+        data_version=None,
+        metrics={},
     )
     assert candidate.version != t.champion
 

@@ -73,15 +73,17 @@ def test_road_is_recorded_on_the_registered_version_and_its_card(
             "registry.retries": 0,
         }  # fmt: skip
     )
-    version = register_model(good.model_dir, good.onnx_path, cfg, settings, run_id=None, data_version="d1",
-                             metrics={"auc": 0.8}, faithfulness=faith)  # fmt: skip
+    version = register_model(good.model_dir, good.onnx_path, settings, registry=cfg.registry, lineage=cfg.lineage(),
+                             run_id=None, data_version="d1", metrics={"auc": 0.8}, faithfulness=faith)  # fmt: skip
     client = MlflowClient(settings.tracking_uri)
     mv = client.get_model_version("faithful", version.version)
     assert mv.tags["explain.road"] == f"{faith.road:.4f}" and mv.tags["explain.road_images"] == "32"
     ours = re.escape(f"ROAD on 32 test images (pixels removed: 20,40,60,80 %, at 28 px): **{faith.road:.4f}**")
     assert re.search(ours, mv.description), mv.description
     # the gate rewrites the card from the evaluation: the explanation section stays
-    evaluate_and_promote(version, prepared_breastmnist, cfg, settings, actor="test")
+    evaluate_and_promote(
+        version, prepared_breastmnist, settings, registry=cfg.registry, export=cfg.export, actor="test"
+    )
     mv = client.get_model_version("faithful", version.version)
     assert "gate.decision" in mv.tags and re.search(ours, mv.description), mv.description
     assert "(LeRF - MoRF) / 2" in mv.description

@@ -25,6 +25,11 @@ def prepared(names: list[str], train: list[int], size: int = 28, channels: int =
     return PreparedData(Path("/data/prepared"), tuple(names), counts, size, channels)
 
 
+def check(cfg: PipelineConfig, data: PreparedData, settings: Settings):
+    """The pre-flight on the sections of ``cfg`` it reads, as the training flow calls it."""
+    return preflight(data, settings, data=cfg.data, registry=cfg.registry, monitoring=cfg.monitoring)
+
+
 def test_binary_data_without_positive_class_takes_the_rarer_training_class() -> None:
     name, note = resolve_positive_class(None, ["clear", "lesion"], {"clear": 400, "lesion": 146})
     assert name == "lesion" and "'lesion', the rarer class of the training split (146 of 546 images)" in note
@@ -40,14 +45,14 @@ def test_multiclass_without_positive_class_has_none_and_says_so() -> None:
 def test_every_problem_in_one_message_before_training(tmp_path: Path) -> None:
     cfg = load_config(REPO / "params.yaml", overrides=["registry.positive_class=malignant", "data.channels=3"])
     with pytest.raises(PreflightError) as err:
-        preflight(cfg, prepared(["clear", "lesion"], [10, 5]), Settings(home=tmp_path / "state"))
+        check(cfg, prepared(["clear", "lesion"], [10, 5]), Settings(home=tmp_path / "state"))
     msg = str(err.value)
     assert "2 problem(s)" in msg and "'malignant' is not a class" in msg and "['clear', 'lesion']" in msg
     assert "data.channels=3" in msg and "registry.positive_class" in msg
     small = prepared(["clear", "lesion"], [10, 5])
     small.counts["val"] = {"clear": 20, "lesion": 10}
     with pytest.raises(PreflightError, match=r"hold 30 images, fewer than monitoring.min_window=50"):
-        preflight(load_config(REPO / "params.yaml"), small, Settings(home=tmp_path / "state"))
+        check(load_config(REPO / "params.yaml"), small, Settings(home=tmp_path / "state"))
 
 
 def test_a_registered_model_with_another_class_list_is_refused_naming_both(tmp_path: Path) -> None:
@@ -58,12 +63,13 @@ def test_a_registered_model_with_another_class_list_is_refused_naming_both(tmp_p
     client = mlflow_client(settings)
     client.create_registered_model(cfg.registry.model_name, tags={CLASS_NAMES_TAG: '["benign", "malignant"]'})
     with pytest.raises(PreflightError) as err:
-        preflight(cfg, prepared(["a", "b", "c"], [3, 3, 3]), settings)
+        check(cfg, prepared(["a", "b", "c"], [3, 3, 3]), settings)
     msg = str(err.value)
     assert "'derm-classifier' has classes ['benign', 'malignant']" in msg and "['a', 'b', 'c']" in msg
     assert "registry.model_name" in msg
-    same = preflight(cfg, prepared(["benign", "malignant"], [9, 3]), settings)
-    assert same.cfg.registry.positive_class == "malignant" and len(same.notes) == 1
+    same = check(cfg, prepared(["benign", "malignant"], [9, 3]), settings)
+    assert same.registry.positive_class == "malignant" and len(same.notes) == 1
+    assert same.registry.model_dump(exclude={"positive_class"}) == cfg.registry.model_dump(exclude={"positive_class"})
 
 
 def test_names_derive_from_the_dataset_unless_params_set_them() -> None:

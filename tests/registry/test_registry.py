@@ -67,21 +67,22 @@ def story(trained, prepared_breastmnist: Path, tmp_path_factory: pytest.TempPath
                 "registry.retry_backoff_s": 0.1,
             }
         )
-        setup_mlflow(settings, experiment_name(cfg))
+        setup_mlflow(settings, experiment_name(cfg.project.name))
         with flow_run_scope("flow-run-1234"):  # as a flow's run_stage does
             versions, decisions, run_ids = {}, {}, {}
             story = (("weak", "weak", {}), ("rerun", "weak", {}), ("bad", "bad", {}),
                      ("floor", "good", {"registry.min_sensitivity": 0.99}), ("good", "good", {}))  # fmt: skip
             for kind, model, overrides in story:
                 with mlflow.start_run(run_name=f"train-{kind}") as run:
-                    mlflow.set_tags(lineage_tags(cfg, "data-md5-abc", settings))
+                    mlflow.set_tags(lineage_tags(cfg.lineage(), "data-md5-abc", settings))
                     mlflow.log_params({"train.lr": 0.002, "kind": kind})
                 run_ids[kind] = run.info.run_id
                 versions[kind] = register_model(
                     trained[model].model_dir,
                     trained[model].onnx_path,
-                    cfg,
                     settings,
+                    registry=cfg.registry,
+                    lineage=cfg.lineage(),
                     run_id=run.info.run_id,
                     data_version="data-md5-abc",
                     metrics={"auc": 0.5},
@@ -89,7 +90,12 @@ def story(trained, prepared_breastmnist: Path, tmp_path_factory: pytest.TempPath
                 )
                 gate_cfg = cfg.with_overrides(overrides) if overrides else cfg
                 decisions[kind] = evaluate_and_promote(
-                    versions[kind], prepared_breastmnist, gate_cfg, settings, actor="test"
+                    versions[kind],
+                    prepared_breastmnist,
+                    settings,
+                    registry=gate_cfg.registry,
+                    export=gate_cfg.export,
+                    actor="test",
                 )
             event = rollback(settings, cfg.registry, actor="test")
         yield Story(settings, cfg, versions, decisions, event, run_ids)
@@ -315,7 +321,14 @@ def test_unreachable_server_gives_clear_error_and_keeps_checkpoint(trained, tmp_
         start = time.monotonic()
         with pytest.raises(RegistryError) as err:
             register_model(
-                model_dir, trained["good"].onnx_path, cfg, settings, run_id=None, data_version=None, metrics={}
+                model_dir,
+                trained["good"].onnx_path,
+                settings,
+                registry=cfg.registry,
+                lineage=cfg.lineage(),
+                run_id=None,
+                data_version=None,
+                metrics={},
             )
         elapsed = time.monotonic() - start
     message = str(err.value)

@@ -32,7 +32,14 @@ def test_training_and_registration_through_pg_backed_server(
     cfg = smoke_cfg("train.epochs=1", "search.enabled=false", "registry.model_name=scaleout-server")
     result = train_model(cfg, load_prepared(prepared_breastmnist), server_env, out_dir=tmp_path / "model")
     version = register_model(
-        result.model_dir, None, cfg, server_env, run_id=result.run_id, data_version=None, metrics={"auc": 0.5}
+        result.model_dir,
+        None,
+        server_env,
+        registry=cfg.registry,
+        lineage=cfg.lineage(),
+        run_id=result.run_id,
+        data_version=None,
+        metrics={"auc": 0.5},
     )
 
     # the server's REST API knows the run, its metrics, the version and the alias

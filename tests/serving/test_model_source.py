@@ -78,7 +78,14 @@ def test_truly_registered_model(trained_model_dir_for_registry, settings, serve)
     with mlflow.start_run() as run:  # the training run the model came from
         pass
     reg = register.register_model(
-        model_dir, onnx_path, cfg, settings, run_id=run.info.run_id, data_version="v1", metrics={"auc": 0.8}
+        model_dir,
+        onnx_path,
+        settings,
+        registry=cfg.registry,
+        lineage=cfg.lineage(),
+        run_id=run.info.run_id,
+        data_version="v1",
+        metrics={"auc": 0.8},
     )
     move_alias(settings, cfg.registry, "champion", reg.version, action="promote", reason="test", actor="test")
     with serve(f"models:/{cfg.registry.model_name}@champion", settings=settings) as (url, _):

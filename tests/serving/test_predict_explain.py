@@ -28,8 +28,8 @@ def test_predict_explain_writes_the_served_maps(
     empty_mlflow_db(medpipe_home)
     settings = Settings(home=medpipe_home)
     cfg = PipelineConfig().with_overrides({"registry.model_name": "explained"})
-    reg = register_model(cnn_a.model_dir, onnx_folder / "model.onnx", cfg, settings, run_id=None, data_version="v1",
-                         metrics={"auc": 0.8})  # fmt: skip
+    reg = register_model(cnn_a.model_dir, onnx_folder / "model.onnx", settings, registry=cfg.registry,
+                         lineage=cfg.lineage(), run_id=None, data_version="v1", metrics={"auc": 0.8})  # fmt: skip
     images = load_split(prepared_breastmnist, "test").images[:5]
     folder = tmp_path / "incoming"
     (folder / "sub").mkdir(parents=True)

@@ -44,7 +44,10 @@ def test_transfer_from_registered_model_alias(settings, tmp_path, capfd) -> None
     src = create_model(**factory_kwargs(cfg.model, num_classes=2, in_channels=1)).eval()
     pre = preprocessing()
     model_dir = save_model_dir(tmp_path / "model", src, factory_kwargs(cfg.model, num_classes=2, in_channels=1), pre)
-    reg = register_model(model_dir, None, cfg, settings, run_id=None, data_version="v1", metrics={"auc": 0.8})
+    reg = register_model(
+        model_dir, None, settings, registry=cfg.registry, lineage=cfg.lineage(), run_id=None, data_version="v1",
+        metrics={"auc": 0.8},
+    )  # fmt: skip
     printed = capfd.readouterr()
     assert "registered model" not in printed.err and "Created version" not in printed.err  # MLflow's own prints
     mlflow.MlflowClient(settings.tracking_uri).set_registered_model_alias("pretrained-cnn", "champion", reg.version)

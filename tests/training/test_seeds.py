@@ -33,12 +33,12 @@ def _register(trained, cfg, prepared: Path, settings, tmp_path: Path):  # noqa: 
     export = deploy_model(trained.model_dir, tmp_path / "onnx" / "model.onnx", prepared, cfg.export)
     assert export.passed, export.report.reason
     stamp_operating_point(export.onnx_path, prepared, cfg.registry, cfg.export)
-    evaluation = evaluate_served(export.onnx_path, prepared, cfg)
-    report = evaluate_members(trained, prepared, cfg)
+    evaluation = evaluate_served(export.onnx_path, prepared, registry=cfg.registry, export=cfg.export)
+    report = evaluate_members(trained, prepared, registry=cfg.registry, export=cfg.export, train=cfg.train)
     log_seed_report(settings, trained, report)
     reg = register_model(
-        trained.model_dir, export.onnx_path, cfg, settings, run_id=trained.run_id, data_version=None,
-        parity=export.report, evaluation=evaluation,
+        trained.model_dir, export.onnx_path, settings, registry=cfg.registry, lineage=cfg.lineage(),
+        run_id=trained.run_id, data_version=None, parity=export.report, evaluation=evaluation,
     )  # fmt: skip
     return export, report, download_version(reg.name, reg.version, settings)
 

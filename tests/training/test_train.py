@@ -82,7 +82,7 @@ def test_served_graph_carries_tta_and_is_what_is_evaluated(
         expected = (net.eval()(x).softmax(1) + net(torch.flip(x, dims=[3])).softmax(1)) / 2
     assert np.abs(onnx_probs - expected.numpy()).max() < 1e-4
 
-    ev = evaluate_served(onnx_path, prepared_breastmnist, cfg)
+    ev = evaluate_served(onnx_path, prepared_breastmnist, registry=cfg.registry, export=cfg.export)
     log_to_run(settings, result.run_id, ev)
     logged = client.get_run(result.run_id).data.metrics
     assert logged["test_auc"] == ev.metrics["auc"] and logged["test_sensitivity"] == ev.metrics["sensitivity"]

@@ -18,7 +18,7 @@ from components.registry.gate.publishing import publish_decision
 from components.registry.gate.rules import PROMOTED, GateCheck, GateDecision, decide
 from components.registry.register import PARITY_TAG, RegisteredVersion
 from components.tracking import use_tracking_store
-from medpipe.config import PipelineConfig
+from medpipe.config import ExportConfig, RegistryConfig
 from medpipe.settings import Settings
 
 __all__ = ["GateCheck", "GateDecision", "evaluate_and_promote"]
@@ -27,9 +27,10 @@ __all__ = ["GateCheck", "GateDecision", "evaluate_and_promote"]
 def evaluate_and_promote(
     version: RegisteredVersion | str,
     prepared_dir: Path,
-    cfg: PipelineConfig,
     settings: Settings,
     *,
+    registry: RegistryConfig,
+    export: ExportConfig,
     actor: str = "cli",
     challenger: EvaluationResult | None = None,
 ) -> GateDecision:
@@ -37,11 +38,11 @@ def evaluate_and_promote(
 
     ``challenger``: the version's own evaluation when the caller already has it (the training flow), so the
     gate, the run and the card show the very same figures; it is recomputed from the registered graph otherwise.
+    ``registry`` holds the gate's rules and the model name; ``export`` the ONNX Runtime session options.
     """
-    reg = cfg.registry
-    name = reg.model_name
+    name = registry.model_name
     version = str(version.version if isinstance(version, RegisteredVersion) else version)
-    client = get_client(settings, reg)
+    client = get_client(settings, registry)
     use_tracking_store(settings)
     check_version(client, name, version)
     mv = client.get_model_version(name, version)
@@ -49,18 +50,18 @@ def evaluate_and_promote(
     manifest = read_manifest(prepared_dir)
 
     if challenger is None or challenger.test_set != split_fingerprint(prepared_dir, "test"):
-        challenger = evaluate_version(client, name, version, prepared_dir, cfg)
-    m = reg.primary_metric
+        challenger = evaluate_version(client, name, version, prepared_dir, registry=registry, export=export)
+    m = registry.primary_metric
     metrics = {"challenger": challenger.headline()}
     cis = {"challenger": challenger.cis[m]}
     comparison = None
     if champion is not None and champion != version:
-        champ = evaluate_version(client, name, champion, prepared_dir, cfg)
+        champ = evaluate_version(client, name, champion, prepared_dir, registry=registry, export=export)
         metrics["champion"], cis["champion"] = champ.headline(), champ.cis[m]
-        comparison = compare(challenger, champ, cfg)
+        comparison = compare(challenger, champ, registry)
     parity = (mv.tags.get("parity.passed") or mv.tags.get(PARITY_TAG, "not_evaluated")).lower()
     subgroups = flat_groups(challenger.subgroups)
-    checks, outcome, reason = decide(reg, version, champion, challenger.metrics, comparison, parity, subgroups)
+    checks, outcome, reason = decide(registry, version, champion, challenger.metrics, comparison, parity, subgroups)
     decision = GateDecision(
         promoted=outcome == PROMOTED,
         version=version,
@@ -75,7 +76,7 @@ def evaluate_and_promote(
         operating_point=challenger.operating_point.describe(),
         outcome=outcome,
     )
-    publish_decision(client, reg, mv, decision, challenger, manifest)
+    publish_decision(client, registry, mv, decision, challenger, manifest)
     if decision.promoted:
-        move_alias(settings, reg, CHAMPION, version, action="gate", reason=reason, actor=actor)
+        move_alias(settings, registry, CHAMPION, version, action="gate", reason=reason, actor=actor)
     return decision

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from components.evaluation.evaluate import BOOTSTRAP_SEED, EvaluationResult, evaluate_served
-from medpipe.config import PipelineConfig
+from medpipe.config import ExportConfig, RegistryConfig
 from medpipe.errors import GateError
 from medpipe.imaging.preprocessing import FILENAME as PREPROCESSING_FILE
 from medpipe.metrics import PairedComparison, paired_auc_difference
@@ -34,17 +34,20 @@ def download_served(client: Any, name: str, version: str, dest: Path) -> Path:
     return Path(dest) / ONNX_FILE
 
 
-def evaluate_version(client: Any, name: str, version: str, prepared_dir: Path, cfg: PipelineConfig) -> EvaluationResult:
+def evaluate_version(
+    client: Any, name: str, version: str, prepared_dir: Path, *, registry: RegistryConfig, export: ExportConfig
+) -> EvaluationResult:
     """The one evaluation (:func:`evaluate_served`) of a registered version's served graph on ``prepared_dir``."""
     tmp = Path(tempfile.mkdtemp(prefix="medpipe-gate-"))
     try:
-        return evaluate_served(download_served(client, name, version, tmp), prepared_dir, cfg)
+        graph = download_served(client, name, version, tmp)
+        return evaluate_served(graph, prepared_dir, registry=registry, export=export)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def compare(challenger: EvaluationResult, champion: EvaluationResult, cfg: PipelineConfig) -> PairedComparison:
-    """Paired bootstrap of AUC(challenger) - AUC(champion) on the same test images."""
+def compare(challenger: EvaluationResult, champion: EvaluationResult, registry: RegistryConfig) -> PairedComparison:
+    """Paired bootstrap (``registry.bootstrap_samples``) of AUC(challenger) - AUC(champion) on the same test images."""
     if challenger.test_set != champion.test_set:
         raise GateError(f"challenger and champion were scored on different images: {challenger.test_set} vs "
                         f"{champion.test_set}")  # fmt: skip
@@ -55,5 +58,5 @@ def compare(challenger: EvaluationResult, champion: EvaluationResult, cfg: Pipel
         )
     return paired_auc_difference(
         challenger.probs, champion.probs, challenger.labels, challenger.positive,
-        cfg.registry.bootstrap_samples, BOOTSTRAP_SEED,
+        registry.bootstrap_samples, BOOTSTRAP_SEED,
     )  # fmt: skip
