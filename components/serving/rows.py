@@ -10,6 +10,7 @@ import numpy as np
 
 from components.serving.images import DecodedImage
 from components.serving.model_source import LoadedModel
+from medpipe.imaging.features import feature_arrays, feature_records
 
 
 def log_rows(
@@ -25,16 +26,17 @@ def log_rows(
     role: str | None = None,
 ) -> list[dict[str, Any]]:
     """Rows for :meth:`InferenceLog.append`; ``raw`` (the sent bytes) is stored only when given."""
-    from medpipe.imaging.features import image_features
-
-    feats = image_features(
-        np.stack([d.array for d in decoded]),
-        [d.original_size for d in decoded],
-        [d.original_channels for d in decoded],
+    records = feature_records(
+        feature_arrays(
+            np.stack([d.array for d in decoded]),
+            [d.original_size for d in decoded],
+            [d.original_channels for d in decoded],
+        )
     )
     names = model.preprocessing.class_names
-    decided = model.preprocessing.decide(probs)
-    records = feats.to_dict("records")
+    decided = model.preprocessing.decide(probs).tolist()
+    confidence = probs[np.arange(len(probs)), decided].tolist()
+    prob_lists = probs.tolist()
     now = datetime.now(UTC)  # the time served, even when the row waits in memory before it is written
     return [
         {
@@ -44,11 +46,11 @@ def log_rows(
             "filename": filenames[i],
             "model_name": model.name,
             "model_version": model.version,
-            "predicted_class": names[int(decided[i])],
-            "confidence": float(probs[i][decided[i]]),
+            "predicted_class": names[decided[i]],
+            "confidence": confidence[i],
             "class_names": names,
-            "probabilities": probs[i].tolist(),
-            "features": {k: float(v) for k, v in records[i].items()},
+            "probabilities": prob_lists[i],
+            "features": records[i],
             "embedding": emb[i],
             "image": raw[i] if raw is not None else None,
             "role": role,

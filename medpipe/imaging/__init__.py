@@ -6,7 +6,15 @@ both with an :class:`ImageSpec` (``Preprocessing.spec`` for a trained model). Pr
 ``medpipe predict``, ``medpipe monitor --images`` and the drift reference all call it.
 """
 
-from medpipe.imaging.conform import ImageSpec, ModelImage, conform, conform_stack, load_image, to_model_image
+from medpipe.imaging.conform import (
+    ImageSpec,
+    ModelImage,
+    conform,
+    conform_stack,
+    load_image,
+    load_npy_stack,
+    to_model_image,
+)
 from medpipe.imaging.decode import (
     DEFAULT_MAX_PIXELS,
     EXTENSIONS,
@@ -15,6 +23,7 @@ from medpipe.imaging.decode import (
     Decoded,
     decode,
     decode_file,
+    decode_npy_stack,
     from_array,
     sniff,
     to_8bit,
@@ -40,8 +49,10 @@ __all__ = [
     "conform_stack",
     "decode",
     "decode_file",
+    "decode_npy_stack",
     "from_array",
     "load_image",
+    "load_npy_stack",
     "sniff",
     "to_8bit",
     "to_model_image",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from medpipe.imaging.decode import DEFAULT_MAX_PIXELS, Decoded, decode
+from medpipe.imaging.decode import DEFAULT_MAX_PIXELS, Decoded, decode, decode_npy_stack
 from medpipe.imaging.policy import DecodePolicy
 
 
@@ -99,3 +99,14 @@ def load_image(
 ) -> ModelImage:
     """The imaging contract in one call: file bytes -> model input (decode, then conform)."""
     return to_model_image(decode(data, name, spec.policy, max_pixels=max_pixels, salt=salt), spec)
+
+
+def load_npy_stack(
+    data: bytes, name: str, spec: ImageSpec, *, max_images: int, max_pixels: int, max_total_pixels: int
+) -> list[ModelImage]:
+    """The imaging contract for one .npy stack of N images (:func:`decode_npy_stack`): N model inputs, each
+    exactly what the same image sent as its own .npy file becomes."""
+    stack = decode_npy_stack(
+        data, name, spec.policy, max_images=max_images, max_pixels=max_pixels, max_total_pixels=max_total_pixels
+    )
+    return [to_model_image(decoded, spec) for decoded in stack]

@@ -103,22 +103,61 @@ def _with_channels(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr[..., None] if arr.ndim == 2 else arr)
 
 
-def _read_npy(data: bytes, name: str, policy: DecodePolicy, max_pixels: int) -> Decoded:
+def _npy_array(data: bytes, name: str) -> tuple[tuple[int, ...], object]:
+    """(shape, reader) of a .npy file from its header; ``reader()`` returns the array (no pickles, no second
+    parse of the header). Nothing but the header is read until ``reader`` is called."""
     buf = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(buf)
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, _dtype = read_header(buf)
+        shape, fortran, dtype = read_header(buf)
     except (ValueError, OSError) as err:
         raise ImageError(name, f"not a readable .npy array ({err})") from None
+    if dtype.hasobject:
+        raise ImageError(name, f".npy array of {dtype} holds Python objects, not pixel values", code="wrong_dtype")
+
+    def reader() -> np.ndarray:
+        count = int(np.prod(shape, dtype=np.int64))
+        try:
+            flat = np.frombuffer(data, dtype=dtype, count=count, offset=buf.tell())
+        except ValueError as err:
+            raise ImageError(name, f"truncated or corrupt .npy array ({err})") from None
+        return flat.reshape(shape, order="F" if fortran else "C").copy()  # writable, owns its memory
+
+    return tuple(shape), reader
+
+
+def _read_npy(data: bytes, name: str, policy: DecodePolicy, max_pixels: int) -> Decoded:
+    shape, reader = _npy_array(data, name)
     if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (1, 3, 4)):
         raise ImageError(name, f".npy array has shape {shape}; expected (H, W) or (H, W, 1|3|4)", code="wrong_shape")
     check_pixels(shape[0], shape[1], max_pixels, name)
-    try:
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise ImageError(name, f"truncated or corrupt .npy array ({err})") from None
-    return from_array(arr, name, policy)
+    return from_array(reader(), name, policy)
+
+
+def decode_npy_stack(
+    data: bytes, name: str, policy: DecodePolicy, *, max_images: int, max_pixels: int, max_total_pixels: int
+) -> list[Decoded]:
+    """One .npy array of N images, (N, H, W) or (N, H, W, 1|3|4) -> N :class:`Decoded`, each image by the
+    rules of a .npy file (:func:`from_array`: the high-depth policy per image, alpha). The limits are checked
+    from the header, before the pixels are read: N <= ``max_images``, H x W <= ``max_pixels``,
+    N x H x W <= ``max_total_pixels``."""
+    shape, reader = _npy_array(data, name)
+    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] not in (1, 3, 4)):
+        raise ImageError(name, f"image stack has shape {shape}; expected (N, H, W) or (N, H, W, 1|3|4)",
+                         code="wrong_shape")  # fmt: skip
+    n = shape[0]
+    if n == 0:
+        raise ImageError(name, "image stack holds no image (N = 0)", code="empty_image")
+    if n > max_images:
+        raise ImageError(name, f"image stack holds {n} images, more than serving.max_images_per_request="
+                         f"{max_images}", code="too_many_images", status=413)  # fmt: skip
+    check_pixels(shape[1], shape[2], max_pixels, name)
+    if n * shape[1] * shape[2] > max_total_pixels:
+        raise ImageError(name, f"{n} images of {shape[2]}x{shape[1]} pixels add up to more than serving."
+                         f"max_request_pixels={max_total_pixels}; send fewer or smaller images per request",
+                         code="request_too_many_pixels", status=413)  # fmt: skip
+    return [from_array(image, f"{name}[{i}]", policy) for i, image in enumerate(reader())]
 
 
 def from_array(arr: np.ndarray, name: str, policy: DecodePolicy, fmt: str = "NPY") -> Decoded:

@@ -1,6 +1,9 @@
 """Per-image features for drift monitoring, computed the same way for training data and served images.
 
-Pure numpy, vectorised over the batch: the server calls :func:`image_features` for every request.
+Pure numpy, vectorised over the batch. :func:`feature_arrays` is the one definition: the server logs its
+arrays for every request (no pandas on the request path), and :func:`image_features`, the table monitoring
+reads (drift reference, windows), is those same arrays as a DataFrame. Each image's features depend on that
+image only: a batch gives the values its images give one by one.
 """
 
 from __future__ import annotations
@@ -59,25 +62,25 @@ def _laplacian_variance(grey: np.ndarray) -> np.ndarray:
     return lap.reshape(lap.shape[0], -1).var(axis=1).astype(np.float64)
 
 
-def image_features(
+def feature_arrays(
     images: np.ndarray,
     original_sizes: list[tuple[int, int]] | None = None,
     original_channels: list[int] | None = None,
-) -> pd.DataFrame:
-    """One row of features per image.
+) -> dict[str, np.ndarray]:
+    """:data:`FEATURE_COLUMNS` -> float64 (N,) arrays, one value per image.
 
     ``images``: uint8 (N, H, W, C), as the model sees them. ``original_sizes``: (height, width) of each
     image before resizing (default: H, W); ``original_channels``: channels before conversion (default: C).
-    Columns: :data:`FEATURE_COLUMNS` (intensities on the 0..255 scale of the luminance).
+    Intensities are on the 0..255 scale of the luminance.
     """
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.dtype != np.uint8:
-        raise ValueError(f"image_features expects uint8 (N, H, W, C) images, got {images.dtype} {images.shape}")
+        raise ValueError(f"image features expect uint8 (N, H, W, C) images, got {images.dtype} {images.shape}")
     n, h, w, c = images.shape
     if n == 0:
-        return pd.DataFrame({col: pd.Series(dtype="float64") for col in FEATURE_COLUMNS})
+        return {col: np.empty(0, dtype=np.float64) for col in FEATURE_COLUMNS}
     grey = _grey(images)
     flat = grey.reshape(n, -1).astype(np.float32)
     mean = flat.mean(axis=1, dtype=np.float64)
@@ -92,20 +95,35 @@ def image_features(
             raise ValueError(f"original_sizes has {len(original_sizes)} entries for {n} images")
         sizes = np.asarray(original_sizes, dtype=np.float64).reshape(n, 2)
     channels = np.full(n, c, dtype=np.float64) if original_channels is None else np.asarray(original_channels, float)
-    return pd.DataFrame(
-        {
-            "intensity_mean": mean,
-            "intensity_std": std,
-            "intensity_p5": pct[:, 0],
-            "intensity_p50": pct[:, 1],
-            "intensity_p95": pct[:, 2],
-            "contrast": contrast,
-            "entropy": entropy,
-            "sharpness": _laplacian_variance(grey),
-            "saturated_fraction": saturated,
-            "original_height": sizes[:, 0],
-            "original_width": sizes[:, 1],
-            "aspect": sizes[:, 1] / np.maximum(sizes[:, 0], 1.0),
-            "channels": channels,
-        }
-    )
+    if len(channels) != n:
+        raise ValueError(f"original_channels has {len(channels)} entries for {n} images")
+    return {
+        "intensity_mean": mean,
+        "intensity_std": std,
+        "intensity_p5": pct[:, 0],
+        "intensity_p50": pct[:, 1],
+        "intensity_p95": pct[:, 2],
+        "contrast": contrast,
+        "entropy": entropy,
+        "sharpness": _laplacian_variance(grey),
+        "saturated_fraction": saturated,
+        "original_height": sizes[:, 0],
+        "original_width": sizes[:, 1],
+        "aspect": sizes[:, 1] / np.maximum(sizes[:, 0], 1.0),
+        "channels": channels,
+    }
+
+
+def feature_records(arrays: dict[str, np.ndarray]) -> list[dict[str, float]]:
+    """:func:`feature_arrays` as one ``{column: float}`` dict per image (what the inference log stores)."""
+    columns = [arrays[col].tolist() for col in FEATURE_COLUMNS]
+    return [dict(zip(FEATURE_COLUMNS, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def image_features(
+    images: np.ndarray,
+    original_sizes: list[tuple[int, int]] | None = None,
+    original_channels: list[int] | None = None,
+) -> pd.DataFrame:
+    """One row of features per image: :func:`feature_arrays` as a table, columns :data:`FEATURE_COLUMNS`."""
+    return pd.DataFrame(feature_arrays(images, original_sizes, original_channels), columns=list(FEATURE_COLUMNS))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from medpipe.imaging.features import FEATURE_COLUMNS, image_features
+from medpipe.imaging.features import FEATURE_COLUMNS, feature_arrays, feature_records, image_features
 
 
 def test_columns_and_values(test_images: np.ndarray) -> None:
@@ -37,3 +37,19 @@ def test_sizes_rgb_and_errors() -> None:
         image_features(rgb.astype(np.float32))
     with pytest.raises(ValueError, match="original_sizes"):
         image_features(rgb, original_sizes=[(1, 1)])
+
+
+def test_batch_features_equal_per_image_features(test_images: np.ndarray) -> None:
+    """The server computes a request's features over the whole batch; monitoring's reference reads them per
+    split: every image must get the same values either way (exactly, not approximately), RGB included."""
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (9, 20, 20, 3), dtype=np.uint8)
+    for images, sizes, channels in ((test_images[:64], None, None), (rgb, [(40, 30)] * 9, [3, 4, 3, 3, 3, 4, 3, 3, 3])):
+        batch = feature_arrays(images, sizes, channels)
+        for i in range(len(images)):
+            one = feature_arrays(images[i : i + 1], None if sizes is None else sizes[i : i + 1],
+                                 None if channels is None else channels[i : i + 1])  # fmt: skip
+            assert {k: v[0] for k, v in one.items()} == {k: v[i] for k, v in batch.items()}, f"image {i}"
+        frame = image_features(images, sizes, channels)  # monitoring's table: the same arrays
+        assert frame.to_dict("records") == feature_records(batch)
+        assert list(feature_records(batch)[0]) == list(FEATURE_COLUMNS)

@@ -16,6 +16,7 @@ from components.deploy.runtime import create_session, run_session
 from components.models.inference import to_pixels
 from components.serving.inference_log import InferenceLog
 from medpipe.config import ExportConfig
+from medpipe.imaging.features import image_features
 from medpipe.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -81,16 +82,24 @@ def test_predictions_match_offline_ort(onnx_folder, prepared_breastmnist, serve,
         got = np.array([[p["probabilities"][c] for c in info["class_names"]] for p in r.json()["predictions"]])
         np.testing.assert_allclose(got, expected[:3], atol=1e-6)
 
+        # all 12 images as one application/x-npy stack (N, H, W, C): the same answers, images named stack[i]
+        r = client.post(f"{url}/v1/predict", content=npy(images), headers={"content-type": "application/x-npy"})
+        assert r.status_code == 200, r.text
+        got = np.array([[p["probabilities"][c] for c in info["class_names"]] for p in r.json()["predictions"]])
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+        assert [p["filename"] for p in r.json()["predictions"]] == [f"stack[{i}]" for i in range(12)]
+
         # feedback by endpoint, then the log holds one row per image with features and embedding
         rid = body["request_id"]
         fb = client.post(f"{url}/v1/feedback", json={"request_id": rid, "label": 0, "index": 2})
         assert fb.json() == {"updated": 1}
         assert client.post(f"{url}/v1/feedback", json={"request_id": "nope", "label": 0}).status_code == 404
     rows = InferenceLog(settings.inference_log).read_window()
-    assert len(rows) == 16
+    assert len(rows) == 28
     mine = rows[rows.request_id == rid].sort_values("image_index")
     assert mine.label.tolist() == [None, None, "malignant"] + [None] * 9
-    assert len(mine.embedding.iloc[0]) == 256 and "sharpness" in mine.features.iloc[0]
+    assert len(mine.embedding.iloc[0]) == 256
+    assert mine.features.tolist() == image_features(images).to_dict("records")  # monitoring's own definition
     np.testing.assert_allclose(np.stack(mine.probabilities.to_list()), expected, atol=1e-6)
 
 

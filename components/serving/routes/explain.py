@@ -70,7 +70,7 @@ async def explain(
     classes = model.preprocessing.class_names
     if target is not None and target not in classes:
         raise InputError(422, "invalid_target", f"target {target!r} is not a class of this model; use one of {classes}")
-    inputs = await read_inputs(request, state.cfg)
+    inputs = await read_inputs(request, state.cfg, batch=False)
     if len(inputs) != 1:
         raise InputError(413, "too_many_images", f"explain takes one image per request, not {len(inputs)}")
     slots = _slots(state)

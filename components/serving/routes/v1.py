@@ -12,7 +12,7 @@ from components.serving import schemas
 from components.serving.deps import ApiKey, CurrentModel, State
 from components.serving.errors import ERROR_RESPONSES, error_response
 from components.serving.inference_log import UnknownPrediction
-from components.serving.inputs import decode_all, read_inputs
+from components.serving.inputs import NPY_STACK, read_images
 from components.serving.scoring import score
 from medpipe.errors import MedpipeError
 
@@ -30,7 +30,10 @@ _PREDICT_BODY = {
                 }
             },
             "application/json": {"schema": schemas.PredictJSON.model_json_schema()},
-            **{t: {"schema": {"type": "string", "format": "binary"}} for t in ("image/*", "application/dicom")},
+            **{
+                t: {"schema": {"type": "string", "format": "binary"}}
+                for t in ("image/*", "application/dicom", NPY_STACK)
+            },
         },
     }
 }
@@ -82,12 +85,11 @@ async def model_info(state: State, model: CurrentModel) -> schemas.ModelInfo:
     openapi_extra=_PREDICT_BODY,
 )
 async def predict(request: Request, state: State, model: CurrentModel) -> schemas.PredictResponse:
-    """Classify one or many images: multipart field ``files`` (repeatable), JSON with base64 images, or one raw
-    ``image/*`` / ``application/dicom`` body (optional ``X-Filename`` header)."""
-    inputs = await read_inputs(request, state.cfg)
-    decoded = await run_in_threadpool(decode_all, inputs, model, state.cfg)
-    names = [name for name, _ in inputs]
-    scored = await score(request.state.request_id, state, model, names, decoded, raw=[data for _, data in inputs])
+    """Classify one or many images: multipart field ``files`` (repeatable), JSON with base64 images, one raw
+    ``image/*`` / ``application/dicom`` body (optional ``X-Filename`` header), or N images as one
+    ``application/x-npy`` array (N, H, W[, C]) (the fast batch body; images named ``<X-Filename or stack>[i]``)."""
+    names, decoded, raw = await read_images(request, model, state.cfg)
+    scored = await score(request.state.request_id, state, model, names, decoded, raw=raw)
     model = scored.model  # the challenger, when the canary answered
     request.state.model_version = model.version
     pre = model.preprocessing
