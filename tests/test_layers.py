@@ -1,4 +1,5 @@
-"""Importing the code does nothing: no environment writes, no PATH change, no logging filters, no PIL limits."""
+"""Importing the code does nothing: no environment writes, no PATH change, no logging filters, levels or handlers,
+no warning filters, no PIL limits. And no import cycle anywhere in the four packages."""
 
 from __future__ import annotations
 
@@ -10,16 +11,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 _PROBE = """
-import json, logging, os, pkgutil, importlib, sys
+import json, logging, os, pkgutil, importlib, sys, warnings
 from PIL import Image
 # Third-party libraries set their own variables on import (torch: KMP_*, TORCHINDUCTOR_CACHE_DIR, ...):
-# import them first, so that what changes below is ours.
-for lib in ("torch", "torchvision", "lightning", "mlflow", "prefect", "evidently", "dvc.repo", "onnxruntime",
-            "optuna", "sklearn", "fastapi", "uvicorn", "matplotlib", "pandas", "scipy", "pydicom", "webdataset"):
+# import them first, so that what changes below is ours (prefect.main runs Prefect's logging dictConfig: handlers
+# and levels on the root, uvicorn and fastapi loggers).
+for lib in ("torch", "torchvision", "lightning", "mlflow", "prefect", "prefect.main", "evidently", "dvc.repo",
+            "onnxruntime", "optuna", "sklearn", "fastapi", "uvicorn", "matplotlib", "pandas", "scipy", "pydicom",
+            "webdataset"):
     importlib.import_module(lib)
 before_env, before_pil = dict(os.environ), Image.MAX_IMAGE_PIXELS
 loggers = lambda: {n: len(l.filters) for n, l in logging.Logger.manager.loggerDict.items() if hasattr(l, "filters")}
 before_filters = loggers()
+every = lambda: [("", logging.root), *logging.Logger.manager.loggerDict.items()]
+config = lambda: {n: (l.level, len(l.handlers)) for n, l in every()
+                  if hasattr(l, "handlers") and not n.startswith("prefect")}
+before_config, before_warnings = config(), list(warnings.filters)
 names = []
 for pkg in ("medpipe", "components", "monitoring", "pipelines"):
     mod = importlib.import_module(pkg)
@@ -34,6 +41,9 @@ print(json.dumps({
     # Prefect configures each of its own loggers as it creates them; what must not appear is a filter that
     # our code puts on somebody's logger (e.g. silencing Lightning at import).
     "new_filters": sorted(n for n, k in after.items() if k > before_filters.get(n, 0) and not n.startswith("prefect")),
+    # a logger created by an import starts at (NOTSET, 0 handlers): anything else is configuration done at import
+    "logging_changed": sorted(n for n, c in config().items() if c != before_config.get(n, (logging.NOTSET, 0))),
+    "new_warning_filters": [str(f) for f in warnings.filters if f not in before_warnings],
 }))
 """
 
@@ -46,6 +56,8 @@ def test_importing_every_module_has_no_side_effects() -> None:
     assert found["env_changed"] == [], found["env_changed"]
     assert not found["pil_changed"]
     assert found["new_filters"] == [], found["new_filters"]
+    assert found["logging_changed"] == [], found["logging_changed"]
+    assert found["new_warning_filters"] == [], found["new_warning_filters"]
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
