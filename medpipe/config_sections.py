@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from medpipe.imaging.policy import DecodePolicy
 
-MODEL_NAMES = ("cnn", "resnet18", "resnet50", "efficientnet_b0", "convnext_tiny")
+# the networks components.models.registry builds (its table has these keys; tests/training/test_models.py checks)
+ModelName = Literal["cnn", "resnet18", "resnet50", "efficientnet_b0", "convnext_tiny"]
+MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 
 
 def _accepts_bool(annotation: Any) -> bool:
@@ -90,7 +92,7 @@ class AugmentConfig(_Section):
 
 
 class ModelConfig(_Section):
-    name: Literal["cnn", "resnet18", "resnet50", "efficientnet_b0", "convnext_tiny"] = "cnn"
+    name: ModelName = "cnn"
     small_input: bool = Field(True, description="3x3 stride-1 stem without max-pool, for small images.")
     dropout: Probability = 0.5
     init_weights: str | None = Field(

@@ -25,9 +25,7 @@ from components.evaluation.served import stamp_operating_point
 from components.training import mlflow_log as ml
 from components.training.train import TrainResult
 from medpipe.config import ExportConfig, RegistryConfig, TrainConfig
-
-SPREAD = ("auc", "sensitivity", "specificity")  # the figures reported as mean +- sd
-PREFIX = "seeds_"
+from medpipe.metrics import SEED_FIGURES, SEED_PREFIX
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ class SeedReport:
     def mean_sd(self) -> dict[str, tuple[float, float]]:
         """``metric -> (mean, sample sd)`` over the members (sd nan for one member)."""
         out = {}
-        for key in SPREAD:
+        for key in SEED_FIGURES:
             vals = np.array([m.metrics.get(key, math.nan) for m in self.members], dtype=float)
             out[key] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else math.nan)
         return out
@@ -48,17 +46,17 @@ class SeedReport:
     def flat(self) -> dict[str, float]:
         """``seeds_n``, ``seeds_<m>_mean``/``_sd`` and per member ``seeds_member<i>_<m>`` (+ ``_ci_low``/``_ci_high``)
         and ``seeds_member<i>_seed`` / ``_threshold``: MLflow metrics, read back by the model card."""
-        out: dict[str, float] = {f"{PREFIX}n": float(len(self.members))}
+        out: dict[str, float] = {f"{SEED_PREFIX}n": float(len(self.members))}
         for key, (mean, sd) in self.mean_sd().items():
-            out[f"{PREFIX}{key}_mean"] = mean
+            out[f"{SEED_PREFIX}{key}_mean"] = mean
             if not math.isnan(sd):
-                out[f"{PREFIX}{key}_sd"] = sd
+                out[f"{SEED_PREFIX}{key}_sd"] = sd
         for i, (seed, m) in enumerate(zip(self.seeds, self.members, strict=True), start=1):
-            tag = f"{PREFIX}member{i}_"
+            tag = f"{SEED_PREFIX}member{i}_"
             out[f"{tag}seed"] = float(seed)
             if m.operating_point.threshold is not None:
                 out[f"{tag}threshold"] = float(m.operating_point.threshold)
-            for key in SPREAD:
+            for key in SEED_FIGURES:
                 out[f"{tag}{key}"] = m.metrics.get(key, math.nan)
                 lo, hi = m.cis.get(key, (math.nan, math.nan))
                 out[f"{tag}{key}_ci_low"], out[f"{tag}{key}_ci_high"] = lo, hi
@@ -74,7 +72,7 @@ class SeedReport:
         """One line per member: its served graph's test figures with 95% CIs at its own operating point."""
         lines = []
         for i, (seed, m) in enumerate(zip(self.seeds, self.members, strict=True), start=1):
-            figs = ", ".join(f"{k} {m.metrics[k]:.4f} [{m.cis[k][0]:.4f}, {m.cis[k][1]:.4f}]" for k in SPREAD)
+            figs = ", ".join(f"{k} {m.metrics[k]:.4f} [{m.cis[k][0]:.4f}, {m.cis[k][1]:.4f}]" for k in SEED_FIGURES)
             lines.append(f"member {i} (seed {seed}): {figs} at {m.operating_point.describe()}")
         return lines
 
@@ -83,7 +81,7 @@ class SeedReport:
         rows = []
         for seed, run_id, m in zip(self.seeds, self.run_ids, self.members, strict=True):
             row: dict[str, Any] = {"seed": seed, "run_id": run_id, "threshold": m.operating_point.threshold}
-            for key in SPREAD:
+            for key in SEED_FIGURES:
                 row[key] = m.metrics.get(key)
                 row[f"{key}_ci"] = list(m.cis.get(key, (math.nan, math.nan)))
             rows.append(row)

@@ -16,7 +16,7 @@ from typing import Any
 
 from medpipe.config import RegistryConfig
 from medpipe.imaging.preprocessing import Preprocessing
-from medpipe.metrics import HEADLINE, OperatingPoint, class_key
+from medpipe.metrics import HEADLINE, SEED_FIGURES, SEED_PREFIX, OperatingPoint, class_key
 from medpipe.settings import Settings
 
 FILENAME = "model_card.md"
@@ -177,10 +177,6 @@ def _performance(card: CardContent, registry: RegistryConfig) -> list[str]:
             )
         out.append("")
     return out
-
-
-SEED_PREFIX = "seeds_"  # components.evaluation.seeds.PREFIX (the registry does not import evaluation code)
-SEED_FIGURES = ("auc", "sensitivity", "specificity")
 
 
 def seed_metrics(metrics: Mapping[str, float]) -> dict[str, float]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-VAL_KEYS = ("auc", "accuracy", "balanced_accuracy", "ece")
-
 
 def _test_metrics_table(title: str, metrics: dict[str, float]):  # noqa: ANN202 - rich Table (lazy import)
     """The headline figures present in ``metrics`` (an EvaluationResult.flat()), with their 95% CIs."""
@@ -185,7 +183,9 @@ def print_train_result(console, result) -> None:
     table = Table(title=f"final model (MLflow run {result.run_id}), validation split")
     table.add_column("metric")
     table.add_column("val", justify="right")
-    for key in VAL_KEYS:
+    from medpipe.metrics import EPOCH_METRICS  # what validation logs each epoch
+
+    for key in EPOCH_METRICS:
         val = result.val_metrics.get(key)
         table.add_row(key, "-" if val is None else f"{val:.4f}")
     console.print(table)

@@ -19,6 +19,10 @@ HEADLINE = ("auc", "sensitivity", "specificity", "ppv", "npv", "accuracy", "bala
 CI_KEYS = ("auc", "sensitivity", "specificity", "ppv", "npv", "accuracy", "balanced_accuracy")
 # the scalar metrics Lightning logs on validation each epoch (``val_<name>``)
 EPOCH_METRICS = ("auc", "accuracy", "balanced_accuracy", "ece")
+# the figures a seed ensemble (train.seeds > 1) reports as mean +- sd (:func:`mean_sd`), under flat keys
+# ``seeds_<figure>_mean`` / ``_sd`` and ``seeds_member<i>_<figure>`` (evaluation writes them, the model card reads them)
+SEED_FIGURES = ("auc", "sensitivity", "specificity")
+SEED_PREFIX = "seeds_"
 
 
 def _skm() -> Any:

@@ -9,9 +9,13 @@ import torch
 
 from components.models.registry import available_models, create_model
 from components.models.transfer import build_model
-from medpipe.config import ConfigError
+from medpipe.config import MODEL_NAMES, ConfigError
 from medpipe.errors import RegistryError
 from tests.training.conftest import smoke_cfg
+
+
+def test_the_config_accepts_exactly_the_models_the_factory_builds() -> None:
+    assert available_models() == MODEL_NAMES  # model.name is validated against the one list
 
 
 @pytest.mark.parametrize("name", available_models())
