@@ -22,11 +22,10 @@ from typing import Any
 import torch
 
 from components.models.ensemble import EnsembleClassifier
-from components.models.registry import Classifier, create_model
+from components.models.registry import NET_PREFIX, Classifier, create_model, network_state
 from medpipe.imaging.preprocessing import Preprocessing
 
 CHECKPOINT = "model.ckpt"
-NET_PREFIX = "net."  # the network's attribute on the LightningModule
 WEIGHTS = "model.pt"  # legacy folders: the state dict ...
 MODEL_CONFIG = "model_config.json"  # ... and the create_model() arguments
 
@@ -65,8 +64,7 @@ def read_model_dir(model_dir: Path) -> tuple[dict[str, Any], dict[str, torch.Ten
     model_dir = Path(model_dir)
     if (model_dir / CHECKPOINT).is_file():
         ckpt = torch.load(model_dir / CHECKPOINT, map_location="cpu", weights_only=True)
-        state = {k.removeprefix(NET_PREFIX): v for k, v in ckpt["state_dict"].items() if k.startswith(NET_PREFIX)}
-        return dict(ckpt["hyper_parameters"]["model"]), state
+        return dict(ckpt["hyper_parameters"]["model"]), network_state(ckpt)
     if not is_model_dir(model_dir):
         raise FileNotFoundError(f"{model_dir} holds no {CHECKPOINT}: not a medpipe model folder")
     config = json.loads((model_dir / MODEL_CONFIG).read_text())

@@ -17,6 +17,7 @@ from torch import nn
 from medpipe.errors import MedpipeError
 
 State = Mapping[str, torch.Tensor]  # a torchvision network's own state dict (ImageNet weights)
+NET_PREFIX = "net."  # where a checkpoint of the training module (ClassifierModule.net) keeps the network
 TORCHVISION_WEIGHTS = {  # model name -> torchvision weights enum (its DEFAULT entry is what "torchvision" loads)
     "resnet18": "ResNet18_Weights",
     "resnet50": "ResNet50_Weights",
@@ -210,17 +211,30 @@ def torchvision_state_dict(name: str) -> dict[str, torch.Tensor]:
     return state
 
 
+def network_state(state: Any) -> Any:
+    """The network's tensors of a Lightning checkpoint of the training module (its ``state_dict`` under
+    ``net.``); anything else (a plain state dict) as it is."""
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        return {k.removeprefix(NET_PREFIX): v for k, v in state["state_dict"].items() if k.startswith(NET_PREFIX)}
+    return state
+
+
+def load_matching(model: Classifier, state: State, source: str) -> list[str]:
+    """Copy every tensor whose name and shape match (a head of another size stays fresh); returns skipped keys."""
+    own = model.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fits:
+        raise MedpipeError(
+            f"weights {source} hold no tensor that fits model {type(model.backbone).__name__}: "
+            "use weights of the same architecture (model.name)"
+        )
+    model.load_state_dict(fits, strict=False)
+    return sorted(set(own) - set(fits))
+
+
 def load_weights(model: Classifier, path: Path) -> list[str]:
-    """Load a Classifier state dict, skipping tensors whose shape differs (e.g. a new head). Returns skipped keys."""
+    """Load a Classifier state dict or model checkpoint file (``weights_only=True``) into ``model``, skipping
+    tensors whose shape differs (e.g. a new head). Returns the skipped keys."""
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} not found")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:  # a Lightning checkpoint
-        state = {k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")}
-    own = model.state_dict()
-    compatible = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    skipped = sorted(set(own) - set(compatible))
-    if not compatible:
-        raise ValueError(f"weights file {path} holds no tensor that fits this model")
-    model.load_state_dict(compatible, strict=False)
-    return skipped
+    return load_matching(model, network_state(torch.load(path, map_location="cpu", weights_only=True)), str(path))

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from components.models.registry import TORCHVISION_WEIGHTS, Classifier, create_model
+from components.models.registry import TORCHVISION_WEIGHTS, Classifier, create_model, load_matching, network_state
 from medpipe.config import ModelConfig
 from medpipe.errors import MedpipeError, RegistryError
 from medpipe.settings import Settings
@@ -25,26 +25,13 @@ def factory_kwargs(cfg: ModelConfig, *, num_classes: int, in_channels: int) -> d
     }
 
 
-def apply_state_dict(model: Classifier, state: dict[str, torch.Tensor], source: str) -> list[str]:
-    """Copy every tensor whose name and shape match (a head of another size stays fresh); returns skipped keys."""
-    own = model.state_dict()
-    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not fits:
-        raise MedpipeError(
-            f"init weights {source} hold no tensor that fits model {type(model.backbone).__name__}: "
-            "use weights of the same architecture (model.name)"
-        )
-    model.load_state_dict(fits, strict=False)
-    return sorted(set(own) - set(fits))
-
-
 def registered_state_dict(uri: str, settings: Settings) -> dict[str, torch.Tensor]:
     """State dict of a registered model (``models:/name@alias`` or ``models:/name/3``), read from the
     ``model.ckpt`` it carries (``model.pt`` for versions registered before) with ``weights_only=True``: nothing a
     registry holds is unpickled."""
     import tempfile
 
-    from components.models.artifacts import CHECKPOINT, NET_PREFIX, WEIGHTS
+    from components.models.artifacts import CHECKPOINT, WEIGHTS
     from components.tracking import use_tracking_store
 
     use_tracking_store(settings)
@@ -63,8 +50,7 @@ def registered_state_dict(uri: str, settings: Settings) -> dict[str, torch.Tenso
             raise RegistryError(
                 f"{uri}: {local.name} is not a plain state dict ({type(err).__name__}); refused"
             ) from err
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # model.ckpt: the network's part
-        state = {k.removeprefix(NET_PREFIX): v for k, v in state["state_dict"].items() if k.startswith(NET_PREFIX)}
+    state = network_state(state)  # model.ckpt: the network's part
     if not isinstance(state, dict):
         raise RegistryError(f"{uri}: {local.name} holds a {type(state).__name__}, not a state dict")
     return state
@@ -94,15 +80,14 @@ def build_model(
         return create_model(**kwargs, weights="torchvision"), kwargs, []
     model = create_model(**kwargs)
     if init.startswith("models:/"):
-        return model, kwargs, apply_state_dict(model, registered_state_dict(init, settings), init)
+        return model, kwargs, load_matching(model, registered_state_dict(init, settings), init)
     path = Path(init).expanduser()
     if not path.is_file():
         raise MedpipeError(
             f"model.init_weights={init!r} is neither 'torchvision', a models:/name@alias URI, nor an existing file"
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:  # a Lightning checkpoint of our module
-        state = {k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")}
+    state = network_state(state)  # a Lightning checkpoint of our module: the network's part
     torchvision_own = isinstance(state, dict) and not any(k.startswith("backbone.") for k in state)
     if torchvision_own and cfg.name in TORCHVISION_WEIGHTS:  # e.g. ImageNet weights saved on another machine
         try:
@@ -111,4 +96,4 @@ def build_model(
             raise MedpipeError(
                 f"model.init_weights={init!r} is not a state dict of torchvision's {cfg.name} ({err})"
             ) from None
-    return model, kwargs, apply_state_dict(model, state, str(path))
+    return model, kwargs, load_matching(model, state, str(path))
