@@ -20,6 +20,27 @@ def test_repo_params_validate_and_profiles_apply() -> None:
     assert full.params_hash() != smoke.params_hash()
 
 
+def test_lineage_is_a_frozen_view_that_names_runs_and_tracks_every_tunable() -> None:
+    from pydantic import ValidationError
+
+    from components.tracking import experiment_name, run_name
+
+    smoke = load_config(PARAMS, profile="smoke", overrides=["data.source=/data/Chest X-Ray/"])
+    lineage = smoke.lineage()
+    assert (lineage.project, lineage.dataset, lineage.model, lineage.profile) == (
+        "chest-x-ray", "/data/Chest X-Ray/", "cnn", "smoke",
+    )  # fmt: skip
+    assert lineage.params_hash == smoke.params_hash()
+    assert set(lineage.params) == {"model", "train", "augment"} and lineage.params["train"]["lr"] == smoke.train.lr
+    assert run_name(lineage, "seeds3") == "chest-x-ray-cnn-smoke-seeds3"
+    assert experiment_name(lineage.project, "monitoring") == "chest-x-ray-monitoring"
+    assert run_name(PipelineConfig().lineage()) == "breastmnist-cnn-custom"
+    with pytest.raises(ValidationError, match="frozen"):
+        lineage.params_hash = "x"
+    # a change in a section the view does not hold (the gate's floor) still changes the lineage hash
+    assert smoke.with_overrides({"registry.min_primary": 0.5}).lineage().params_hash != lineage.params_hash
+
+
 def test_default_profile_comes_from_params_and_dash_s_profile_picks_another(tmp_path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text("profile: small\ntrain: {epochs: 40}\nprofiles:\n  small: {train.epochs: 2}\n  big: {}\n")
