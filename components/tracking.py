@@ -8,6 +8,7 @@ an unreachable server ends in a :class:`RegistryError` that says what to check.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import socket
 import subprocess
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tenacity import Retrying, before_sleep_log, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -36,6 +37,7 @@ def experiment_name(project: str, kind: str = "training") -> str:
     return f"{project}-{kind}"
 
 
+MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -304,6 +306,18 @@ def close_orphaned_runs(client: MlflowClient, experiment_id: str) -> list[str]:
             closed.append(run.info.run_id)
             log.warning("MLflow run %s was left RUNNING by a dead process (%s): marked KILLED", run.info.run_id, owner)
     return closed
+
+
+def flat_params(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """MLflow params of a config tree: ``{"train": {"lr": 0.1}}`` -> ``{"train.lr": "0.1"}``; a list as JSON, a
+    value cut to MLflow's 6,000 characters. Training, search and registration runs log the same strings."""
+    out: dict[str, str] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flat_params(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = (json.dumps(value) if isinstance(value, list) else str(value))[:MAX_PARAM_CHARS]
+    return out
 
 
 def short_hash(text: str) -> str:

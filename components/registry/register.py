@@ -35,6 +35,7 @@ from components.registry.preflight import CLASS_NAMES_TAG, PreflightError, class
 from components.tracking import (
     RetryPolicy,
     experiment_name,
+    flat_params,
     lineage_tags,
     mlflow_client,
     setup_mlflow,
@@ -308,17 +309,7 @@ def _new_run(client: Any, lineage: Lineage, tags: dict[str, str]) -> str:
 
     exp = mlflow.get_experiment_by_name(experiment_name(lineage.project))
     run = client.create_run(exp.experiment_id, tags=tags, run_name="register")
-    params = [Param(k, str(v)[:6000]) for k, v in _flat(lineage.params).items()]
+    params = [Param(k, v) for k, v in flat_params(lineage.params).items()]
     client.log_batch(run.info.run_id, params=params)  # MlflowClient has no log_params
     client.set_terminated(run.info.run_id)
     return run.info.run_id
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
-    return out

@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from components.data.dataset import PreparedData, Split
 from components.data.shards import pixel_stats
 from components.models.transfer import build_model
+from components.tracking import flat_params
 from components.training import mlflow_log as ml
 from components.training import plots, streaming
 from components.training.augment import BatchAugment
@@ -80,7 +81,7 @@ def load_splits(prepared: PreparedData, t: TrainConfig | None = None) -> dict[st
 def run_params(cfg: PipelineConfig, prepared: PreparedData) -> dict[str, Any]:
     """Flat params of a training run: model/train/augment sections + the data it saw."""
     dumped = cfg.model_dump(mode="json")
-    params = ml.flatten("", {k: dumped[k] for k in ("model", "train", "augment")})
+    params: dict[str, Any] = flat_params({k: dumped[k] for k in ("model", "train", "augment")})
     params.update(
         {
             "data.source": cfg.data.source,

@@ -15,7 +15,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME, MLFLOW_RUN_NOTE
 
-from components.tracking import close_orphaned_runs, mlflow_client, owner_tag
+from components.tracking import MAX_PARAM_CHARS, close_orphaned_runs, mlflow_client, owner_tag
 
 PRUNED_TAG = "optuna.trial_state"
 
@@ -87,7 +87,7 @@ def _system_monitor(client: MlflowClient, run_id: str) -> Any:
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
-    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    items = [Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in params.items()]
     for i in range(0, len(items), 100):
         client.log_batch(run_id, params=items[i : i + 100])
 
@@ -106,16 +106,6 @@ def set_tags(client: MlflowClient, run_id: str, tags: dict[str, str]) -> None:
 def log_artifacts(client: MlflowClient, run_id: str, paths: list[Path], artifact_path: str | None = None) -> None:
     for p in paths:
         client.log_artifact(run_id, str(p), artifact_path)
-
-
-def flatten(prefix: str, value: Any) -> dict[str, Any]:
-    """{"train": {"lr": 0.1}} -> {"train.lr": 0.1} (for params)."""
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(flatten(f"{prefix}.{k}" if prefix else str(k), v))
-        return out
-    return {prefix: value}
 
 
 class MlflowEpochLogger(L.Callback):
