@@ -51,7 +51,7 @@ def monitoring_flow(
         )
 
     def start_retrain(reason: str) -> str:
-        return _start_retrain(reason, champion, cfg.registry.model_name, params_path, profile, overrides)
+        return _start_retrain(reason, champion, cfg, params_path, profile, overrides)
 
     result = run_stage(
         "drift-check",
@@ -84,23 +84,24 @@ def monitoring_flow(
 def _start_retrain(
     reason: str,
     champion: Champion,
-    model_name: str,
+    cfg: PipelineConfig,
     params_path: str,
     profile,
     overrides,  # noqa: ANN001
 ) -> str:
-    """Emit the drift event; the training deployment's trigger starts the run from it, or (no deployment)
-    run the training flow inline. Returns what was started."""
+    """Emit the drift event; the training deployment's trigger starts the run from it (reading the config in
+    its own process), or (no deployment) run the training flow inline on this run's config, not read again.
+    Returns what was started."""
     emit_event(
         event=DRIFT_EVENT,
-        resource={"prefect.resource.id": f"medpipe.model.{model_name}"},
+        resource={"prefect.resource.id": f"medpipe.model.{cfg.registry.model_name}"},
         payload={"reason": reason, "champion_version": champion.version},
     )
     if deployment_exists(TRAINING_DEPLOYMENT):
         return f"event {DRIFT_EVENT} -> deployment {TRAINING_DEPLOYMENT}"
     from pipelines.training import training_flow
 
-    result = training_flow(params_path, profile, overrides, reason=f"drift: {reason}")
+    result = training_flow(params_path, profile, overrides, reason=f"drift: {reason}", config=cfg)
     state = "promoted" if result.promoted else "not promoted"
     return f"training run {result.run_id} inline -> v{result.version} ({state})"
 
