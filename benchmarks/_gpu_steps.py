@@ -123,7 +123,7 @@ def _search_config(ctx: Context, overrides: dict[str, Any]) -> Any:
             if key in space:
                 space[key] = space[key].model_copy(update={"choices": ["cnn" if key == "model.name" else None]})
         cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update={"space": space})})
-    return cfg
+    return cfg.for_training()
 
 
 def _objective(ctx: Context, cfg: Any, prepared: Any, splits: dict, epochs_run: list[int]) -> Any:

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -50,6 +50,9 @@ SERVICES_FILE = "services.yaml"  # next to the params file: the settings no pipe
 PROFILES_FILE = "profiles.yaml"  # next to the params file: named overrides (DVC tracks the active one)
 
 
+_C = TypeVar("_C", bound=BaseModel)
+
+
 class ConfigError(MedpipeError, ValueError):
     """A params file or override that does not validate; the message names key, value and what is allowed."""
 
@@ -58,7 +61,8 @@ class Lineage(BaseModel):
     """What a run is made from, beyond the section a stage reads: it names the run and fills its lineage tags.
 
     Built once from the whole config (:meth:`PipelineConfig.lineage`) by the entry point and handed to the stages
-    that log runs (:mod:`components.tracking`, registration): they never see the whole tree.
+    that log runs (:mod:`components.tracking`, registration): they never see the whole tree. Training builds its
+    runs' lineage from its own view (:meth:`TrainingConfig.lineage`).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -67,7 +71,7 @@ class Lineage(BaseModel):
     dataset: str  # data.source
     model: str  # model.name
     profile: str | None  # the profile applied on load
-    params_hash: str  # PipelineConfig.params_hash(): every tunable
+    params_hash: str  # the params_hash() of the config it was built from: every tunable, or the training sections
     params: dict[str, Any]  # the model, train and augment sections (logged on a registration run of its own)
 
 
@@ -111,26 +115,81 @@ class PipelineConfig(_Section):
         return raw
 
     def params_hash(self) -> str:
-        """A short, stable hash of every tunable (tagged on runs for lineage)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        """A short, stable hash of every tunable (tagged on registered versions for lineage)."""
+        return _hash(self)
 
     def lineage(self) -> Lineage:
         """The run-naming and lineage view of this config (see :class:`Lineage`)."""
-        return Lineage(
-            project=str(self.project.name),
-            dataset=self.data.source,
-            model=self.model.name,
-            profile=self.profile,
-            params_hash=self.params_hash(),
-            params=self.model_dump(mode="json", include={"model", "train", "augment"}),
-        )
+        return _lineage(self)
 
     def with_overrides(self, overrides: list[str] | dict[str, Any]) -> PipelineConfig:
         """Return a validated copy with ``key.path=value`` overrides applied."""
         raw = self.model_dump(mode="json")
         _apply_overrides(raw, overrides)
         return _validate(raw, "override")
+
+    def for_training(self) -> TrainingConfig:
+        """The training view: the sections search and training read (see :class:`TrainingConfig`)."""
+        return TrainingConfig(profile=self.profile, **{name: getattr(self, name) for name in TRAINING_SECTIONS})
+
+
+# What components/training reads: the search space spans model/train/augment, the study name hashes data,
+# runs are named after project and profile.
+TRAINING_SECTIONS = ("project", "data", "augment", "model", "train", "search")
+
+
+class TrainingConfig(_Section):
+    """The frozen view of the config that search and training take (built by :meth:`PipelineConfig.for_training`).
+
+    Its :meth:`params_hash` covers these sections only, so a change to the registry, serving or monitoring
+    sections does not change a training run's key; :meth:`with_overrides` takes the search's dotted keys
+    (``train.lr``, ``model.dropout``) and rejects keys of other sections.
+    """
+
+    profile: str | None = Field(None, description="The profile the config was loaded with (names runs).")
+    project: ProjectConfig
+    data: DataConfig
+    augment: AugmentConfig
+    model: ModelConfig
+    train: TrainConfig
+    search: SearchConfig
+
+    def params_hash(self) -> str:
+        """A short, stable hash of the training sections (run keys, the runs' lineage tag)."""
+        return _hash(self)
+
+    def lineage(self) -> Lineage:
+        """The run-naming and lineage view of training's runs (its ``params_hash`` is the training sections')."""
+        return _lineage(self)
+
+    def with_overrides(self, overrides: list[str] | dict[str, Any]) -> TrainingConfig:
+        """Return a validated copy with ``key.path=value`` overrides applied (training sections only)."""
+        pairs = dict(overrides) if isinstance(overrides, dict) else dict(map(parse_override, overrides))
+        for key in pairs:
+            if key.partition(".")[0] not in ("profile", *TRAINING_SECTIONS):
+                raise ConfigError(
+                    f"override {key}: training reads only {', '.join(TRAINING_SECTIONS)}; "
+                    "apply it to the whole config (PipelineConfig.with_overrides) instead"
+                )
+        raw = self.model_dump(mode="json")
+        _apply_overrides(raw, pairs)
+        return _validated(TrainingConfig, raw, "override")
+
+
+def _hash(config: BaseModel) -> str:
+    blob = json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _lineage(cfg: PipelineConfig | TrainingConfig) -> Lineage:
+    return Lineage(
+        project=str(cfg.project.name),
+        dataset=cfg.data.source,
+        model=cfg.model.name,
+        profile=cfg.profile,
+        params_hash=cfg.params_hash(),
+        params=cfg.model_dump(mode="json", include={"model", "train", "augment"}),
+    )
 
 
 _GENERIC_STEMS = frozenset({"labels", "manifest", "data", "dataset", "train", "images", "index", "metadata"})
@@ -186,8 +245,12 @@ def _format_error(err: ValidationError, source: str) -> str:
 
 
 def _validate(raw: dict[str, Any], source: str) -> PipelineConfig:
+    return _validated(PipelineConfig, raw, source)
+
+
+def _validated(model: type[_C], raw: dict[str, Any], source: str) -> _C:
     try:
-        return PipelineConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_format_error(err, source)) from None
 

@@ -30,7 +30,8 @@ def _kind(annotation: Any) -> str:
 
 class _Section(BaseModel):
     # No inf/nan anywhere (`-S train.lr=1e400` is inf), and no bool where a number is meant (`epochs: true`).
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+    # Frozen: a config is loaded once and passed down; a changed copy comes from ``with_overrides``.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

@@ -90,7 +90,9 @@ def training_flow(
     run_dir = settings.models_dir / cfg.registry.model_name / "runs" / (flow_run.get_id() or "local")
 
     with gpu_slot(settings):
-        trained = run_stage("search-and-train", train_task, cfg, prepared, settings, out_dir=run_dir / "model")
+        trained = run_stage(
+            "search-and-train", train_task, cfg.for_training(), prepared, settings, out_dir=run_dir / "model"
+        )
     best, parent = trained.best_params, trained.search_run_id
     final_cfg = cfg.with_overrides(best) if best else cfg
     export = run_stage(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from medpipe.config import ConfigError, PipelineConfig, load_config, parse_override
+from medpipe.config import TRAINING_SECTIONS, ConfigError, PipelineConfig, load_config, parse_override
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -140,3 +141,27 @@ def test_base_file_is_validated_before_a_profile_can_hide_a_bad_value(tmp_path: 
     with pytest.raises(ConfigError) as err:
         load_config(params, profile="fix")
     assert "train.epochs = -3" in str(err.value) and "(profile" not in str(err.value).splitlines()[0]
+
+
+def test_training_view_holds_the_training_sections_and_hashes_only_them() -> None:
+    cfg = load_config(PARAMS, profile="smoke")
+    view = cfg.for_training()
+    assert set(view.model_dump()) == {"profile", *TRAINING_SECTIONS}
+    assert view.train == cfg.train and view.search == cfg.search and view.profile == "smoke"
+    # a registry or serving change leaves the training view (run keys, study names) as it was; a train change not
+    other = cfg.with_overrides({"registry.min_primary": 0.5, "serving.port": 9000})
+    assert other.params_hash() != cfg.params_hash() and other.for_training().params_hash() == view.params_hash()
+    tuned = view.with_overrides({"train.lr": 0.01, "model.dropout": 0.2})  # the search's dotted keys
+    assert (tuned.train.lr, tuned.model.dropout) == (0.01, 0.2) and tuned.params_hash() != view.params_hash()
+    assert cfg.with_overrides({"train.lr": 0.01, "model.dropout": 0.2}).for_training() == tuned
+    # training's runs are named like the rest; their lineage hash is the training sections'
+    assert view.lineage().model_copy(update={"params_hash": cfg.params_hash()}) == cfg.lineage()
+    assert view.lineage().params_hash == view.params_hash()
+    with pytest.raises(ConfigError, match="override registry.min_primary: training reads only project, data"):
+        view.with_overrides({"registry.min_primary": 0.5})
+    with pytest.raises(ConfigError, match="train.lr"):
+        view.with_overrides(["train.lr=-1"])
+    with pytest.raises(ValidationError, match="frozen"):
+        view.train.lr = 0.5  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
+        cfg.train = view.train  # type: ignore[misc]

@@ -26,7 +26,7 @@ from components.training.data import InMemoryDataModule, LoaderSettings, channel
 from components.training.distributed import resolve_precision, use_gpu
 from components.training.module import ClassifierModule, OptimSettings
 from components.training.streaming import StreamedSplit, StreamingDataModule
-from medpipe.config import PipelineConfig, TrainConfig
+from medpipe.config import AugmentConfig, TrainConfig, TrainingConfig
 from medpipe.imaging.preprocessing import Preprocessing
 from medpipe.settings import Settings
 
@@ -69,8 +69,9 @@ class FitOutcome:
     artifacts: list[Path] = field(default_factory=list)
 
 
-def train_image_size(cfg: PipelineConfig, prepared: PreparedData) -> int:
-    return cfg.train.image_size or prepared.image_size
+def train_image_size(t: TrainConfig, prepared: PreparedData) -> int:
+    """The side images are trained at: ``train.image_size``, or the prepared data's own."""
+    return t.image_size or prepared.image_size
 
 
 def load_splits(prepared: PreparedData, t: TrainConfig | None = None) -> dict[str, Split | StreamedSplit]:
@@ -78,7 +79,7 @@ def load_splits(prepared: PreparedData, t: TrainConfig | None = None) -> dict[st
     return streaming.load_splits(prepared, t.stream_above_mb if t is not None else float("inf"))
 
 
-def run_params(cfg: PipelineConfig, prepared: PreparedData) -> dict[str, Any]:
+def run_params(cfg: TrainingConfig, prepared: PreparedData) -> dict[str, Any]:
     """Flat params of a training run: model/train/augment sections + the data it saw."""
     dumped = cfg.model_dump(mode="json")
     params: dict[str, Any] = flat_params({k: dumped[k] for k in ("model", "train", "augment")})
@@ -87,7 +88,7 @@ def run_params(cfg: PipelineConfig, prepared: PreparedData) -> dict[str, Any]:
             "data.source": cfg.data.source,
             "data.image_size": prepared.image_size,
             "data.version": prepared.data_version or "unknown",
-            "train.image_size_effective": train_image_size(cfg, prepared),
+            "train.image_size_effective": train_image_size(cfg.train, prepared),
             "train.precision_effective": resolve_precision(cfg.train),
         }
     )
@@ -102,7 +103,7 @@ def _unprefixed(metrics: dict[str, float], prefix: str) -> dict[str, float]:
 
 
 def fit(
-    cfg: PipelineConfig,
+    cfg: TrainingConfig,
     prepared: PreparedData,
     settings: Settings,
     splits: dict[str, Split | StreamedSplit],
@@ -126,7 +127,7 @@ def fit(
     k = prepared.num_classes
     streamed = isinstance(train, StreamedSplit)
     mean, std = pixel_stats(train.index, "train") if isinstance(train, StreamedSplit) else channel_stats(train.images)
-    size = train_image_size(cfg, prepared)
+    size = train_image_size(t, prepared)
     net, kwargs, skipped = build_model(cfg.model, num_classes=k, in_channels=prepared.channels, settings=settings)
     channels_last = t.channels_last and gpu
     if channels_last:
@@ -176,7 +177,7 @@ def fit(
 
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="medpipe-fit-"))
     work_dir.mkdir(parents=True, exist_ok=True)
-    artifacts = [_preview(dm, train, work_dir / "augmentation_preview.png", cfg)]
+    artifacts = [_preview(dm, train, work_dir / "augmentation_preview.png", cfg.augment, seed=t.seed + 1)]
     if client is not None and run_id:
         ml.set_tags(
             client,
@@ -250,16 +251,16 @@ def fit(
     return out
 
 
-def _preview(dm: InMemoryDataModule, train: Split | StreamedSplit, path: Path, cfg: PipelineConfig) -> Path:
-    """Augmentation preview grid: the first 8 training images before/after (an independent generator)."""
+def _preview(dm: InMemoryDataModule, train: Split | StreamedSplit, path: Path, a: AugmentConfig, *, seed: int) -> Path:
+    """Augmentation preview grid: the first 8 training images before/after (generator ``seed``, independent of
+    training's)."""
     n = min(8, len(train))
     first = train.head(n) if isinstance(train, StreamedSplit) else train.images[:n]
     raw = torch.from_numpy(np.ascontiguousarray(first.transpose(0, 3, 1, 2)))
     from components.models.inference import resize
 
     before = resize(raw.float() / 255.0, dm.loader.train_size)
-    after = BatchAugment(cfg.augment, seed=cfg.train.seed + 1)(before.clone())
-    a = cfg.augment
+    after = BatchAugment(a, seed=seed)(before.clone())
     title = (
         f"hflip {a.hflip} vflip {a.vflip} rot {a.rotate_degrees:g} trans {a.translate:g} scale {a.scale:g} "
         f"bright {a.brightness:g} contr {a.contrast:g} crop {a.random_resized_crop:g} mixup {a.mixup_alpha:g}"

@@ -22,11 +22,11 @@ from components.training.distributed import is_rank_zero
 from components.training.engine import run_params
 from components.training.search import run_search
 from components.training.train import TrainResult, train_model
-from medpipe.config import PipelineConfig
+from medpipe.config import TrainingConfig
 from medpipe.settings import Settings
 
 
-def train_best(cfg: PipelineConfig, prepared: PreparedData, settings: Settings, *, out_dir: Path) -> TrainResult:
+def train_best(cfg: TrainingConfig, prepared: PreparedData, settings: Settings, *, out_dir: Path) -> TrainResult:
     """Search (if ``search.enabled``), then retrain with the best params on train (early-stopped on val), once per
     seed of ``train.seeds``; the final run(s) are children of the search's parent run. Test figures come from the
     exported graph's evaluation."""
@@ -43,7 +43,7 @@ def train_best(cfg: PipelineConfig, prepared: PreparedData, settings: Settings, 
     return dataclasses.replace(result, best_params=found.best_params, search_run_id=found.parent_run_id)
 
 
-def member_config(cfg: PipelineConfig, index: int) -> PipelineConfig:
+def member_config(cfg: TrainingConfig, index: int) -> TrainingConfig:
     """Member ``index`` (0-based) of a seeds run: the same config, seed ``train.seed + index``, trained alone."""
     return cfg.with_overrides({"train.seed": cfg.train.seed + index, "train.seeds": 1, "train.ensemble": False})
 
@@ -54,7 +54,7 @@ def member_dir(out_dir: Path, index: int) -> Path:
 
 
 def train_seeds(
-    cfg: PipelineConfig, prepared: PreparedData, settings: Settings, *, out_dir: Path, parent_run_id: str | None
+    cfg: TrainingConfig, prepared: PreparedData, settings: Settings, *, out_dir: Path, parent_run_id: str | None
 ) -> TrainResult:
     """Train ``cfg.train.seeds`` members under one ``seeds`` run; the result is the ensemble (``train.ensemble``)
     or the first member, with every member in ``members``."""

@@ -10,7 +10,7 @@ from components.data.dataset import PreparedData, Split
 from components.tracking import experiment_name, lineage_tags, setup_mlflow
 from components.training import mlflow_log as ml
 from components.training.engine import fit, load_splits
-from medpipe.config import PipelineConfig
+from medpipe.config import TrainingConfig
 from medpipe.settings import Settings
 
 
@@ -41,7 +41,7 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.nda
 
 
 def cross_validate(
-    cfg: PipelineConfig,
+    cfg: TrainingConfig,
     prepared: PreparedData,
     settings: Settings,
     *,

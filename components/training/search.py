@@ -28,7 +28,7 @@ from components.training import plots
 from components.training.distributed import world_size
 from components.training.engine import fit, load_splits, run_params
 from components.training.study import open_study, study_name_for, suggest
-from medpipe.config import PipelineConfig
+from medpipe.config import TrainingConfig
 from medpipe.errors import MedpipeError
 from medpipe.settings import Settings
 
@@ -131,7 +131,7 @@ def _parent_run(client: Any, exp_id: str, study: str) -> str | None:
 # --- the search ----------------------------------------------------------------------------------
 
 
-def run_search(cfg: PipelineConfig, prepared: PreparedData, settings: Settings) -> SearchResult:
+def run_search(cfg: TrainingConfig, prepared: PreparedData, settings: Settings) -> SearchResult:
     """Run (or resume) the study until ``search.n_trials`` trials have finished (complete or pruned)."""
     s = cfg.search
     if not s.space:
@@ -143,7 +143,7 @@ def run_search(cfg: PipelineConfig, prepared: PreparedData, settings: Settings) 
             "model distributed with `medpipe train --no-search -S search.enabled=false -S train.devices=N ...`"
         )
     name = study_name_for(cfg, prepared)
-    study = open_study(cfg, name, settings)
+    study = open_study(s, name, settings, seed=cfg.train.seed)
     client = ml.client_for(settings)
     exp_id = setup_mlflow(settings, experiment_name(cfg.project.name, "training"))
     tags = lineage_tags(cfg.lineage(), prepared.data_version, settings)
@@ -206,7 +206,7 @@ def _trial_progress(n_trials: int, study: optuna.Study, trial: optuna.trial.Froz
 
 @dataclass
 class _Objective:
-    cfg: PipelineConfig
+    cfg: TrainingConfig
     prepared: PreparedData
     settings: Settings
     splits: dict[str, Split]
@@ -287,6 +287,6 @@ def _summarise(study: optuna.Study, client: Any, parent: str) -> SearchResult:
     )
 
 
-def run_worker(cfg: PipelineConfig, prepared: PreparedData, settings: Settings, study_name: str) -> SearchResult:
+def run_worker(cfg: TrainingConfig, prepared: PreparedData, settings: Settings, study_name: str) -> SearchResult:
     """Join study ``study_name`` (created if missing) and run trials until it holds ``search.n_trials``."""
     return run_search(cfg.with_overrides({"search.study_name": study_name}), prepared, settings)

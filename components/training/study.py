@@ -13,13 +13,13 @@ from tenacity import Retrying, before_sleep_log, retry_if_exception_type, stop_a
 
 from components.data.dataset import PreparedData
 from components.tracking import short_hash
-from medpipe.config import PipelineConfig, SearchConfig, SearchParam
+from medpipe.config import SearchConfig, SearchParam, TrainingConfig
 from medpipe.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def study_name_for(cfg: PipelineConfig, prepared: PreparedData) -> str:
+def study_name_for(cfg: TrainingConfig, prepared: PreparedData) -> str:
     """``search.study_name`` or ``<project>-search-<hash>`` over the space, the fixed params and the data,
     so a rerun with the same inputs resumes its study and any change starts a new one."""
     if cfg.search.study_name:
@@ -101,17 +101,19 @@ def make_sampler(s: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=s.n_jobs > 1)
 
 
-def open_study(cfg: PipelineConfig, name: str, settings: Settings) -> optuna.Study:
+def open_study(s: SearchConfig, name: str, settings: Settings, *, seed: int) -> optuna.Study:
+    """Create or load study ``name`` in ``settings.study_storage``; its sampler is seeded with ``seed``
+    (``train.seed``)."""
     study = optuna.create_study(
         study_name=name,
         storage=make_storage(settings.study_storage),
         direction="maximize",
-        sampler=make_sampler(cfg.search, cfg.train.seed),
-        pruner=make_pruner(cfg.search),
+        sampler=make_sampler(s, seed),
+        pruner=make_pruner(s),
         load_if_exists=True,
     )
     if study.trials:  # resumed / joined: a fresh seed, or the random start-up trials would repeat the first ones
-        study.sampler = make_sampler(cfg.search, cfg.train.seed + len(study.trials))
+        study.sampler = make_sampler(s, seed + len(study.trials))
     return study
 
 

@@ -34,7 +34,7 @@ from components.training.distributed import is_rank_zero, world_size
 from components.training.engine import fit, load_splits, run_params
 from components.training.kfold import cross_validate
 from components.training.streaming import StreamedSplit
-from medpipe.config import PipelineConfig
+from medpipe.config import TrainingConfig
 from medpipe.errors import DataError
 from medpipe.settings import Settings
 
@@ -58,7 +58,7 @@ class TrainResult:
 # --- the stage -----------------------------------------------------------------------------------
 
 
-def run_key(cfg: PipelineConfig, prepared: PreparedData, kind: str) -> str:
+def run_key(cfg: TrainingConfig, prepared: PreparedData, kind: str) -> str:
     """Deterministic id of a run: same params + same data + same kind -> same checkpoint folder (resume)."""
     data = prepared.data_version or str(Path(prepared.path).resolve())
     return f"{kind}-{short_hash(cfg.params_hash() + data)}"
@@ -77,7 +77,7 @@ def _open_run_id(client: Any, run_dir: Path) -> str | None:
 
 
 def train_model(
-    cfg: PipelineConfig,
+    cfg: TrainingConfig,
     prepared: PreparedData,
     settings: Settings,
     *,
@@ -156,7 +156,7 @@ def train_model(
 
 
 def _train_replica(
-    cfg: PipelineConfig, prepared: PreparedData, settings: Settings, *, out_dir: Path, parent_run_id: str | None
+    cfg: TrainingConfig, prepared: PreparedData, settings: Settings, *, out_dir: Path, parent_run_id: str | None
 ) -> TrainResult:
     """A DDP rank other than 0: the same fit (its collectives), checkpoints only through rank 0 into the same
     folder; no MLflow run, no model folder."""

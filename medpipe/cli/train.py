@@ -70,7 +70,7 @@ def train(
         from components.training.final import train_best
         from medpipe.cli.reporting import print_train_result
 
-        result = train_best(cfg, load_prepared(prepared or Path("data/prepared")), current, out_dir=out)
+        result = train_best(cfg.for_training(), load_prepared(prepared or Path("data/prepared")), current, out_dir=out)
         if is_rank_zero():  # under torchrun / DDP every rank runs this command; one reports
             print_train_result(console, result)
         return
@@ -111,4 +111,4 @@ def hpo_worker(
     route_training_libraries()
     from medpipe.cli.reporting import print_search_result
 
-    print_search_result(console, run_worker(cfg, load_prepared(prepared), current, study))
+    print_search_result(console, run_worker(cfg.for_training(), load_prepared(prepared), current, study))

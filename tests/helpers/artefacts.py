@@ -106,7 +106,9 @@ def train(recipe: Recipe, prepared: Path, settings, out_dir: Path) -> Path:  # n
     data = noisy_copy(prepared, out_dir / "data", recipe.label_noise) if recipe.label_noise else prepared
     threads = torch.get_num_threads()  # the engine sets train.cpu_threads for the process: give it back
     try:
-        return train_model(recipe.config(), load_prepared(data), settings, out_dir=out_dir / "model").model_dir
+        return train_model(
+            recipe.config().for_training(), load_prepared(data), settings, out_dir=out_dir / "model"
+        ).model_dir
     finally:
         torch.set_num_threads(threads)
 

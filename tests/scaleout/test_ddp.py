@@ -56,7 +56,10 @@ def test_ddp_two_cpu_processes_match_single_process(
     from medpipe.settings import get_settings
 
     single = train_model(
-        smoke_cfg(*COMMON), load_prepared(prepared_breastmnist), get_settings(), out_dir=tmp_path / "single-model"
+        smoke_cfg(*COMMON).for_training(),
+        load_prepared(prepared_breastmnist),
+        get_settings(),
+        out_dir=tmp_path / "single-model",
     )
 
     ddp_net, ddp_pre = load_model_dir(ddp_out)

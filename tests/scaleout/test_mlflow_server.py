@@ -30,7 +30,9 @@ def test_training_and_registration_through_pg_backed_server(
     import mlflow
 
     cfg = smoke_cfg("train.epochs=1", "search.enabled=false", "registry.model_name=scaleout-server")
-    result = train_model(cfg, load_prepared(prepared_breastmnist), server_env, out_dir=tmp_path / "model")
+    result = train_model(
+        cfg.for_training(), load_prepared(prepared_breastmnist), server_env, out_dir=tmp_path / "model"
+    )
     version = register_model(
         result.model_dir,
         None,

@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from components.data.dataset import load_prepared
 from components.training.kfold import cross_validate, stratified_folds
-from tests.training.conftest import smoke_cfg
+from tests.training.conftest import smoke_training
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ def test_folds_are_stratified_and_disjoint() -> None:
 
 
 def test_kfold_produces_k_child_runs(prepared_breastmnist, settings) -> None:
-    cfg = smoke_cfg("search.enabled=false", "train.kfold=2", "train.epochs=1")
+    cfg = smoke_training("search.enabled=false", "train.kfold=2", "train.epochs=1")
     cv = cross_validate(cfg, load_prepared(prepared_breastmnist), settings)
     client = MlflowClient(settings.tracking_uri)
     parent = client.get_run(cv.parent_run_id)

@@ -11,7 +11,7 @@ from components.models.registry import available_models, create_model
 from components.models.transfer import build_model
 from medpipe.config import MODEL_NAMES, ConfigError
 from medpipe.errors import RegistryError
-from tests.training.conftest import smoke_cfg
+from tests.training.conftest import smoke_cfg, smoke_training
 
 
 def test_the_config_accepts_exactly_the_models_the_factory_builds() -> None:
@@ -89,7 +89,7 @@ def test_staged_unfreezing_keeps_backbone_for_first_epochs(prepared_breastmnist,
     from components.training.engine import fit, load_splits
 
     prepared = load_prepared(prepared_breastmnist)
-    cfg = smoke_cfg("search.enabled=false", "train.epochs=1", "model.freeze_backbone_epochs=1")
+    cfg = smoke_training("search.enabled=false", "train.epochs=1", "model.freeze_backbone_epochs=1")
     out = fit(cfg, prepared, settings, load_splits(prepared))
     torch.manual_seed(cfg.train.seed)  # fit seeds the same way before it builds the model: same init
     fresh = build_model(cfg.model, num_classes=2, in_channels=1, settings=settings)[0]

@@ -54,7 +54,7 @@ def test_ensemble_is_one_graph_of_mean_probabilities(prepared_breastmnist: Path,
 
     torch.set_num_threads(1)
     cfg = smoke_cfg(*SEEDS, "train.ensemble=true")
-    trained = train_best(cfg, load_prepared(prepared_breastmnist), settings, out_dir=tmp_path / "model")
+    trained = train_best(cfg.for_training(), load_prepared(prepared_breastmnist), settings, out_dir=tmp_path / "model")
     assert trained.is_ensemble and len(trained.members) == 2
     assert trained.run_id == trained.seeds_run_id not in {m.run_id for m in trained.members}
     export, report, registered = _register(trained, cfg, prepared_breastmnist, settings, tmp_path)
@@ -98,7 +98,7 @@ def test_seeds_without_ensemble_register_member_one(prepared_breastmnist: Path, 
 
     torch.set_num_threads(1)
     cfg = smoke_cfg(*SEEDS)
-    trained = train_best(cfg, load_prepared(prepared_breastmnist), settings, out_dir=tmp_path / "model")
+    trained = train_best(cfg.for_training(), load_prepared(prepared_breastmnist), settings, out_dir=tmp_path / "model")
     assert not trained.is_ensemble and len(trained.members) == 2
     assert trained.run_id == trained.members[0].run_id != trained.seeds_run_id
     _, report, registered = _register(trained, cfg, prepared_breastmnist, settings, tmp_path)

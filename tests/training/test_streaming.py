@@ -142,13 +142,13 @@ def test_train_model_runs_end_to_end_through_the_streamed_path(sharded: Path, se
     from components.models.artifacts import load_model_dir
     from components.training import data as data_mod
     from components.training.train import train_model
-    from tests.training.conftest import smoke_cfg
+    from tests.training.conftest import smoke_training
 
     def no_memory(*a, **k):
         raise AssertionError("the in-memory path was used")
 
     monkeypatch.setattr(data_mod.InMemoryDataModule, "setup", no_memory)
-    cfg = smoke_cfg("search.enabled=false", "train.epochs=2", "train.stream_above_mb=0", "train.num_workers=1")
+    cfg = smoke_training("search.enabled=false", "train.epochs=2", "train.stream_above_mb=0", "train.num_workers=1")
     result = train_model(cfg, load_prepared(sharded), settings, out_dir=settings.home / "model")
     assert {"auc", "accuracy"} <= set(result.val_metrics)  # validation streamed too (test is the served graph's job)
     _, pre = load_model_dir(result.model_dir)

@@ -20,7 +20,7 @@ from components.models.artifacts import load_model_dir
 from components.training.module import METRIC_NAMES
 from components.training.train import TrainResult, train_model
 from medpipe.settings import Settings
-from tests.training.conftest import REPO_ROOT, smoke_cfg
+from tests.training.conftest import REPO_ROOT, smoke_training
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def trained(
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         settings = Settings(home=home)
-        cfg = smoke_cfg("search.enabled=false", "train.tta=true")
+        cfg = smoke_training("search.enabled=false", "train.tta=true")
         result = train_model(cfg, load_prepared(prepared_breastmnist), settings, out_dir=home / "model")
         yield result, settings
 
@@ -121,8 +121,8 @@ def test_killed_run_resumes_from_last_checkpoint(prepared_breastmnist: Path, set
         from components.data.dataset import load_prepared
         from components.training.train import train_model
         from medpipe.settings import Settings
-        from tests.training.conftest import smoke_cfg
-        train_model(smoke_cfg(*{overrides!r}), load_prepared(Path({str(prepared_breastmnist)!r})),
+        from tests.training.conftest import smoke_training
+        train_model(smoke_training(*{overrides!r}), load_prepared(Path({str(prepared_breastmnist)!r})),
                     Settings(home=Path({str(settings.home)!r})), out_dir=Path({str(settings.home / "m")!r}))
         """
     )
@@ -147,7 +147,7 @@ def test_killed_run_resumes_from_last_checkpoint(prepared_breastmnist: Path, set
     killed_run_id = (run_dir / "mlflow_run_id").read_text()
 
     result = train_model(
-        smoke_cfg(*overrides), load_prepared(prepared_breastmnist), settings, out_dir=settings.home / "m"
+        smoke_training(*overrides), load_prepared(prepared_breastmnist), settings, out_dir=settings.home / "m"
     )
     assert result.run_id == killed_run_id
     run = MlflowClient(settings.tracking_uri).get_run(result.run_id)
