@@ -103,3 +103,20 @@ def test_no_import_cycle_between_any_two_modules() -> None:
 def test_cycle_finder_sees_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_core_contracts_name_every_core_module() -> None:
+    """import-linter checks the modules a contract names: a new module of the medpipe core (anything in medpipe/
+    but the CLI) must be named by the core contracts, or it could import a stage, a flow or Prefect unchecked."""
+    import tomllib
+
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    core_lists = [set(c["source_modules"]) for c in contracts if "medpipe.config" in c.get("source_modules", [])]
+    core = {
+        f"medpipe.{p.stem}"
+        for p in (REPO / "medpipe").iterdir()
+        if (p.suffix == ".py" or (p / "__init__.py").is_file()) and p.stem not in ("__init__", "__main__", "cli")
+    }
+    assert len(core_lists) == 2 and len(core) >= 8
+    for named in core_lists:
+        assert core <= named, sorted(core - named)
