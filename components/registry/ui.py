@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 
 from components.tracking import is_remote
 from medpipe.config import UIConfig
-from medpipe.processes import stop_process_group
+from medpipe.processes import ProcessExited, stop_process_group, wait_for_health
 from medpipe.settings import Settings
 
 
@@ -60,16 +59,7 @@ def stop_ui(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
 
 def wait_until_up(url: str, timeout_s: float = 60.0, proc: subprocess.Popen[bytes] | None = None) -> bool:
     """Poll ``url``/health until it answers 200 (True), the process dies or ``timeout_s`` passes (False)."""
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            return False
-        try:
-            if httpx.get(url.rstrip("/") + "/health", timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)  # the polling interval of an external server, not a wait for our own threads
-    return False
+    try:
+        return wait_for_health(url.rstrip("/") + "/health", proc, timeout_s, poll_s=0.5)
+    except ProcessExited:
+        return False

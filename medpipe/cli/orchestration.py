@@ -105,14 +105,8 @@ def prefect_ui(
     SQLite under the state folder, analytics off; prints the PREFECT_API_URL that `medpipe schedule` needs."""
     import os
 
-    from medpipe.cli.processes import (
-        ProcessExited,
-        executable,
-        run_until_interrupted,
-        start,
-        terminate,
-        wait_for_health,
-    )
+    from medpipe.cli.processes import executable, run_until_interrupted, start, terminate
+    from medpipe.processes import ProcessExited, wait_for_health
 
     prefect_home = settings().prefect_home
     prefect_home.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 
@@ -49,27 +48,3 @@ def run_until_interrupted(proc: subprocess.Popen, stop_timeout_s: float) -> None
         pass
     finally:
         terminate(proc, timeout_s=stop_timeout_s)
-
-
-class ProcessExited(RuntimeError):
-    """The supervised process ended before it answered."""
-
-
-def wait_for_health(url: str, proc: subprocess.Popen, timeout_s: float, poll_s: float = 1.0) -> bool:
-    """Poll ``url`` until it answers 200 (True) or ``timeout_s`` passes (False).
-
-    Raises :class:`ProcessExited` when ``proc`` ends first."""
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if proc.poll() is not None:
-            raise ProcessExited(f"exited with code {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(poll_s)  # polling interval of an external process, not synchronisation between our threads
