@@ -26,14 +26,12 @@ app = typer.Typer(
 
 
 def _flags_without_type_tags() -> None:
-    """Typer 0.29 prints ``<bool>`` beside every flag; a flag takes no value, so its help shows none."""
+    """Typer 0.29 prints ``<bool>`` beside every flag; a flag takes no value, so its help shows none. Patches
+    Typer's option class for the whole process: :func:`main` calls it, importing this package does not."""
     from typer.core import TyperOption
 
     shown = TyperOption.display_type_rich
     TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else shown(self, ctx)  # type: ignore[method-assign]
-
-
-_flags_without_type_tags()
 
 
 @app.callback()
@@ -73,6 +71,7 @@ def main() -> None:  # pragma: no cover - console entry
     from medpipe.errors import MedpipeError
 
     stop_on_signals()
+    _flags_without_type_tags()
     verbose = any(arg in ("-v", "--verbose") for arg in sys.argv[1:])
     try:
         app()
