@@ -5,16 +5,15 @@ from __future__ import annotations
 import httpx
 
 from medpipe.config import ServingConfig
-from medpipe.settings import Settings, get_settings
+from medpipe.settings import Settings
 
 
-def signal_reload(cfg: ServingConfig, settings: Settings | None = None, timeout_s: float = 60.0) -> bool:
+def signal_reload(cfg: ServingConfig, settings: Settings, timeout_s: float = 60.0) -> bool:
     """POST ``/v1/reload`` to the server at ``serving.host:port``; True when it swapped to a new version.
 
     No server listening is not an error (returns False): a server started later loads the champion anyway.
     A server that answers with an error raises, so a broken new champion is noticed.
     """
-    settings = settings or get_settings()
     headers = {}
     if keys := sorted(settings.api_key_set()):
         headers["X-API-Key"] = keys[0]
