@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
+from tests.helpers.ports import free_port
+from tests.helpers.wait import wait_until
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # Generous bounds: each wait ends as soon as its condition holds, so an idle box is no slower, and a box
@@ -42,23 +37,21 @@ def _listening_child(medpipe: psutil.Process, port: int) -> psutil.Process | Non
 def _wait_until_served(proc: subprocess.Popen, port: int, log: Path) -> None:
     """Until a child of ``proc`` listens on ``port`` and answers HTTP there."""
     medpipe = psutil.Process(proc.pid)
-    start = time.monotonic()
     with httpx.Client() as client:
-        while True:
-            assert proc.poll() is None, log.read_text()
-            if _listening_child(medpipe, port) is not None:
-                try:
-                    if client.get(f"http://127.0.0.1:{port}/", timeout=10).status_code < 500:
-                        return
-                except httpx.HTTPError:
-                    pass
-            assert time.monotonic() - start < READY_S, f"the Evidently UI never answered:\n{log.read_text()}"
-            time.sleep(0.5)  # polling another process's readiness
+
+        def served() -> bool:
+            return (
+                _listening_child(medpipe, port) is not None
+                and client.get(f"http://127.0.0.1:{port}/", timeout=10).status_code < 500
+            )
+
+        wait_until(served, "the Evidently UI to answer", READY_S, procs=[proc], ignore=(httpx.HTTPError,),
+                   every_s=0.5, detail=log.read_text)  # fmt: skip
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_ui_evidently_stops_the_evidently_server_and_its_children(tmp_path, sig) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MEDPIPE_HOME": str(tmp_path / "state"), "DO_NOT_TRACK": "1"}
     cmd = [sys.executable, "-m", "medpipe", "ui", "evidently", "--port", str(port)]
     cmd += ["--params", str(REPO_ROOT / "params.yaml")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +18,7 @@ from components.dvc_pipeline import (
     stage_params,
 )
 from medpipe.config import load_config
-
-sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
-from tests.helpers.project import make_project  # noqa: E402
+from tests.helpers.project import make_project
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,15 +6,15 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import BREASTMNIST, REPO_ROOT
+from tests.helpers.configs import REPO_ROOT
 
 STEPS = ("throughput", "quality", "concurrency", "inference", "serving")
 
 
-def test_cpu_smoke_runs_every_step_and_writes_the_table(tmp_path) -> None:
+def test_cpu_smoke_runs_every_step_and_writes_the_table(tmp_path, breastmnist_npz) -> None:
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "benchmarks/gpu_suite.py", "--cpu-smoke", "--out", str(out), "--data", str(BREASTMNIST),
+        [sys.executable, "benchmarks/gpu_suite.py", "--cpu-smoke", "--out", str(out), "--data", str(breastmnist_npz),
          "--wheels", str(tmp_path / "no-wheels")],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
@@ -30,12 +30,12 @@ def test_cpu_smoke_runs_every_step_and_writes_the_table(tmp_path) -> None:
     assert "ratio server / raw" in table and "Lightning img/s" in table
 
 
-def test_a_missing_package_skips_its_step_with_its_name(tmp_path) -> None:
+def test_a_missing_package_skips_its_step_with_its_name(tmp_path, breastmnist_npz) -> None:
     """The GPU machine lacks packages: the step says which one and the suite goes on (no silent pass)."""
     code = (
         "import sys, runpy; sys.modules['optuna'] = None; "
         f"sys.argv = ['gpu_suite.py', '--cpu-smoke', '--steps', 'quality', '--out', {str(tmp_path)!r}, "
-        f"'--data', {str(BREASTMNIST)!r}]; runpy.run_path('benchmarks/gpu_suite.py', run_name='__main__')"
+        f"'--data', {str(breastmnist_npz)!r}]; runpy.run_path('benchmarks/gpu_suite.py', run_name='__main__')"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -12,12 +12,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.data import write_prepared_breastmnist
+from tests.helpers.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = ["train", "--profile", "smoke", "--no-search", "--prepared", "prepared", "-S", "registry.bootstrap_samples=100"]
@@ -47,12 +47,8 @@ def _run_statuses(home: Path) -> list[str]:
         return []
 
 
-def _wait_for(condition, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert proc.poll() is None, f"the training exited early:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"condition not met in {timeout_s}s:\n{log.read_text()[-3000:]}"
-        time.sleep(0.5)
+def _wait_for(what: str, condition, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
+    wait_until(condition, what, timeout_s, procs=[proc], every_s=0.5, detail=lambda: log.read_text()[-3000:])
 
 
 @pytest.mark.slow
@@ -69,8 +65,10 @@ def test_sigkilled_training_frees_the_gpu_slot_and_its_mlflow_run(tmp_path: Path
     first = _medpipe([*TRAIN, "-S", "train.epochs=200"], tmp_path, env, first_log)
     try:
         # It holds the slot (a lease file) and logs a RUNNING MLflow run: kill it and its temporary server.
-        _wait_for(lambda: leases.is_dir() and any(leases.glob("*-*.json")), first, first_log, 900)
-        _wait_for(lambda: "RUNNING" in _run_statuses(home), first, first_log, 600)
+        _wait_for(
+            "a GPU-slot lease file", lambda: leases.is_dir() and any(leases.glob("*-*.json")), first, first_log, 900
+        )
+        _wait_for("a RUNNING MLflow run", lambda: "RUNNING" in _run_statuses(home), first, first_log, 600)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
     finally:

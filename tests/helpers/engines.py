@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -19,6 +18,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from tests.helpers.ports import free_port
+from tests.helpers.wait import wait_until
 
 PG_HOST = os.environ.get("MEDPIPE_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("MEDPIPE_TEST_PG_PORT", "5432"))
@@ -58,18 +58,13 @@ def fresh_database(prefix: str = "medpipe") -> Iterator[str]:
 
 def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
     """Poll ``url`` until it answers 200; fail early when ``proc`` exits, with the tail of its ``log``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{url}: the server exited with {proc.returncode}\n{tail(log)}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s\n{tail(log)}")
+
+    def answers() -> bool:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status == 200
+
+    wait_until(answers, f"{url} to answer 200", timeout_s, procs=[proc] if proc is not None else [],
+               ignore=(urllib.error.URLError, OSError), every_s=0.5, detail=lambda: tail(log))  # fmt: skip
 
 
 def tail(log: Path | None, n: int = 4000) -> str:

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.helpers.infra import INFRA
+from tests.helpers.ports import free_port
+from tests.helpers.wait import wait_until
 
 PASSWORD = "test-admin-password-123"
 
@@ -25,9 +25,7 @@ def test_registry_refuses_anonymous_writes(tmp_path: Path, monkeypatch: pytest.M
     ini = (INFRA / "mlflow" / "basic_auth.ini").read_text()
     config = tmp_path / "basic_auth.ini"
     config.write_text(ini.replace("sqlite:////mlflow-auth/basic_auth.db", f"sqlite:///{tmp_path / 'auth.db'}"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(
         MLFLOW_AUTH_CONFIG_PATH=str(config),
@@ -42,16 +40,9 @@ def test_registry_refuses_anonymous_writes(tmp_path: Path, monkeypatch: pytest.M
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 420
-        while True:
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "mlflow server did not start"
-            time.sleep(1)
+        wait_until(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, "mlflow server to start", 420,
+                   procs=[proc], ignore=(httpx.HTTPError,), every_s=1,
+                   detail=lambda: (tmp_path / "server.log").read_text()[-3000:])  # fmt: skip
         create = f"{url}/api/2.0/mlflow/registered-models/create"
         assert httpx.post(create, json={"name": "evil"}).status_code == 401
         assert httpx.post(create, json={"name": "evil"}, auth=("admin", "wrong-password-1")).status_code == 401

@@ -67,7 +67,7 @@ def test_224px_transfer_learning_end_to_end(native_project: Path, breastmnist_np
     from medpipe.imaging.preprocessing import Preprocessing
     from medpipe.settings import get_settings
     from pipelines.full import pipeline
-    from tests.serving.conftest import running_server
+    from tests.helpers.serving import running_server
 
     name = Path(urlparse(ResNet18_Weights.IMAGENET1K_V1.url).path).name
     cached = native_project / "torch" / "hub" / "checkpoints" / name

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from tests.helpers.flows import PROFILE, Project
 from tests.helpers.ports import free_port
 from tests.helpers.project import make_project
+from tests.helpers.wait import wait_until
 
 MEDPIPE = str(Path(sys.executable).with_name("medpipe"))
 STARTUP_S = 180  # a loaded 2-core box: prefect server + a process importing torch/lightning
@@ -106,17 +106,7 @@ def test_schedule_list_prints_each_deployment_and_its_next_runs(project: Project
 
 # --- a real Prefect server -----------------------------------------------------------------------------------
 def _wait(what: str, check: Callable[[], Any], timeout_s: float, procs: list[subprocess.Popen]) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for p in procs:
-            assert p.poll() is None, f"{p.args} exited with {p.returncode} while waiting for {what}"
-        try:
-            if result := check():
-                return result
-        except (httpx.HTTPError, OSError):
-            pass
-        time.sleep(2)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+    return wait_until(check, what, timeout_s, procs=procs, ignore=(httpx.HTTPError, OSError), every_s=2)
 
 
 def _stop(proc: subprocess.Popen) -> None:

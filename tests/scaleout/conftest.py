@@ -10,21 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from medpipe.config import PipelineConfig, load_config
-from tests.helpers.engines import REPO_ROOT, fresh_database, mlflow_server, pg_unavailable
-
-PARAMS = REPO_ROOT / "params.yaml"
-# the smallest real training: the small CNN, 1-2 epochs, no early stopping, no DataLoader workers
-SMOKE = ["train.num_workers=0", "train.early_stopping_patience=0", "train.accelerator=cpu", "search.pruner=none"]
-
-
-def smoke_cfg(*overrides: str) -> PipelineConfig:
-    return load_config(PARAMS, profile="smoke", overrides=[*SMOKE, *overrides])
-
-
-def cli_overrides(*overrides: str) -> list[str]:
-    """``-S key=value`` pairs for the medpipe CLI."""
-    return [a for o in (*SMOKE, *overrides) for a in ("-S", o)]
+from tests.helpers.engines import fresh_database, mlflow_server, pg_unavailable
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from mlflow.tracking import MlflowClient
 from components.data.dataset import load_prepared
 from components.models.artifacts import load_model_dir
 from components.training.train import train_model
+from tests.helpers.configs import PARAMS, cli_overrides, scaleout_cfg
 from tests.helpers.engines import child_env, start, stop, tail
 from tests.helpers.ports import free_port
-from tests.scaleout.conftest import PARAMS, cli_overrides, smoke_cfg
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 COMMON = ["train.epochs=2", "search.enabled=false", "project.name=scaleout-ddp"]
@@ -56,7 +56,7 @@ def test_ddp_two_cpu_processes_match_single_process(
     from medpipe.settings import get_settings
 
     single = train_model(
-        smoke_cfg(*COMMON).for_training(),
+        scaleout_cfg(*COMMON).for_training(),
         load_prepared(prepared_breastmnist),
         get_settings(),
         out_dir=tmp_path / "single-model",

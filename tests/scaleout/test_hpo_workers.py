@@ -13,8 +13,8 @@ from optuna.trial import TrialState
 
 from components.training.search import PARENT_ATTR
 from components.training.study import make_storage
+from tests.helpers.configs import PARAMS, cli_overrides
 from tests.helpers.engines import child_env, start, stop, tail
-from tests.scaleout.conftest import PARAMS, cli_overrides
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 N_TRIALS = 4

@@ -14,7 +14,7 @@ from components.data.dataset import load_prepared
 from components.models.artifacts import load_model_dir
 from components.registry.register import register_model
 from components.training.train import train_model
-from tests.scaleout.conftest import smoke_cfg
+from tests.helpers.configs import scaleout_cfg
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -29,7 +29,7 @@ def test_training_and_registration_through_pg_backed_server(
 ) -> None:
     import mlflow
 
-    cfg = smoke_cfg("train.epochs=1", "search.enabled=false", "registry.model_name=scaleout-server")
+    cfg = scaleout_cfg("train.epochs=1", "search.enabled=false", "registry.model_name=scaleout-server")
     result = train_model(
         cfg.for_training(), load_prepared(prepared_breastmnist), server_env, out_dir=tmp_path / "model"
     )

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.helpers.configs import SCALEOUT
 from tests.helpers.engines import REPO_ROOT, child_env, fresh_database, start, stop, tail, wait_http
 from tests.helpers.ports import free_port
-from tests.scaleout.conftest import SMOKE
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 PREFECT = [sys.executable, "-m", "prefect"]
@@ -67,7 +67,7 @@ def test_process_worker_runs_training_flow_from_its_deployment(
             _prefect(["gcl", "create", "gpu", "--limit", "1"], env)
             _prefect(["--no-prompt", "deploy", "--prefect-file", "infra/prefect.yaml", "--name", "training-cpu"], env)
 
-            overrides = [*SMOKE, "train.epochs=1", "search.n_trials=2",
+            overrides = [*SCALEOUT, "train.epochs=1", "search.n_trials=2",
                          "project.name=scaleout-prefect", "registry.model_name=scaleout-prefect"]  # fmt: skip
             params = {"prepared_path": str(prepared_breastmnist), "profile": "smoke", "overrides": overrides,
                       "reason": "scale-out test"}  # fmt: skip

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,23 +12,7 @@ import pytest
 from medpipe.config import ExportConfig, ServingConfig
 from medpipe.settings import Settings
 from tests.helpers.artefacts import BETTER, Artefact
-from tests.helpers.ports import free_port
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """{(sample name, sorted labels): value} of a Prometheus text exposition."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(found: dict, name: str, **labels: str) -> float:
-    """The sum of the samples called ``name`` whose labels include ``labels``."""
-    return sum(v for (n, ls), v in found.items() if n == name and set(labels.items()) <= set(ls))
+from tests.helpers.serving import running_server
 
 
 @pytest.fixture(scope="session")
@@ -56,27 +38,6 @@ def onnx_folder(cnn_a: Artefact) -> Path:
 def onnx_folder_b(cnn_b: Artefact) -> Path:
     """The served folder of :func:`cnn_b` (read-only)."""
     return cnn_b.served_dir
-
-
-@contextmanager
-def running_server(app, timeout_s: float = 30.0) -> Iterator[str]:  # noqa: ANN001 - FastAPI app
-    """Run ``app`` under a real uvicorn server on a free 127.0.0.1 port; yields the base URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout_s
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=timeout_s)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
-from conftest import samples, value
 from scipy.stats import binom
 
 from components.deploy.runtime import create_session, run_session
@@ -16,6 +15,7 @@ from components.serving.inference_log import InferenceLog
 from medpipe.config import CanaryConfig, ExportConfig
 from medpipe.settings import Settings
 from tests.helpers.artefacts import register
+from tests.helpers.serving import samples, value
 
 pytestmark = pytest.mark.slow
 

@@ -6,13 +6,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from conftest import free_port, samples, value
+
+from tests.helpers.ports import free_port
+from tests.helpers.serving import samples, value
+from tests.helpers.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -68,16 +70,12 @@ def test_metrics_summed_over_workers(onnx_folder, tmp_path) -> None:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
         with httpx.Client(timeout=30) as client:
-            while True:
-                try:  # both workers have loaded the model when two loads are counted across them
-                    if value(samples(client.get(f"{url}/metrics").text), "medpipe_model_reloads_total") == 2:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert proc.poll() is None and time.monotonic() < deadline, "the workers did not load the model"
-                time.sleep(0.2)
+
+            def both_loaded() -> bool:  # two loads counted across the workers
+                return value(samples(client.get(f"{url}/metrics").text), "medpipe_model_reloads_total") == 2
+
+            wait_until(both_loaded, "both workers to load the model", 180, procs=[proc], ignore=(httpx.TransportError,))
             rng = np.random.default_rng(1)
             for _ in range(12):  # new connections: the kernel spreads them over both workers
                 assert httpx.post(f"{url}/v1/predict", files=npy_files(2, rng), timeout=30).status_code == 200
@@ -103,15 +101,13 @@ def test_single_worker_writes_no_sample_files_with_an_empty_multiproc_dir(onnx_f
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
+        wait_until(
+            lambda: httpx.get(f"{url}/v1/ready", timeout=5).status_code == 200,
+            "the server to be ready",
+            180,
+            procs=[proc],
+            ignore=(httpx.TransportError,),
+        )
         assert httpx.post(f"{url}/v1/predict", files=npy_files(2, np.random.default_rng(2)), timeout=30).is_success
         found = samples(httpx.get(f"{url}/metrics", timeout=30).text)
     finally:

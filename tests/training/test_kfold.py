@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 
 from components.data.dataset import load_prepared
 from components.training.kfold import cross_validate, stratified_folds
-from tests.training.conftest import smoke_training
+from tests.helpers.configs import smoke_training
 
 pytestmark = pytest.mark.slow
 

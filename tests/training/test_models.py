@@ -11,7 +11,7 @@ from components.models.registry import available_models, create_model
 from components.models.transfer import build_model
 from medpipe.config import MODEL_NAMES, ConfigError
 from medpipe.errors import RegistryError
-from tests.training.conftest import smoke_cfg, smoke_training
+from tests.helpers.configs import smoke_cfg, smoke_training
 
 
 def test_the_config_accepts_exactly_the_models_the_factory_builds() -> None:

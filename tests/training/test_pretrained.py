@@ -13,7 +13,7 @@ from torchvision.models import ResNet18_Weights, resnet18
 
 from components.models.transfer import build_model
 from medpipe.errors import MedpipeError
-from tests.training.conftest import smoke_cfg
+from tests.helpers.configs import smoke_cfg
 
 
 def test_torchvision_weights_load_from_the_hub_cache_offline(tmp_path: Path, monkeypatch, settings) -> None:

@@ -13,7 +13,7 @@ from components.training.search import run_search
 from components.training.study import make_storage, study_name_for
 from medpipe.cli import app
 from medpipe.errors import MedpipeError
-from tests.training.conftest import PARAMS, smoke_training
+from tests.helpers.configs import PARAMS, smoke_training
 
 pytestmark = pytest.mark.slow
 FAST = ["train.epochs=2", "train.early_stopping_patience=0", "search.enabled=true", "search.pruner=median"]

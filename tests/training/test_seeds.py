@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from components.models.artifacts import read_model_dir
-from tests.training.conftest import smoke_cfg
+from tests.helpers.configs import smoke_cfg
 
 pytestmark = pytest.mark.slow  # two trainings + three exports: ~1 min on the shared box
 

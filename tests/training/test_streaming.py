@@ -142,7 +142,7 @@ def test_train_model_runs_end_to_end_through_the_streamed_path(sharded: Path, se
     from components.models.artifacts import load_model_dir
     from components.training import data as data_mod
     from components.training.train import train_model
-    from tests.training.conftest import smoke_training
+    from tests.helpers.configs import smoke_training
 
     def no_memory(*a, **k):
         raise AssertionError("the in-memory path was used")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from components.data.dataset import load_prepared, load_split
@@ -20,7 +21,8 @@ from components.models.artifacts import load_model_dir
 from components.training.module import METRIC_NAMES
 from components.training.train import TrainResult, train_model
 from medpipe.settings import Settings
-from tests.training.conftest import REPO_ROOT, smoke_training
+from tests.helpers.configs import REPO_ROOT, smoke_training
+from tests.helpers.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -121,7 +123,7 @@ def test_killed_run_resumes_from_last_checkpoint(prepared_breastmnist: Path, set
         from components.data.dataset import load_prepared
         from components.training.train import train_model
         from medpipe.settings import Settings
-        from tests.training.conftest import smoke_training
+        from tests.helpers.configs import smoke_training
         train_model(smoke_training(*{overrides!r}), load_prepared(Path({str(prepared_breastmnist)!r})),
                     Settings(home=Path({str(settings.home)!r})), out_dir=Path({str(settings.home / "m")!r}))
         """
@@ -129,16 +131,14 @@ def test_killed_run_resumes_from_last_checkpoint(prepared_breastmnist: Path, set
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, stderr=subprocess.DEVNULL)
+
+    def checkpoint_loads() -> bool:  # the first last.ckpt, completely written (a partial file does not load)
+        last = next(iter(settings.runs_dir.glob("final-*/checkpoints/last.ckpt")), None)
+        return last is not None and "state_dict" in torch.load(last, map_location="cpu", weights_only=False)
+
     try:
-        deadline = time.monotonic() + 300
-        last, size = None, -1
-        while time.monotonic() < deadline:  # the first last.ckpt, once its size stops changing (write finished)
-            assert proc.poll() is None, "training finished or crashed before it could be killed"
-            last = next(iter(settings.runs_dir.glob("final-*/checkpoints/last.ckpt")), None)
-            if last is not None and last.stat().st_size == size and size > 0:
-                break
-            size = last.stat().st_size if last is not None else -1
-            time.sleep(0.3)
+        wait_until(checkpoint_loads, "the first complete last.ckpt", 300, procs=[proc],
+                   ignore=(RuntimeError, EOFError, OSError, pickle.UnpicklingError))  # fmt: skip
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
