@@ -8,6 +8,11 @@ import signal
 import subprocess
 
 
+def start(cmd: list[str], **popen: object) -> subprocess.Popen:
+    """Start a long-running child in its own process group (session), so that stopping it stops its workers too."""
+    return subprocess.Popen(cmd, start_new_session=True, **popen)  # noqa: S603 - our own argv
+
+
 def stop_process_group(proc: subprocess.Popen, timeout_s: float) -> None:
     """SIGTERM the process group ``proc`` leads (started with ``start_new_session=True``), then SIGKILL if
     anything is still up after ``timeout_s``."""

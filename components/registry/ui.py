@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from components.tracking import is_remote
 from medpipe.config import UIConfig
-from medpipe.processes import ProcessExited, stop_process_group, wait_for_health
+from medpipe.processes import ProcessExited, start, stop_process_group, wait_for_health
 from medpipe.settings import Settings
 
 
@@ -49,7 +49,7 @@ def start_ui(plan: UIPlan, **popen: object) -> subprocess.Popen[bytes]:
     """Start the planned server as a child process in its own session (stop it with :func:`stop_ui`)."""
     if plan.command is None:
         raise ValueError(f"the tracking store is the server at {plan.url}; nothing to start")
-    return subprocess.Popen(plan.command, start_new_session=True, **popen)  # noqa: S603 - our own argv
+    return start(plan.command, **popen)
 
 
 def stop_ui(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:

@@ -90,7 +90,8 @@ def evidently_ui(
     overrides: SetOpt = None,
 ) -> None:
     """The Evidently UI on the local workspace: the history of drift checks. Ctrl-C stops it."""
-    from medpipe.cli.processes import executable, run_until_interrupted, start
+    from medpipe.cli.processes import executable, run_until_interrupted
+    from medpipe.processes import start
 
     cfg = load_cli_config(params, overrides)
     workspace = settings().evidently_workspace

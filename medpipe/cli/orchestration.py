@@ -105,8 +105,8 @@ def prefect_ui(
     SQLite under the state folder, analytics off; prints the PREFECT_API_URL that `medpipe schedule` needs."""
     import os
 
-    from medpipe.cli.processes import executable, run_until_interrupted, start, terminate
-    from medpipe.processes import ProcessExited, wait_for_health
+    from medpipe.cli.processes import executable, run_until_interrupted
+    from medpipe.processes import ProcessExited, start, stop_process_group, wait_for_health
 
     prefect_home = settings().prefect_home
     prefect_home.mkdir(parents=True, exist_ok=True)
@@ -122,10 +122,10 @@ def prefect_ui(
         err_console.print(f"[bold red]error:[/] `prefect server start` {err}; is port {port} in use? try --port")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        terminate(proc, timeout_s=20)
+        stop_process_group(proc, timeout_s=20)
         return
     if not up:
-        terminate(proc, timeout_s=20)
+        stop_process_group(proc, timeout_s=20)
         err_console.print(f"[bold red]error:[/] the Prefect server did not answer on {url} in {timeout:.0f} s")
         raise typer.Exit(2)
     console.print(

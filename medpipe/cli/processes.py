@@ -6,24 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from medpipe.processes import stop_process_group
+
 
 def executable(name: str) -> str:
     """The console script ``name`` of this interpreter's environment (else whatever ``PATH`` finds)."""
     exe = Path(sys.executable).with_name(name)
     return str(exe) if exe.exists() else name
-
-
-def start(cmd: list[str], **popen: object) -> subprocess.Popen:
-    """Start a long-running child in its own process group, so that stopping it stops its workers too."""
-    return subprocess.Popen(cmd, start_new_session=True, **popen)  # noqa: S603 - our own argv
-
-
-def terminate(proc: subprocess.Popen, timeout_s: float) -> None:
-    """Stop a child this command started and everything it spawned (its process group): SIGTERM, then
-    SIGKILL if anything is still up after ``timeout_s``."""
-    from medpipe.processes import stop_process_group
-
-    stop_process_group(proc, timeout_s)
 
 
 def stop_on_signals() -> None:
@@ -47,4 +36,4 @@ def run_until_interrupted(proc: subprocess.Popen, stop_timeout_s: float) -> None
     except KeyboardInterrupt:
         pass
     finally:
-        terminate(proc, timeout_s=stop_timeout_s)
+        stop_process_group(proc, timeout_s=stop_timeout_s)
