@@ -1,4 +1,6 @@
-"""Monitoring fixtures: a random-init CNN (model folder + embed_fn) and a reference profile of real BreastMNIST."""
+"""Monitoring fixtures: the session's served test model (trained by the train stage's engine, exported to ONNX by
+the deploy stage's code: tests/helpers/artefacts.py), its embed function, and a reference profile of real
+BreastMNIST built through it."""
 
 from __future__ import annotations
 
@@ -11,31 +13,14 @@ from medpipe.config import MonitoringConfig
 
 
 @pytest.fixture(scope="session")
-def random_cnn_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A seeded random-init small CNN as a model folder (read-only): drift checks need no trained weights."""
-    import torch
+def embed_fn(served_cnn_dir: Path, engine_settings):
+    """uint8 (N, H, W, 1) -> (probs, embeddings) through the ONNX graph of the session's ``GOOD`` model (its
+    ``embedding`` output), as ``medpipe monitor`` and the monitoring flow embed a window."""
+    from components.serving.model_source import load_model
+    from medpipe.config import ExportConfig
+    from monitoring.check import onnx_embed_fn
 
-    from components.models.artifacts import save_model_dir
-    from components.models.registry import create_model
-    from tests.helpers.data import CLASS_NAMES, preprocessing
-
-    torch.manual_seed(0)
-    kwargs = {"name": "cnn", "num_classes": 2, "in_channels": 1, "small_input": True}
-    pre = preprocessing(mean=0.33, std=0.2, class_names=tuple(CLASS_NAMES))
-    return save_model_dir(tmp_path_factory.mktemp("random-cnn"), create_model(**kwargs), kwargs, pre)
-
-
-@pytest.fixture(scope="session")
-def embed_fn(random_cnn_dir: Path):
-    """uint8 (N, H, W, 1) -> (probs, embeddings) through :func:`random_cnn_dir` (the PyTorch path)."""
-    import torch
-
-    from components.models.artifacts import load_model_dir
-    from components.models.inference import InferenceModel, predict
-
-    torch.set_num_threads(2)
-    model = InferenceModel(*load_model_dir(random_cnn_dir)).eval()
-    return lambda images: predict(model, images)
+    return onnx_embed_fn(load_model(str(served_cnn_dir), ExportConfig(), engine_settings))
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +32,7 @@ def mon_cfg() -> MonitoringConfig:
 
 @pytest.fixture(scope="session")
 def reference(prepared_breastmnist: Path, embed_fn, mon_cfg):
+    """The reference profile of the val split (held out from training, as the training flow builds it)."""
     from monitoring.reference import build_reference
 
     return build_reference(prepared_breastmnist, embed_fn, mon_cfg)
@@ -54,6 +40,7 @@ def reference(prepared_breastmnist: Path, embed_fn, mon_cfg):
 
 @pytest.fixture(scope="session")
 def test_images(prepared_breastmnist: Path) -> np.ndarray:
+    """The test split (156 images): held out from training like the val reference, so iid with it for the model."""
     from components.data.dataset import load_split
 
     return load_split(prepared_breastmnist, "test").images
@@ -61,7 +48,7 @@ def test_images(prepared_breastmnist: Path) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def train_images(prepared_breastmnist: Path) -> np.ndarray:
-    """Images outside the (val) reference; iid with it for the random-init model, which fit none of them."""
+    """The train split: the model fit these, so its outputs on them are not iid with the (val) reference."""
     from components.data.dataset import load_split
 
     return load_split(prepared_breastmnist, "train").images

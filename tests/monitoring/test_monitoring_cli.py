@@ -15,23 +15,25 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_monitor_images_json(
-    prepared_breastmnist, test_images, random_cnn_dir, medpipe_home, monkeypatch, tmp_path, empty_mlflow_db
+    prepared_breastmnist, test_images, served_cnn_dir, medpipe_home, monkeypatch, tmp_path, empty_mlflow_db
 ) -> None:
-    from components.deploy.export import export_onnx
-    from components.serving.model_source import load_model
-    from medpipe.cli import app
-    from medpipe.config import ExportConfig, load_config
-    from medpipe.settings import get_settings
-    from monitoring.check import onnx_embed_fn
-    from monitoring.reference import build_reference
+    """The session's served model (trained and exported by the stages' own code), as the training flow leaves
+    it: its reference profile, built through the ONNX graph, in ``<model>/reference``."""
+    import shutil
 
-    served = tmp_path / "served"
-    export_onnx(random_cnn_dir, served / "model.onnx", ExportConfig())  # + served/preprocessing.json
+    from medpipe.cli import app
+    from medpipe.config import load_config
+    from medpipe.settings import get_settings
+    from monitoring.check import build_model_reference
+
+    served = shutil.copytree(served_cnn_dir, tmp_path / "served")  # the session's folder stays read-only
     monkeypatch.setenv("MLFLOW_TRACKING_URI", empty_mlflow_db(tmp_path))
     get_settings.cache_clear()
     cfg = load_config(ROOT / "params.yaml")
-    embed = onnx_embed_fn(load_model(str(served), cfg.export, get_settings()))  # the ONNX `embedding` output
-    build_reference(prepared_breastmnist, embed, cfg.monitoring).save(served / "reference")
+    ref = build_model_reference(
+        served / "model.onnx", prepared_breastmnist, cfg.monitoring, get_settings(), export=cfg.export
+    )
+    assert ref == served / "reference"
 
     images = tmp_path / "incoming"
     images.mkdir()

@@ -18,9 +18,16 @@ def _window(images, embed_fn, reference):
     return window_from_images(images, embed_fn, reference)
 
 
-def test_reference_profile_roundtrip(reference: ReferenceProfile, tmp_path: Path, embed_fn) -> None:
+def test_reference_profile_roundtrip(
+    reference: ReferenceProfile, tmp_path: Path, embed_fn, prepared_breastmnist: Path
+) -> None:
+    from components.data.dataset import load_split
+
     assert len(reference.frame) == 78 and set(reference.frame["split"]) == {"val"}  # held-out images only
-    assert reference.n_components == 8 and 0.0 <= reference.reference_accuracy <= 1.0
+    val = load_split(prepared_breastmnist, "val")
+    probs, _ = embed_fn(val.images)
+    assert reference.n_components == 8
+    assert reference.reference_accuracy == pytest.approx(np.mean(probs.argmax(1) == val.labels))  # the model's own
     assert reference.thumbnails is not None and reference.thumbnails.shape[1:] == (28, 28, 1)
     loaded = ReferenceProfile.load(reference.save(tmp_path / "ref"))
     assert loaded.class_names == reference.class_names and loaded.atc_threshold == reference.atc_threshold
@@ -31,9 +38,9 @@ def test_reference_profile_roundtrip(reference: ReferenceProfile, tmp_path: Path
         ReferenceProfile.load(tmp_path)
 
 
-def test_iid_window_is_not_drift(reference, embed_fn, train_images, mon_cfg) -> None:
-    """Train images are iid with the val reference (the random-init model fit none of them)."""
-    summary = compute_drift(reference, _window(train_images[:100], embed_fn, reference), mon_cfg, model_version="3")
+def test_iid_window_is_not_drift(reference, embed_fn, test_images, mon_cfg) -> None:
+    """Test images are iid with the val reference: the trained model saw neither."""
+    summary = compute_drift(reference, _window(test_images[:100], embed_fn, reference), mon_cfg, model_version="3")
     assert summary.status == "ok" and not summary.drift_detected, summary.to_json()
     tests = [s for s in summary.signals if s.kind == "test"]
     assert {s.name for s in tests} == {"embedding_mmd", "softmax", "image_statistics"}
@@ -50,16 +57,20 @@ def test_iid_window_is_not_drift(reference, embed_fn, train_images, mon_cfg) -> 
     ],
     ids=["blur1.0", "brightness+30%", "rotate90"],
 )
-def test_shifted_window_is_drift(shift, reference, embed_fn, train_images, mon_cfg) -> None:
-    summary = compute_drift(reference, _window(shift(train_images[:100]), embed_fn, reference), mon_cfg)
+def test_shifted_window_is_drift(shift, reference, embed_fn, test_images, mon_cfg) -> None:
+    """The same 100 test images as the iid window above, shifted: only the shift can make the verdict differ."""
+    summary = compute_drift(reference, _window(shift(test_images[:100]), embed_fn, reference), mon_cfg)
     assert summary.drift_detected and summary.status == "drift", summary.to_json()
     assert summary.drifted_signals and summary.message.startswith("drift in")
     assert all(s.p_value < mon_cfg.alpha / 3 for s in summary.drifted_signals)
 
 
 def test_null_p_values_are_uniform(embed_fn, train_images, prepared_breastmnist) -> None:
-    """Reference and window drawn from the same images (fresh split each time): the MMD and softmax p-values
-    are uniform (a K-S test against U(0, 1) does not reject) and the image-statistics test stays at its level."""
+    """Reference and window drawn from one pool of images (train + val, a fresh random split each time, so both
+    sides are exchangeable even though the model fit the train images): the MMD p-values (one permutation test)
+    are uniform (a K-S test against U(0, 1) does not reject); the softmax test (Bonferroni over a K-S test and a
+    chi-squared test of the predicted-class counts) and the image-statistics test (Holm) are conservative by
+    construction, not uniform, and stay at their level."""
     from scipy.stats import kstest
 
     from components.data.dataset import load_split
@@ -79,12 +90,12 @@ def test_null_p_values_are_uniform(embed_fn, train_images, prepared_breastmnist)
         soft.append(softmax_shift(probs[ref], probs[cur], names).p_value)
         stats.append(image_statistics(feats.iloc[ref], feats.iloc[cur], list(FEATURE_COLUMNS)).p_value)
     assert kstest(mmd, "uniform").pvalue > 0.01, sorted(mmd)
-    assert kstest(soft, "uniform").pvalue > 0.01, sorted(soft)
-    assert np.mean(np.array(stats) < 0.05) <= 0.12, sorted(stats)  # Holm: at most its level (+ sampling error)
+    for name, p_values in (("softmax", soft), ("image_statistics", stats)):  # at most the level (+ sampling error)
+        assert np.mean(np.array(p_values) < 0.05) <= 0.12, (name, sorted(p_values))
 
 
-def test_tiny_and_empty_windows_say_not_enough_data(reference, embed_fn, train_images, mon_cfg) -> None:
-    for images in (train_images[:0], train_images[: mon_cfg.min_window - 1]):
+def test_tiny_and_empty_windows_say_not_enough_data(reference, embed_fn, test_images, mon_cfg) -> None:
+    for images in (test_images[:0], test_images[: mon_cfg.min_window - 1]):
         summary = compute_drift(reference, _window(images, embed_fn, reference), mon_cfg)
         assert summary.status == "not_enough_data" and not summary.drift_detected
         assert "not enough data" in summary.message and summary.signals == []

@@ -15,7 +15,7 @@ from monitoring.window import window_from_images
 
 
 def test_report_and_history(
-    medpipe_home, monkeypatch, reference, embed_fn, train_images, mon_cfg, empty_mlflow_db
+    medpipe_home, monkeypatch, reference, embed_fn, test_images, mon_cfg, empty_mlflow_db
 ) -> None:
     import mlflow
     from evidently.ui.workspace import Workspace
@@ -25,7 +25,7 @@ def test_report_and_history(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", empty_mlflow_db(medpipe_home.parent))
     get_settings.cache_clear()
     settings = get_settings()
-    shifted = np.clip(train_images[:80].astype(np.float32) * 1.3, 0, 255).astype(np.uint8)
+    shifted = np.clip(test_images[:80].astype(np.float32) * 1.3, 0, 255).astype(np.uint8)
     window = window_from_images(shifted, embed_fn, reference)
     summary = compute_drift(reference, window, mon_cfg, model_version="4", source="folder /incoming")
     paths = write_report_files(summary, settings.reports, reference, window, shifted)
