@@ -308,7 +308,8 @@ def gpu_slot_row(tmp: Path) -> None:
     holder_code = (
         "import logging, sys, time\n"
         "logging.basicConfig(level=logging.INFO, format='%(message)s')  # progress lines, as the CLI shows them\n"
-        "from medpipe.settings import get_settings, prepare_environment\n"
+        "from medpipe.cli.environment import prepare_environment\n"
+        "from medpipe.settings import get_settings\n"
         "prepare_environment()\n"
         "from prefect import flow\n"
         "from pipelines.runtime import gpu_slot\n"

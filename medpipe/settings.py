@@ -6,12 +6,11 @@ relocates it as a whole, and each store has its own variable for scale-out. The 
 
 A :class:`Settings` is frozen and reads the environment only when it is built: later changes to
 ``os.environ`` (MLflow's ``set_tracking_uri`` writes ``MLFLOW_TRACKING_URI``) never change it under the
-program. Only an entry point (the CLI, a flow run, a DVC stage main) calls :func:`prepare_environment`.
+program. Nothing here writes the environment: the CLI does, once (:mod:`medpipe.cli.environment`).
 """
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -126,31 +125,7 @@ class Settings(BaseSettings):
         return {k.strip() for k in raw.split(",") if k.strip()}
 
 
-FILE_LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
-
-
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process's settings, read from the environment once (``get_settings.cache_clear()`` re-reads it)."""
     return Settings()
-
-
-def prepare_environment(settings: Settings | None = None) -> Settings:
-    """Entry points only: create the state folder and point Prefect, DVC, MLflow and git at quiet, local
-    defaults before they are imported (variables already set are kept)."""
-    settings = settings or get_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("PREFECT_HOME", str(settings.prefect_home))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Concurrency leases on disk: they outlive a killed process and its temporary server (pipelines/leases.py).
-    os.environ.setdefault("PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE", FILE_LEASE_STORAGE)
-    # A loaded 2-core machine can take longer than Prefect's default to boot the ephemeral server.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    if settings.tracking_uri.startswith(("http://", "https://")):  # bound MLflow's own HTTP retries (default: minutes)
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    return settings

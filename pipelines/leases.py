@@ -6,8 +6,9 @@ The temporary server that each process starts when ``PREFECT_API_URL`` is unset 
 memory and runs no repossessor, so a SIGKILLed training used to keep its slot forever and every later
 training waited silently. Here:
 
-- leases live on disk (``$PREFECT_HOME/concurrency_leases``, set by ``prepare_environment``), so
-  they outlive the process whose temporary server recorded them;
+- leases live on disk (``$PREFECT_HOME/concurrency_leases``: the CLI points the temporary server's lease
+  storage there, :mod:`medpipe.cli.environment`), so they outlive the process whose temporary server
+  recorded them;
 - with the temporary server, a waiting run does the repossessor's job itself: it releases expired
   leases and marks their holder's flow run Crashed;
 - a waiting run says (a progress line on the terminal) what it waits for, who holds it and since when.

@@ -22,7 +22,7 @@ from components.tracking import flow_run_scope
 from medpipe.config import PipelineConfig, load_config
 from medpipe.errors import MedpipeError, is_transient
 from medpipe.progress import progress
-from medpipe.settings import Settings, get_settings, prepare_environment
+from medpipe.settings import Settings, get_settings
 from pipelines.leases import GPU_LIMIT, hold_slot
 
 T = TypeVar("T")
@@ -45,8 +45,10 @@ def load(
 
     A flow started by a caller that already holds the config (the CLI, the parent ``pipeline`` flow) gets
     it as ``config`` and reads nothing; a deployment run (schedule, event, worker) is an entry point and
-    reads ``params_path`` + ``profile`` + ``overrides`` here, once."""
-    settings = prepare_environment(get_settings())
+    reads ``params_path`` + ``profile`` + ``overrides`` here, once. The environment is the caller's: the CLI
+    sets it (:mod:`medpipe.cli.environment`), a worker from the deployment's ``job_variables``."""
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
     cfg = config if config is not None else load_config(params_path, overrides=overrides or [], profile=profile)
     label_run(cfg, reason)
     return cfg, settings

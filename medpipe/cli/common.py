@@ -78,7 +78,7 @@ def print_json(payload: object) -> None:
 
 def settings() -> Settings:
     """The store locations and secrets of this process (prepared once, at the entry point)."""
-    from medpipe.settings import prepare_environment
+    from medpipe.cli.environment import prepare_environment
 
     return prepare_environment()
 

@@ -134,10 +134,19 @@ def test_job_variables_fit_each_pool(deploy_configs: dict[str, dict[str, Any]]) 
         variables = config["work_pool"].get("job_variables", {})
         schema = _pool_variables(config["work_pool"]["name"])
         validate(variables, schema, raise_on_error=True, preprocess=True, ignore_required=True)
-    assert deploy_configs["training-weekly"]["work_pool"]["job_variables"] == {"gpu_count": 1}
+    assert deploy_configs["training-weekly"]["work_pool"]["job_variables"]["gpu_count"] == 1
     # the pool schema rejects a wrong type: validation is not vacuous
     with pytest.raises(Exception, match="gpu_count"):
         validate({"gpu_count": "two"}, _pool_variables("medpipe-k8s"), raise_on_error=True, preprocess=True)
+
+
+def test_worker_started_flow_runs_get_the_environment_the_cli_sets(deploy_configs: dict[str, dict[str, Any]]) -> None:
+    """Only the CLI writes the environment (medpipe/cli/environment.py); a flow run started by a worker has no
+    CLI above it, so every deployment's job variables carry the same variables."""
+    from medpipe.cli.environment import FLOW_RUN_ENV
+
+    for name, config in deploy_configs.items():
+        assert config["work_pool"]["job_variables"].get("env") == FLOW_RUN_ENV, name
 
 
 def test_k8s_deployments_run_the_code_in_the_image(deploy_configs: dict[str, dict[str, Any]]) -> None:
