@@ -49,6 +49,7 @@ def _wait_until_served(proc: subprocess.Popen, port: int, log: Path) -> None:
                    every_s=0.5, detail=log.read_text)  # fmt: skip
 
 
+@pytest.mark.slow  # starts the Evidently UI server twice
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_ui_evidently_stops_the_evidently_server_and_its_children(tmp_path, sig) -> None:
     port = free_port()

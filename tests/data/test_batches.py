@@ -77,6 +77,7 @@ def test_batches_hold_the_split_in_index_order_with_bounded_memory(tmp_path: Pat
     assert np.array_equal(first.scatter((b.positions, b.images) for b in first), images[:40])
 
 
+@pytest.mark.slow  # trains and exports the session's model
 def test_gate_evaluation_operating_point_and_parity_equal_the_in_memory_path(
     sharded: Path, prepared_breastmnist: Path, served_cnn_dir: Path, trained_cnn_dir: Path
 ) -> None:

@@ -20,6 +20,9 @@ from medpipe.config import PipelineConfig
 from medpipe.settings import Settings
 from tests.helpers.ports import free_port
 
+# every test here reads models the train stage trains for the session (weak, good, bad: three trainings)
+pytestmark = pytest.mark.slow
+
 
 @dataclass(frozen=True)
 class FakeParity:
@@ -275,7 +278,6 @@ def test_manual_promote_needs_reason_and_is_audited(story: Story) -> None:
     assert tags["gate.override"] == "clinical review override"
 
 
-@pytest.mark.slow
 def test_mlflow_ui_serves_the_store(story: Story, tmp_path: Path) -> None:
     import subprocess
     import urllib.request

@@ -119,6 +119,7 @@ def _rank(rank: int, world: int, port: int, prepared: str, out: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two DDP processes, each importing torch and Lightning
 def test_ddp_ranks_read_disjoint_shares_that_cover_the_split(sharded: Path, tmp_path: Path) -> None:
     from tests.helpers.engines import free_port
 
