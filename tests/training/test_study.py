@@ -9,7 +9,7 @@ from pathlib import Path
 from components.data.dataset import PreparedData
 from components.training.study import study_name_for
 from components.training.train import run_key
-from tests.training.conftest import smoke_cfg
+from tests.helpers.configs import smoke_cfg
 
 PREPARED = PreparedData(Path("data/prepared"), ("a", "b"), {}, image_size=28, channels=1, data_version="md5-abc")
 
