@@ -363,3 +363,37 @@ def test_cli_list_history_and_rollback(story: Story, monkeypatch: pytest.MonkeyP
         assert "champion" in out.output and "cli test" in out.output
     finally:
         get_settings.cache_clear()
+
+
+def test_cli_register_then_evaluate_a_model_folder(
+    story: Story, trained, prepared_breastmnist: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`registry register` (a registration run of its own, with the config's training params) then `registry
+    evaluate` (the gate) under another model name: the sections the CLI hands over reach both."""
+    from typer.testing import CliRunner
+
+    from medpipe.cli import app
+    from medpipe.settings import get_settings
+
+    monkeypatch.setenv("MEDPIPE_HOME", str(story.settings.home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    get_settings.cache_clear()
+    good = trained["good"]
+    sets = ("registry.model_name=cli-classifier", "registry.positive_class=malignant", "registry.min_primary=0.6",
+            "registry.bootstrap_samples=200", "train.lr=0.0123")  # fmt: skip
+    opts = [arg for item in sets for arg in ("-S", item)]
+    try:
+        runner = CliRunner()
+        out = runner.invoke(app, ["registry", "register", str(good.model_dir), "--onnx", str(good.onnx_path), *opts])
+        assert out.exit_code == 0, out.output
+        mv = _client(story).get_model_version("cli-classifier", "1")
+        run = _client(story).get_run(mv.run_id)
+        assert run.info.run_name == "register" and run.data.params["train.lr"] == "0.0123"
+        assert mv.aliases == ["challenger"] and mv.tags["medpipe.dataset"] == "breastmnist"
+        args = ["registry", "evaluate", "1", "--prepared", str(prepared_breastmnist), *opts]
+        out = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert out.exit_code == 0, out.output
+        assert "version 1: PROMOTED to champion" in out.output
+        assert str(_client(story).get_model_version_by_alias("cli-classifier", "champion").version) == "1"
+    finally:
+        get_settings.cache_clear()
