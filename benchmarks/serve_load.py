@@ -2,20 +2,28 @@
 
 The real server (`medpipe serve`, its own processes) takes a fixed-length load from 16 concurrent clients
 (async httpx, in client processes of their own); the champion is swapped half-way (model folder replaced,
-`/v1/reload` + the workers' polling). For each server setting it prints HTTP images/s, the ratio to raw ONNX
-Runtime images/s at batch 32 (same model, measured in this run), p50/p99 latency, errors, the versions seen.
+`/v1/reload` + the workers' polling). For each server setting, request body and images per request it prints
+HTTP images/s, the ratio to raw ONNX Runtime images/s at batch 32 (same model, measured in this run), p50/p99
+latency, errors, the versions seen.
+
+Request bodies (``--bodies``):
+  npy        /v1/predict, the N images as one ``application/x-npy`` array (N, H, W): the batch body
+  multipart  /v1/predict, N ``files`` parts of one .npy image each (what a browser form sends)
+  v2         /v2/models/{name}/infer, the Open Inference Protocol's binary tensor extension (UINT8 [N, 1, H, W])
 
     uv run python benchmarks/serve_load.py --clients 16 --seconds 20
-    uv run python benchmarks/serve_load.py --images-per-request 1 32 --settings w1-b32 w2-b32
+    uv run python benchmarks/serve_load.py --images-per-request 1 32 --bodies npy multipart --settings w2-b32
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import multiprocessing as mp
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -78,9 +86,12 @@ def start_server(model: Path, home: Path, workers: int, threads: int, max_batch:
     env = {**os.environ, "MEDPIPE_HOME": str(home)}
     env.pop("MEDPIPE_API_KEYS", None)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # set even empty, prometheus-client writes *.db files into the cwd
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = home / "server.log"  # a file, not a pipe: uvicorn's worker processes inherit it
+    home.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as err:  # its own session: stop_server ends the workers with it
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 300  # a loaded 2-core box takes minutes to start two workers
     while True:
         try:
             if workers == 1 and httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200:
@@ -90,37 +101,68 @@ def start_server(model: Path, home: Path, workers: int, threads: int, max_batch:
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise RuntimeError(f"server did not start: {proc.communicate()[1][-2000:]}")
+            stop_server(Server(proc, url, workers))
+            raise RuntimeError(f"server did not start in 300 s: {log.read_text()[-2000:]}")
         time.sleep(0.2)
 
 
 def stop_server(server: Server) -> None:
-    server.proc.terminate()
+    """SIGTERM to the server's whole process group (uvicorn's workers too); SIGKILL after 30 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.proc.pid, signal.SIGTERM)
     try:
         server.proc.wait(30)
     except subprocess.TimeoutExpired:
-        server.proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.proc.pid, signal.SIGKILL)
+        server.proc.wait(30)
 
 
-def _client_proc(url: str, payload: bytes, n_images: int, conns: int, seconds: float, out: mp.Queue, go) -> None:  # noqa: ANN001
-    """``conns`` concurrent connections posting for ``seconds`` from ``go``; puts (latencies ms, errors, versions)."""
+BODIES = ("npy", "multipart", "v2")
 
-    async def run() -> tuple[list[float], int, dict[str, int]]:
-        files = [("files", (f"x{i}.npy", payload, "application/octet-stream")) for i in range(n_images)]
+
+def request_spec(body: str, n_images: int, size: int, model_name: str) -> tuple[str, dict]:
+    """(path, httpx ``post`` keyword arguments) of one request carrying ``n_images`` random size x size images."""
+    images = np.random.default_rng(0).integers(0, 256, (n_images, size, size), dtype=np.uint8)
+    if body == "npy":
+        return "/v1/predict", {"content": _npy(images), "headers": {"content-type": "application/x-npy"}}
+    if body == "multipart":
+        return "/v1/predict", {"files": [("files", (f"x{i}.npy", _npy(im), "application/octet-stream"))
+                                         for i, im in enumerate(images)]}  # fmt: skip
+    if body == "v2":
+        import json
+
+        tensor = images[:, None].tobytes()
+        head = json.dumps({
+            "inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [n_images, 1, size, size],
+                        "parameters": {"binary_data_size": len(tensor)}}],
+            "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}],
+        }).encode()  # fmt: skip
+        headers = {"content-type": "application/octet-stream", "Inference-Header-Content-Length": str(len(head))}
+        return f"/v2/models/{model_name}/infer", {"content": head + tensor, "headers": headers}
+    raise ValueError(f"unknown body {body!r}; one of {BODIES}")
+
+
+def _client_proc(url: str, spec: tuple[str, dict], conns: int, seconds: float, out: mp.Queue, go) -> None:  # noqa: ANN001
+    """``conns`` concurrent connections posting for ``seconds`` from ``go``; puts (latencies ms, errors, versions,
+    seconds from ``go`` to the last answer)."""
+
+    async def run() -> tuple[list[float], int, dict[str, int], float]:
+        path, kwargs = spec
         latencies, versions, errors = [], {}, 0
-        out.put("ready")
-        go.wait()
-        stop = time.monotonic() + seconds
         limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
-        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:  # made before the clock starts
+            out.put("ready")
+            go.wait()
+            started = time.monotonic()
+            stop = started + seconds
 
             async def loop() -> None:
                 nonlocal errors
-                while time.monotonic() < stop:
+                while True:  # at least one request per connection, however short the run
                     t0 = time.perf_counter()
                     try:
-                        r = await client.post(f"{url}/v1/predict", files=files)
+                        r = await client.post(f"{url}{path}", **kwargs)
                         ok = r.status_code == 200
                     except httpx.HTTPError:
                         ok = False
@@ -130,21 +172,24 @@ def _client_proc(url: str, payload: bytes, n_images: int, conns: int, seconds: f
                         versions[v] = versions.get(v, 0) + 1
                     else:
                         errors += 1
+                    if time.monotonic() >= stop:
+                        return
 
             await asyncio.gather(*(loop() for _ in range(conns)))
-        return latencies, errors, versions
+        return latencies, errors, versions, time.monotonic() - started
 
     out.put(asyncio.run(run()))
 
 
-def load(server: Server, payload: bytes, n_images: int, args: argparse.Namespace, swap: tuple[Path, Path]) -> dict:
+def load(server: Server, body: str, n_images: int, args: argparse.Namespace, swap: tuple[Path, Path]) -> dict:
     """16 clients for ``args.seconds``; the model folder behind ``swap[0]`` is replaced by ``swap[1]`` half-way."""
     ctx = mp.get_context("spawn")
     out, go = ctx.Queue(), ctx.Event()
     procs = args.client_procs
     per = [args.clients // procs + (i < args.clients % procs) for i in range(procs)]
-    workers = [ctx.Process(target=_client_proc, args=(server.url, payload, n_images, c, args.seconds, out, go))
-               for c in per]  # fmt: skip
+    name = httpx.get(f"{server.url}/v1/model", timeout=10).json()["name"]
+    spec = request_spec(body, n_images, args.size, name)
+    workers = [ctx.Process(target=_client_proc, args=(server.url, spec, c, args.seconds, out, go)) for c in per]
     for w in workers:
         w.start()
     for _ in workers:
@@ -166,7 +211,7 @@ def load(server: Server, payload: bytes, n_images: int, args: argparse.Namespace
             versions[v] = versions.get(v, 0) + n
     ok = sum(versions.values())
     return {
-        "images/s": ok * n_images / args.seconds,
+        "images/s": ok * n_images / max(r[3] for r in results),  # the last answer may come after args.seconds
         "p50 ms": float(np.percentile(lat, 50)),
         "p99 ms": float(np.percentile(lat, 99)),
         "errors": sum(r[1] for r in results),
@@ -191,9 +236,9 @@ def raw_ort(model: Path, batch: int, seconds: float) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def _npy(size: int) -> bytes:
+def _npy(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    np.save(buf, np.random.default_rng(0).integers(0, 256, (size, size), dtype=np.uint8))
+    np.save(buf, array)
     return buf.getvalue()
 
 
@@ -207,8 +252,8 @@ def throughput_images(work: Path, served: Path, args: argparse.Namespace, batch:
     server = start_server(link, work / "home", 1, 0, max(batch, 32), args.max_wait_ms)
     try:
         probe = argparse.Namespace(seconds=max(1.0, min(10.0, deadline - time.monotonic() - 5)), clients=args.clients,
-                                   client_procs=1)  # fmt: skip
-        return load(server, _npy(args.size), batch, probe, (link, served))["images/s"]
+                                   client_procs=1, size=args.size)  # fmt: skip
+        return load(server, "multipart", batch, probe, (link, served))["images/s"]
     finally:
         stop_server(server)
 
@@ -221,6 +266,7 @@ def main() -> None:
     ap.add_argument("--model", default="cnn")
     ap.add_argument("--size", type=int, default=28)
     ap.add_argument("--images-per-request", type=int, nargs="+", default=[1, 32])
+    ap.add_argument("--bodies", nargs="+", default=["npy"], choices=BODIES, help="Request bodies (see above).")
     ap.add_argument("--settings", nargs="+", default=["w1-b1", "w1-b32", "w2-b32"], choices=sorted(SETTINGS))
     args = ap.parse_args()
     from _models import make_served_folder
@@ -230,28 +276,30 @@ def main() -> None:
         a = make_served_folder(work / "a", args.model, args.size, 1, seed=0)
         b = make_served_folder(work / "b", args.model, args.size, 1, seed=1)
         raw = raw_ort(a, 32, 5.0)
-        payload = _npy(args.size)
         rows = []
         for name in args.settings:
             workers, threads, max_batch, wait = SETTINGS[name]
-            for n_images in args.images_per_request:
-                link = work / f"current-{name}-{n_images}"
-                link.symlink_to(a, target_is_directory=True)
-                server = start_server(link, work / f"home-{name}-{n_images}", workers, threads, max_batch, wait)
-                try:
-                    r = load(server, payload, n_images, args, (link, b))
-                finally:
-                    stop_server(server)
-                rows.append((name, n_images, r))
+            for body in args.bodies:
+                for n_images in args.images_per_request:
+                    tag = f"{name}-{body}-{n_images}"
+                    link = work / f"current-{tag}"
+                    link.symlink_to(a, target_is_directory=True)
+                    server = start_server(link, work / f"home-{tag}", workers, threads, max_batch, wait)
+                    try:
+                        r = load(server, body, n_images, args, (link, b))
+                    finally:
+                        stop_server(server)
+                    rows.append((name, body, n_images, r))
     print(f"model={args.model} {args.size}px, {args.clients} clients in {args.client_procs} processes, "
           f"{args.seconds:.0f} s per row, champion swapped at half; {os.cpu_count()} CPUs")  # fmt: skip
     print(f"raw ONNX Runtime, batch 32, all threads: {raw:,.0f} images/s")
-    head = ("img/req", "images/s", "ratio", "p50 ms", "p99 ms", "errors", "versions")
-    print(f"{'setting':10}" + "".join(f"{h:>{w}}" for h, w in zip(head, (8, 11, 8, 9, 9, 8, 9), strict=True)))
-    for name, n_images, r in rows:
-        print(f"{name:10}{n_images:8d}{r['images/s']:11,.0f}{r['images/s'] / raw:8.2f}{r['p50 ms']:9.1f}"
+    head = ("body", "img/req", "images/s", "ratio", "p50 ms", "p99 ms", "errors", "versions")
+    print(f"{'setting':10}" + "".join(f"{h:>{w}}" for h, w in zip(head, (10, 8, 11, 8, 9, 9, 8, 9), strict=True)))
+    for name, body, n_images, r in rows:
+        print(f"{name:10}{body:>10}{n_images:8d}{r['images/s']:11,.0f}{r['images/s'] / raw:8.2f}{r['p50 ms']:9.1f}"
               f"{r['p99 ms']:9.1f}{r['errors']:8d}{r['versions']:9d}")  # fmt: skip
-    print("settings: w<uvicorn workers>-b<serving.max_batch>; w2/w4 run one ORT thread per worker")
+    print("settings: w<uvicorn workers>-b<serving.max_batch>; w2/w4 run one ORT thread per worker; bodies: see --help")
+    print(f"load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -298,11 +298,13 @@ class ServingConfig(_Section):
     )
     canary: CanaryConfig | None = None
     explain_max_pixels: Annotated[int, Field(ge=64)] = 2048 * 2048
-    explain_concurrency: Annotated[int, Field(ge=1, description="Grad-CAM runs at once per worker; more: 429.")] = 1
+    explain_concurrency: Annotated[
+        int, Field(ge=1, description="Grad-CAM runs at once over all workers of one `medpipe serve`; more: 429.")
+    ] = 1
     explain_rate_per_minute: Annotated[int, Field(ge=0)] = Field(
         30,
-        description="/v1/explain requests per client (API key, else address) per minute and worker; more: 429 "
-        "with Retry-After. 0: no limit.",
+        description="/v1/explain requests per client (API key, else address) in any minute, over all workers of one "
+        "`medpipe serve` together; more: 429 with Retry-After. 0: no limit.",
     )
 
 

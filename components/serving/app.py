@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from components.serving.auth import api_keys
 from components.serving.batcher import MicroBatcher
 from components.serving.canary import Splitter, challenger_uri
 from components.serving.errors import install_error_handlers
+from components.serving.explain_limits import ExplainLimits
 from components.serving.inference_log import InferenceLog
 from components.serving.log_writer import BufferedLogWriter
 from components.serving.middleware import BodyLimit, RequestContext
@@ -45,8 +47,15 @@ async def _poll(state: ServingState) -> None:
         await asyncio.to_thread(state.log_writer.flush)  # an idle server recovers from a log outage too
 
 
-def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig, model_uri: str) -> FastAPI:
-    """The serving app for ``model_uri`` (``models:/name@champion`` or a local model folder)."""
+def create_app(
+    settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig, model_uri: str, shared_dir: Path | None = None
+) -> FastAPI:
+    """The serving app for ``model_uri`` (``models:/name@champion`` or a local model folder).
+
+    ``shared_dir``: a folder every worker of one ``medpipe serve`` shares, where the explain limits
+    (``serving.explain_rate_per_minute``, ``serving.explain_concurrency``) are counted across the workers;
+    None: a temporary folder of this process's own (one worker).
+    """
     keys = api_keys(cfg, settings)
     if parse_registry_uri(model_uri) is not None:
         require_existing_store(settings)  # refuse to start on a store MLflow would silently create empty
@@ -55,6 +64,8 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_dir = tempfile.TemporaryDirectory(prefix="medpipe-serve-") if shared_dir is None else None
+        limits_dir = Path(own_dir.name) if own_dir is not None else Path(shared_dir) / "limits"
         batcher = MicroBatcher(cfg.max_batch, cfg.max_wait_ms, on_batch=telemetry.observe_batch)
         await batcher.start()
         inference_log = InferenceLog(settings.inference_log, keep_open=True)
@@ -68,6 +79,7 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
             log_writer=BufferedLogWriter(inference_log, cfg.log_buffer_rows, telemetry),
             api_keys=keys,
             metrics=telemetry,
+            explain_limits=ExplainLimits(limits_dir, cfg),
         )
         if cfg.canary is not None:
             state.challenger_uri = challenger_uri(model_uri, cfg.canary)
@@ -92,6 +104,8 @@ def create_app(settings: Settings, cfg: ServingConfig, export_cfg: ExportConfig,
                 )  # fmt: skip
             inference_log.close()
             telemetry.process_exited()
+            if own_dir is not None:
+                own_dir.cleanup()
 
     app = FastAPIOffline(  # /docs and /redoc with their assets served from the package: they work offline
         title="medpipe prediction API",
@@ -114,9 +128,11 @@ SPEC_ENV = "MEDPIPE_SERVE_SPEC"
 
 
 def write_spec(path: Path, cfg: ServingConfig, export_cfg: ExportConfig, model_uri: str) -> Path:
-    """Write what every ``serve --workers N`` worker builds its app from (read by :func:`create_app_from_spec`)."""
+    """Write what every ``serve --workers N`` worker builds its app from (read by :func:`create_app_from_spec`);
+    the spec's folder is the workers' ``shared_dir``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    spec = {"serving": cfg.model_dump(mode="json"), "export": export_cfg.model_dump(mode="json"), "uri": model_uri}
+    spec = {"serving": cfg.model_dump(mode="json"), "export": export_cfg.model_dump(mode="json"), "uri": model_uri,
+            "shared_dir": str(path.parent)}  # fmt: skip
     path.write_text(json.dumps(spec))
     return path
 
@@ -127,4 +143,4 @@ def create_app_from_spec() -> FastAPI:
 
     spec = json.loads(Path(os.environ[SPEC_ENV]).read_text())
     cfg, export_cfg = ServingConfig(**spec["serving"]), ExportConfig(**spec["export"])
-    return create_app(get_settings(), cfg, export_cfg, spec["uri"])
+    return create_app(get_settings(), cfg, export_cfg, spec["uri"], Path(spec["shared_dir"]))

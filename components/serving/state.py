@@ -9,6 +9,7 @@ from typing import Any
 
 from components.serving.batcher import MicroBatcher
 from components.serving.canary import Splitter
+from components.serving.explain_limits import ExplainLimits
 from components.serving.inference_log import InferenceLog
 from components.serving.log_writer import BufferedLogWriter
 from components.serving.model_source import LoadedModel, load_model, model_marker
@@ -37,9 +38,8 @@ class ServingState:
     challenger: LoadedModel | None = None
     challenger_error: str | None = None
     splitter: Splitter | None = None
-    explain_slots: asyncio.Semaphore | None = None  # serving.explain_concurrency, made on first use
+    explain_limits: ExplainLimits | None = None  # rate and concurrency of /v1/explain, across the workers
     explainers: dict[str, Any] = field(default_factory=dict)  # model marker -> its PyTorch network (explain)
-    explain_limiter: Any = None  # serving.explain_rate_per_minute: a limits MovingWindowRateLimiter, made on first use
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def reload(self, force: bool = False) -> bool:

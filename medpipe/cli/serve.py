@@ -87,6 +87,7 @@ def serve(
 ) -> None:
     """Serve the champion over HTTP (FastAPI + ONNX Runtime), with hot reload and micro-batching."""
     import os
+    import shutil
 
     import uvicorn
 
@@ -108,10 +109,13 @@ def serve(
         err_console.print(f"[yellow]warning:[/] no API keys: anyone who reaches {host}:{port} can call the API")
     uri = champion_uri(model, cfg)
     console.print(f"serving [bold]{uri}[/] on http://{host}:{port} (docs: /docs); log: {current.inference_log}")
+    folder = current.home / "serve" / str(port)  # what the workers share: explain limits, spec, metrics
+    shutil.rmtree(folder / "limits", ignore_errors=True)  # a restart starts with fresh explain limits
     if workers == 1:
-        uvicorn.run(create_app(current, cfg.serving, cfg.export, uri), host=host, port=port, log_level="info")
+        app = create_app(current, cfg.serving, cfg.export, uri, shared_dir=folder)
+        uvicorn.run(app, host=host, port=port, log_level="info")
         return
-    _serve_workers(current.home / "serve" / str(port), cfg, uri, host, port, workers)
+    _serve_workers(folder, cfg, uri, host, port, workers)
 
 
 def _serve_workers(folder: Path, cfg: PipelineConfig, uri: str, host: str, port: int, workers: int) -> None:

@@ -84,3 +84,56 @@ def test_explain_rate_limit_per_client(trained_cnn_dir, serve, client, tmp_path)
     assert (limited.status_code, limited.json()["error"]) == (429, "explain_rate_limited")
     assert 1 <= int(limited.headers["retry-after"]) <= 60 and "explain_rate_per_minute=2" in limited.json()["detail"]
     assert predict.status_code == 200 and other_key.status_code == 200, other_key.text
+
+
+def test_explain_limits_hold_across_workers(trained_cnn_dir, tmp_path) -> None:
+    """``medpipe serve --workers 2``: the rate and the concurrency cap count over both workers together. The test
+    process takes part as a third process (it holds the one slot, spends one of a client's hits), so a worker that
+    kept its own count would be caught whichever worker the kernel hands each connection to."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    from components.serving.explain_limits import ExplainLimits, client_id
+    from medpipe.config import ServingConfig
+    from tests.helpers.ports import free_port
+    from tests.helpers.serving import samples, value
+    from tests.helpers.wait import wait_until
+
+    folder = shutil.copytree(trained_cnn_dir, tmp_path / "model")
+    export_onnx(folder, folder / "model.onnx", ExportConfig())
+    port, home = free_port(), tmp_path / "state"
+    cmd = [str(Path(sys.executable).parent / "medpipe"), "serve", "--model", str(folder), "--port", str(port),
+           "--workers", "2", "-S", "export.intra_op_threads=1", "-S", "serving.explain_rate_per_minute=3",
+           "-S", "serving.explain_concurrency=1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env={**os.environ, "MEDPIPE_HOME": str(home)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    files = [("files", ("a.png", _png(np.full((28, 28), 90, np.uint8)), "image/png"))]
+
+    def explain(key: str) -> httpx.Response:  # a new connection each time: the kernel spreads them over the workers
+        return httpx.post(f"{url}/v1/explain", files=files, headers={"X-API-Key": key}, timeout=600)
+
+    try:
+
+        def both_loaded() -> bool:  # two loads counted across the workers
+            return value(samples(httpx.get(f"{url}/metrics", timeout=10).text), "medpipe_model_reloads_total") == 2
+
+        wait_until(both_loaded, "both workers to load the model", 300, procs=[proc], ignore=(httpx.TransportError,))
+        shared = ExplainLimits(home / "serve" / str(port) / "limits", ServingConfig(explain_rate_per_minute=3))
+        with shared.slot():  # this process runs "the" explanation: every worker must refuse another one
+            busy = [explain(f"busy-{i}") for i in range(4)]
+        warm = [explain(f"warm-{i}") for i in range(4)]  # the slot is free again; each worker imports captum once
+        shared.check_rate(client_id("rate", None))  # one of the client's 3 hits, spent by another process
+        rate = [explain("rate") for _ in range(6)]
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=60)[0]
+    assert [(r.status_code, r.json()["error"]) for r in busy] == [(429, "explain_busy")] * 4, output
+    assert [r.status_code for r in warm] == [200] * 4, [r.text for r in warm]
+    assert [r.status_code for r in rate] == [200, 200] + [429] * 4, [r.text for r in rate]
+    assert {r.json()["error"] for r in rate[2:]} == {"explain_rate_limited"}
+    assert "2 workers" in output

@@ -1,18 +1,15 @@
 """``POST /v1/explain``: a Grad-CAM heatmap (raw map + PNG overlay) for one image, with its own limits.
 
 Explanations run PyTorch with gradients (tens of times the cost of a prediction), so they take one image,
-at most ``serving.explain_max_pixels`` pixels, ``serving.explain_concurrency`` at a time per worker and
-``serving.explain_rate_per_minute`` per client (API key, else address) and worker: a request beyond that is
-answered 429 at once, with ``Retry-After``, instead of queueing behind the others.
+at most ``serving.explain_max_pixels`` pixels, ``serving.explain_concurrency`` at a time and
+``serving.explain_rate_per_minute`` per client (API key, else address), both over all workers of the server
+together (:mod:`components.serving.explain_limits`): a request beyond that is answered 429 at once, with
+``Retry-After``, instead of queueing behind the others.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import hashlib
-import math
-import time
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -21,40 +18,11 @@ from components.serving import schemas
 from components.serving.deps import ApiKey, CurrentModel, State
 from components.serving.errors import ERROR_RESPONSES
 from components.serving.explain import grad_cam, load_explainer
+from components.serving.explain_limits import client_id
 from components.serving.images import InputError
 from components.serving.inputs import decode_all, read_inputs
-from components.serving.state import ServingState
 
 router = APIRouter(prefix="/v1", tags=["v1"])
-
-
-def _check_rate(request: Request, state: ServingState) -> None:
-    """``serving.explain_rate_per_minute`` per client (its API key, else its address), a moving one-minute window."""
-    per_minute = state.cfg.explain_rate_per_minute
-    if not per_minute:
-        return
-    from limits import RateLimitItemPerMinute
-    from limits.storage import MemoryStorage
-    from limits.strategies import MovingWindowRateLimiter
-
-    if state.explain_limiter is None:
-        state.explain_limiter = MovingWindowRateLimiter(MemoryStorage())
-    key = request.headers.get("x-api-key")
-    client = f"key:{hashlib.sha256(key.encode()).hexdigest()[:16]}" if key else f"addr:{request.client.host}"
-    item = RateLimitItemPerMinute(per_minute)
-    if state.explain_limiter.hit(item, "explain", client):
-        return
-    reset = state.explain_limiter.get_window_stats(item, "explain", client).reset_time
-    retry_after = max(1, math.ceil(reset - time.time()))
-    raise InputError(429, "explain_rate_limited", f"more than serving.explain_rate_per_minute={per_minute} "
-                     f"explanations in a minute from this client; retry in {retry_after} s",
-                     headers={"Retry-After": str(retry_after)})  # fmt: skip
-
-
-def _slots(state: ServingState) -> asyncio.Semaphore:
-    if state.explain_slots is None:
-        state.explain_slots = asyncio.Semaphore(state.cfg.explain_concurrency)
-    return state.explain_slots
 
 
 @router.post("/explain", response_model=schemas.ExplainResponse, dependencies=[ApiKey],
@@ -66,18 +34,16 @@ async def explain(
     target: str | None = Query(None, description="Class to explain (default: the predicted one)."),
 ) -> schemas.ExplainResponse:
     """Why the served model decided: Grad-CAM on one image (the same bodies as ``/v1/predict``)."""
-    _check_rate(request, state)
+    limits = state.explain_limits
+    assert limits is not None  # made in lifespan
+    await run_in_threadpool(limits.check_rate, client_id(request.headers.get("x-api-key"), request.client.host))
     classes = model.preprocessing.class_names
     if target is not None and target not in classes:
         raise InputError(422, "invalid_target", f"target {target!r} is not a class of this model; use one of {classes}")
     inputs = await read_inputs(request, state.cfg, batch=False)
     if len(inputs) != 1:
         raise InputError(413, "too_many_images", f"explain takes one image per request, not {len(inputs)}")
-    slots = _slots(state)
-    if slots.locked():
-        raise InputError(429, "explain_busy", f"serving.explain_concurrency={state.cfg.explain_concurrency} "
-                         "explanations are already running; retry shortly", headers={"Retry-After": "1"})  # fmt: skip
-    async with slots:
+    with limits.slot():
         budget = state.cfg.model_copy(update={"max_pixels": min(state.cfg.max_pixels, state.cfg.explain_max_pixels)})
         (decoded,) = await run_in_threadpool(decode_all, inputs, model, budget)
         explainer = state.explainers.get(model.marker) or await run_in_threadpool(load_explainer, model)
