@@ -85,12 +85,13 @@ def find_reference(model_dir: Path, settings: Settings, run_id: str | None = Non
     if run_id:
         import mlflow
 
-        mlflow.set_tracking_uri(settings.tracking_uri)
         dest = settings.models_dir / "references" / run_id
         if (dest / REFERENCE_DIR / "profile.json").is_file():
             return dest / REFERENCE_DIR
         try:
-            got = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=REFERENCE_DIR, dst_path=str(dest))
+            got = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=REFERENCE_DIR, dst_path=str(dest), tracking_uri=settings.tracking_uri
+            )
             return Path(got)
         except Exception as err:  # noqa: BLE001
             raise RegistryError(f"the model's run {run_id} has no '{REFERENCE_DIR}' artifact ({err})") from None
