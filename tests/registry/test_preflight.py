@@ -42,7 +42,8 @@ def test_multiclass_without_positive_class_has_none_and_says_so() -> None:
     assert name is None and "macro one-vs-rest AUC" in note
 
 
-def test_every_problem_in_one_message_before_training(tmp_path: Path) -> None:
+def test_every_problem_in_one_message_before_training(tmp_path: Path, empty_mlflow_db) -> None:
+    empty_mlflow_db(tmp_path / "state")  # the default store, already migrated (a new one costs 5-15 s here)
     cfg = load_config(REPO / "params.yaml", overrides=["registry.positive_class=malignant", "data.channels=3"])
     with pytest.raises(PreflightError) as err:
         check(cfg, prepared(["clear", "lesion"], [10, 5]), Settings(home=tmp_path / "state"))
@@ -55,9 +56,10 @@ def test_every_problem_in_one_message_before_training(tmp_path: Path) -> None:
         check(load_config(REPO / "params.yaml"), small, Settings(home=tmp_path / "state"))
 
 
-def test_a_registered_model_with_another_class_list_is_refused_naming_both(tmp_path: Path) -> None:
+def test_a_registered_model_with_another_class_list_is_refused_naming_both(tmp_path: Path, empty_mlflow_db) -> None:
     from components.tracking import mlflow_client
 
+    empty_mlflow_db(tmp_path / "state")  # the default store, already migrated (a new one costs 5-15 s here)
     settings = Settings(home=tmp_path / "state")
     cfg = load_config(REPO / "params.yaml", overrides=["data.source=/x/derm"])
     client = mlflow_client(settings)
