@@ -52,3 +52,23 @@ def test_secrets_are_not_shown(medpipe_home: Path, monkeypatch: pytest.MonkeyPat
     s = get_settings()
     assert "SECRET" not in repr(s) and "SECRET" not in str(s.model_dump())
     assert s.slack_webhook_url.get_secret_value().endswith("SECRET")
+
+
+def test_the_cli_prepares_the_environment_and_keeps_what_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``medpipe.cli.environment`` (the one writer of the environment) sets its defaults, PREFECT_HOME in the
+    state folder, and leaves a variable the user set alone."""
+    import os
+
+    from medpipe.cli.environment import FLOW_RUN_ENV, TEMPORARY_SERVER_ENV, prepare_environment
+    from medpipe.settings import Settings
+
+    for var in ("PREFECT_HOME", *TEMPORARY_SERVER_ENV, *FLOW_RUN_ENV):  # restored by monkeypatch afterwards
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DO_NOT_TRACK", "0")
+    settings = prepare_environment(Settings(home=tmp_path / "state"))
+    assert settings.home.is_dir() and os.environ["PREFECT_HOME"] == str(tmp_path / "state" / "prefect")
+    assert os.environ["DO_NOT_TRACK"] == "0"
+    expected = {**TEMPORARY_SERVER_ENV, **FLOW_RUN_ENV, "DO_NOT_TRACK": "0"}
+    assert {var: os.environ[var] for var in expected} == expected
