@@ -57,7 +57,7 @@ async def score(
         model.version, model.preprocessing.class_names, model.preprocessing.decide(probs), role
     )
     stored = raw if state.cfg.store_images else None
-    rows = await run_in_threadpool(log_rows, request_id, model, filenames, decoded, probs, emb, raw=stored, role=role)
+    answers = [(model, probs, emb, stored, role)]  # whose rows go to the inference log
     if shadow is not None:
         if isinstance(results[1], BaseException):
             log.warning("shadow model %s failed on request %s: %s", shadow.version, request_id, results[1])
@@ -66,10 +66,14 @@ async def score(
             state.metrics.count_predictions(
                 shadow.version, shadow.preprocessing.class_names, shadow.preprocessing.decide(s_probs), SHADOW
             )
-            rows += await run_in_threadpool(
-                log_rows, request_id, shadow, filenames, decoded, s_probs, s_emb, role=SHADOW
-            )
-    await run_in_threadpool(state.log_writer.write, rows)  # buffered on failure; 503 once the buffer is full
+            answers.append((shadow, s_probs, s_emb, None, SHADOW))
+
+    def write_log() -> None:  # one thread hop for the rows and the write: buffered on failure, 503 once full
+        rows = [row for m, p, e, kept, r in answers
+                for row in log_rows(request_id, m, filenames, decoded, p, e, raw=kept, role=r)]  # fmt: skip
+        state.log_writer.write(rows)
+
+    await run_in_threadpool(write_log)
     return Scored(request_id, model, probs, emb)
 
 
