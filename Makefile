@@ -36,7 +36,7 @@ demo: setup ## the whole pipeline on BreastMNIST with embedded defaults (no serv
 test: setup ## the test suite (real DVC, MLflow, Prefect, uvicorn, PostgreSQL; no GPU, no network)
 	$(UV) run --frozen pytest $(PYTEST_ARGS)
 
-test-fast: setup ## the fast lane: everything but the tests marked slow (flows end to end, servers, DDP) and PostgreSQL
+test-fast: setup ## the fast lane: everything but the tests marked slow (training, servers, DDP, whole-stack imports, DVC roundtrips) and PostgreSQL
 	$(UV) run --frozen pytest -m "not slow and not postgres" $(PYTEST_ARGS)
 
 lint: setup ## ruff, and the layer contracts (import-linter, [tool.importlinter] in pyproject.toml)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 _PROBE = """
@@ -48,6 +50,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow  # a fresh interpreter imports the whole stack: ~45 s of CPU on the loaded box
 def test_importing_every_module_has_no_side_effects() -> None:
     out = subprocess.run([sys.executable, "-c", _PROBE], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

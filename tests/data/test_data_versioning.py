@@ -36,6 +36,7 @@ def _digests(folder: Path) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
+@pytest.mark.slow  # three DVC stage runs in subprocesses, push, wipe and pull
 def test_ingest_repro_push_wipe_pull_roundtrip(dvc_project) -> None:
     settings = dvc_project
     project = settings.project_dir
@@ -101,6 +102,7 @@ def test_override_outside_params_is_prepared_directly(dvc_project) -> None:
     assert (again.path, again.data_version) == (result.path, result.data_version)
 
 
+@pytest.mark.slow  # two ingests through DVC stage subprocesses
 def test_replacing_the_dataset_keeps_the_old_version_retrievable(dvc_project, make_folder) -> None:
     settings = dvc_project
     project = settings.project_dir
