@@ -219,12 +219,13 @@ def load(server: Server, body: str, n_images: int, args: argparse.Namespace, swa
     }
 
 
-def raw_ort(model: Path, batch: int, seconds: float) -> float:
-    """Images/s of ONNX Runtime alone (default threads: all cores) at ``batch``, as the server's ceiling."""
+def raw_ort(model: Path, batch: int, seconds: float, threads: int = 0) -> float:
+    """Images/s of ONNX Runtime alone (``threads`` intra-op threads, 0: all cores) at ``batch``, as the server's
+    ceiling."""
     from components.deploy.runtime import create_session, run_session
     from medpipe.config import ExportConfig
 
-    session = create_session(model / "model.onnx", ExportConfig())
+    session = create_session(model / "model.onnx", ExportConfig(intra_op_threads=threads))
     shape = session.get_inputs()[0].shape
     x = (np.random.default_rng(0).random((batch, *shape[1:])) * 255).astype(np.float32)
     for _ in range(5):
@@ -276,6 +277,7 @@ def main() -> None:
         a = make_served_folder(work / "a", args.model, args.size, 1, seed=0)
         b = make_served_folder(work / "b", args.model, args.size, 1, seed=1)
         raw = raw_ort(a, 32, 5.0)
+        raw1 = raw_ort(a, 32, 5.0, threads=1)  # context: what one worker's session can do
         rows = []
         for name in args.settings:
             workers, threads, max_batch, wait = SETTINGS[name]
@@ -292,7 +294,7 @@ def main() -> None:
                     rows.append((name, body, n_images, r))
     print(f"model={args.model} {args.size}px, {args.clients} clients in {args.client_procs} processes, "
           f"{args.seconds:.0f} s per row, champion swapped at half; {os.cpu_count()} CPUs")  # fmt: skip
-    print(f"raw ONNX Runtime, batch 32, all threads: {raw:,.0f} images/s")
+    print(f"raw ONNX Runtime, batch 32, all threads: {raw:,.0f} images/s (the ratio's base); 1 thread: {raw1:,.0f}")
     head = ("body", "img/req", "images/s", "ratio", "p50 ms", "p99 ms", "errors", "versions")
     print(f"{'setting':10}" + "".join(f"{h:>{w}}" for h, w in zip(head, (10, 8, 11, 8, 9, 9, 8, 9), strict=True)))
     for name, body, n_images, r in rows:
