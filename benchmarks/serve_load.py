@@ -244,8 +244,9 @@ def _npy(array: np.ndarray) -> bytes:
 
 
 def throughput_images(work: Path, served: Path, args: argparse.Namespace, batch: int, deadline: float) -> float:
-    """HTTP images/s with ``batch`` images per request from ``args.clients`` clients (one worker, micro-batching);
-    ``args.requests`` caps the run's length at about that many requests (for ``gpu_suite.py``)."""
+    """HTTP images/s with ``batch`` images per request (one application/x-npy body) from ``args.clients`` clients
+    (one worker, micro-batching); ``args.requests`` caps the run's length at about that many requests
+    (for ``gpu_suite.py``)."""
     work.mkdir(parents=True, exist_ok=True)
     link = work / "current"
     if not link.exists():
@@ -254,7 +255,7 @@ def throughput_images(work: Path, served: Path, args: argparse.Namespace, batch:
     try:
         probe = argparse.Namespace(seconds=max(1.0, min(10.0, deadline - time.monotonic() - 5)), clients=args.clients,
                                    client_procs=1, size=args.size)  # fmt: skip
-        return load(server, "multipart", batch, probe, (link, served))["images/s"]
+        return load(server, "npy", batch, probe, (link, served))["images/s"]
     finally:
         stop_server(server)
 
