@@ -35,6 +35,7 @@ NATIVE = [
     "registry.min_sensitivity=0",
     "registry.max_ece=1",
     "monitoring.min_window=10",
+    "monitoring.retrain.enabled=false",
 ]
 
 
