@@ -87,27 +87,35 @@ def serve(
 ) -> None:
     """Serve the champion over HTTP (FastAPI + ONNX Runtime), with hot reload and micro-batching."""
     import os
-    import shutil
 
-    import uvicorn
-
-    # prometheus-client goes multiprocess when PROMETHEUS_MULTIPROC_DIR is present at all: set but empty, every
-    # process wrote counter_<pid>.db / histogram_<pid>.db into the working directory (the checkout root, from the
-    # benchmark). Empty means unset here; with --workers N the CLI sets its own folder below.
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR", "x"):
-        os.environ.pop("PROMETHEUS_MULTIPROC_DIR")
-    from components.serving.app import create_app
+    from components.registry.store import parse_registry_uri
     from components.serving.auth import api_keys, check_bind, is_loopback
+    from components.tracking import require_existing_store
 
+    # Every refusal (a bad param, contradicting keys, an open public bind, a missing store) comes first, with
+    # light imports only: the server's own (ONNX Runtime, torch, MLflow, FastAPI) cost ~12 s of CPU here.
     cfg = load_cli_config(params, overrides)
     current = settings()
     host, port = host or cfg.serving.host, port or cfg.serving.port
     workers = workers or cfg.serving.workers
     keys = api_keys(cfg.serving, current)
     check_bind(host, keys, cfg.serving)
+    uri = champion_uri(model, cfg)
+    if parse_registry_uri(uri) is not None:
+        require_existing_store(current)  # MLflow would silently create an empty store and serve nothing
     if not keys and not is_loopback(host):  # allowed by serving.allow_unauthenticated
         err_console.print(f"[yellow]warning:[/] no API keys: anyone who reaches {host}:{port} can call the API")
-    uri = champion_uri(model, cfg)
+    # prometheus-client goes multiprocess when PROMETHEUS_MULTIPROC_DIR is present at all: set but empty, every
+    # process wrote counter_<pid>.db / histogram_<pid>.db into the working directory (the checkout root, from the
+    # benchmark). Empty means unset here; with --workers N the CLI sets its own folder below.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR", "x"):
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR")
+    import shutil
+
+    import uvicorn
+
+    from components.serving.app import create_app
+
     console.print(f"serving [bold]{uri}[/] on http://{host}:{port} (docs: /docs); log: {current.inference_log}")
     folder = current.home / "serve" / str(port)  # what the workers share: explain limits, spec, metrics
     shutil.rmtree(folder / "limits", ignore_errors=True)  # a restart starts with fresh explain limits

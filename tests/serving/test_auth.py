@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ from components.serving.auth import api_keys, check_bind
 from medpipe.config import ServingConfig
 from medpipe.errors import MedpipeError
 from medpipe.settings import Settings
+from tests.helpers.cli import HEAVY, run_medpipe
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,8 +68,9 @@ def test_loopback_without_keys_is_fine(host: str) -> None:
 def test_medpipe_serve_refuses_an_open_public_bind(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDPIPE_", "MLFLOW_"))}
     env["MEDPIPE_HOME"] = str(tmp_path / "state")
-    cmd = [sys.executable, "-m", "medpipe", "serve", "--host", "0.0.0.0", "--params", str(REPO / "params.yaml")]
-    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    args = ["serve", "--host", "0.0.0.0", "--params", str(REPO / "params.yaml")]
+    out, imported = run_medpipe(args, env=env, cwd=tmp_path)
     assert out.returncode == 2, out.stdout + out.stderr
     assert "refusing to serve on 0.0.0.0 without API keys" in " ".join(out.stderr.split())
     assert "Traceback" not in out.stderr
+    assert not imported & HEAVY, sorted(imported & HEAVY)  # refused before the server's libraries load
