@@ -101,9 +101,9 @@ def test_library_logs_go_to_the_state_folder_and_progress_to_stdout(tmp_path: Pa
         logging.captureWarnings(False)
 
 
-def test_the_run_summary_is_compact_and_names_each_ui(tmp_path: Path) -> None:
-    """The end of `make demo`: the test figures in two lines with CIs (the full table is the model card's), one
-    line per fact, and each UI under the tool's own name."""
+def _run_summary(tmp_path: Path, model_args: str = "", **training: object) -> list[str]:
+    """The lines `medpipe run` ends with, for a training outcome like BreastMNIST's smoke run (``training``:
+    fields of its TrainingSummary to change)."""
     from rich.console import Console
 
     from medpipe.cli.reporting import print_pipeline_summary
@@ -115,17 +115,28 @@ def test_the_run_summary_is_compact_and_names_each_ui(tmp_path: Path) -> None:
     for key, value in {"sensitivity": 0.8096, "specificity": 0.6404, "ppv": 0.4533, "npv": 0.9012}.items():
         figures |= {key: value, f"{key}_ci_low": value - 0.05, f"{key}_ci_high": value + 0.05}
     figures |= {"accuracy": 0.6859, "balanced_accuracy": 0.7249, "threshold": 0.1372, "precision.malignant": 0.45}
-    training = TrainingSummary(
+    fields = dict(
         data_version="c4269b66.dir", prepared_path="data/prepared", run_id="r1", search_run_id=None, best_params={},
         test_metrics=figures, model_dir="m", onnx_path="m/model.onnx", parity_passed=True,
         model_name="breastmnist-classifier", version="1", promoted=True, champion="1", gate_reason="",
         model_card="card.md", operating_point="p(malignant) >= 0.1372 (sensitivity >= 0.9 on validation)",
     )  # fmt: skip
-    deployment = DeploymentSummary("breastmnist-classifier", "1", "serving/1/model.onnx", {}, False)
-    monitoring = MonitoringSummary("ok", False, 156, None, "1", "drift.html", "drift.json", "none", "not started")
+    trained = TrainingSummary(**{**fields, **training})
+    deployment, monitoring = None, None
+    if trained.champion:  # the pipeline deploys and watches the champion, whichever version it is
+        deployment = DeploymentSummary(trained.model_name, trained.champion, "serving/1/model.onnx", {}, False)
+        monitoring = MonitoringSummary("ok", False, 156, None, "1", "drift.html", "drift.json", "none", "not started")
     console = Console(record=True, width=100)
-    print_pipeline_summary(console, PipelineSummary(training, deployment, monitoring), Settings(home=tmp_path))
-    lines = console.export_text().splitlines()
+    print_pipeline_summary(
+        console, PipelineSummary(trained, deployment, monitoring), Settings(home=tmp_path), model_args
+    )
+    return console.export_text().splitlines()
+
+
+def test_the_run_summary_is_compact_and_names_each_ui(tmp_path: Path) -> None:
+    """The end of `make demo`: the test figures in two lines with CIs (the full table is the model card's), one
+    line per fact, and each UI under the tool's own name."""
+    lines = _run_summary(tmp_path)
 
     assert len(lines) <= 18, lines  # was 30: a 14-row table, two title lines
     assert not any(c in "".join(lines) for c in "┏┃│└"), lines  # no table
@@ -134,3 +145,29 @@ def test_the_run_summary_is_compact_and_names_each_ui(tmp_path: Path) -> None:
     assert lines[-1] == f"state folder:             {tmp_path}"  # ends with where everything is
     commands = {line.split(": ", 1)[1].strip() for line in lines if "uv run medpipe ui" in line}
     assert commands == {f"uv run medpipe ui {ui}" for ui in ("mlflow", "prefect", "evidently")}
+    assert "serve the champion:       uv run medpipe serve" in lines
+
+
+def test_the_run_summary_never_suggests_serving_when_there_is_no_champion(tmp_path: Path) -> None:
+    """A first version the gate refused: no `medpipe serve` to try, but the gate's reason, the exact command
+    that promotes it anyway (for this run's model, here not the params file's), and what to change instead."""
+    reason = "expected calibration error 0.183 must be < registry.max_ece 0.1"
+    args = " -S registry.model_name=scans3-classifier"
+    lines = _run_summary(tmp_path, args, model_name="scans3-classifier", promoted=False, champion=None,
+                         gate_reason=reason)  # fmt: skip
+
+    assert not [line for line in lines if "serve the champion" in line], lines
+    assert f"this run          v1: not promoted ({reason})" in lines
+    assert "nothing to serve:         no champion: v1 did not pass the promotion gate (reason above)" in lines
+    promote = 'uv run medpipe registry promote 1 --reason "accepted despite the gate"' + args
+    assert f"  serve it anyway:        {promote} ; then uv run medpipe serve{args}" in lines
+    assert "  or:                     change registry.max_ece (params.yaml or -S) and run again" in lines
+    assert lines[-1] == f"state folder:             {tmp_path}"
+
+
+def test_the_run_summary_says_an_older_champion_keeps_serving(tmp_path: Path) -> None:
+    lines = _run_summary(tmp_path, version="2", promoted=False, champion="1", gate_reason="AUC 0.80 below v1's")
+
+    assert "serve the champion:       uv run medpipe serve  (still v1: v2 not promoted)" in lines
+    assert "champion          breastmnist-classifier v1" in lines
+    assert not [line for line in lines if "promote" in line and "registry" in line], lines

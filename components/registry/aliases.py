@@ -6,6 +6,7 @@ log to find the champion before the current one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from components.registry.audit import append_event, read_events
@@ -48,6 +49,33 @@ def champion_version(settings: Settings, registry: RegistryConfig) -> str | None
     client = get_client(settings, registry)
     name = registry.model_name
     return _retry(settings, registry, f"reading {name}@{CHAMPION}", lambda: alias_version(client, name, CHAMPION))
+
+
+@dataclass(frozen=True)
+class AliasGap:
+    """Why ``name@alias`` points at no version: what the registry holds instead, for a message that says what
+    to do (``medpipe serve`` prints it at start)."""
+
+    name: str
+    alias: str
+    newest: str | None = None  # the newest version of ``name``; None: the model has no version at all
+    gate: str = ""  # that version's gate decision (its ``gate.decision`` tag; empty: never gated)
+    gate_reason: str = ""  # the gate's reason (``gate.reason``)
+    models: tuple[str, ...] = ()  # when ``name`` has no version: the registered models there are
+
+
+def alias_gap(settings: Settings, name: str, alias: str = CHAMPION) -> AliasGap | None:
+    """None when ``name@alias`` points at a version; else what the registry holds instead (one lookup each, no
+    retries: a caller that only explains a missing model must not wait on a store that does not answer)."""
+    client = mlflow_client(settings)
+    if alias_version(client, name, alias) is not None:
+        return None
+    versions = client.search_model_versions(f"name='{name}'")
+    if not versions:
+        return AliasGap(name, alias, models=tuple(sorted(m.name for m in client.search_registered_models())))
+    newest = max(versions, key=lambda mv: int(mv.version))
+    tags = newest.tags or {}
+    return AliasGap(name, alias, str(newest.version), tags.get("gate.decision", ""), tags.get("gate.reason", ""))
 
 
 def check_version(client: MlflowClient, name: str, version: str) -> None:

@@ -43,7 +43,7 @@ def resolve_version(uri: str, settings: Settings) -> Any:
         return client.get_model_version(name, version)
     except MlflowException as err:
         raise RegistryError(
-            f"cannot resolve {uri} in the registry at {settings.registry_uri}: {err.message}. "
+            f"cannot resolve {uri} in the registry at {settings.registry_uri}: {err.message.rstrip('.')}. "
             "Check the name, register a model, or promote one (`medpipe registry promote`)"
         ) from None
 

@@ -27,6 +27,7 @@ def run(
     from components.data.sources import resolve_source
 
     resolve_source(cfg.data.source, current)  # so does a wrong --data (and a MedMNIST name is fetched once)
+    from medpipe.cli import next_steps
     from medpipe.cli.logs import route_training_libraries
     from medpipe.cli.reporting import print_pipeline_summary
 
@@ -35,4 +36,6 @@ def run(
 
     overrides = [*(overrides or []), *([f"data.source={data}"] if data else [])]
     summary = pipeline(str(params), profile, overrides, config=cfg)
-    print_pipeline_summary(console, summary, current)
+    plain = load_cli_config(params, None) if overrides or profile else cfg  # what a later `medpipe serve` picks
+    model_args = next_steps.model_args(params, cfg.registry.model_name, plain.registry.model_name)
+    print_pipeline_summary(console, summary, current, model_args)

@@ -231,8 +231,12 @@ def print_drift_summary(console, summary, outcome=None, retrain=None) -> None:  
         console.print(f"{key}: {path}")
 
 
-def print_pipeline_summary(console, summary, settings) -> None:  # noqa: ANN001 - PipelineSummary, Settings
-    """The end of `medpipe run` / `make demo`: champion, its metrics, where everything landed, what to open."""
+def print_pipeline_summary(console, summary, settings, model_args: str = "") -> None:  # noqa: ANN001
+    """The end of `medpipe run` / `make demo` (a PipelineSummary): champion, its metrics, where everything landed,
+    what to open, and what to serve (``model_args``: the options that name this run's model to a later command;
+    see :func:`medpipe.cli.next_steps.model_args`)."""
+    from medpipe.cli.next_steps import run_serve_lines
+
     t = summary.training
     figures = test_figure_lines(t.test_metrics)
     lines = [
@@ -251,7 +255,7 @@ def print_pipeline_summary(console, summary, settings) -> None:  # noqa: ANN001 
         "runs and models (MLflow): uv run medpipe ui mlflow",
         "flow runs (Prefect):      uv run medpipe ui prefect",
         "drift history (Evidently): uv run medpipe ui evidently",
-        "serve the champion:       uv run medpipe serve",
+        *run_serve_lines(t, model_args),
         f"state folder:             {settings.home}",
     ]
     console.rule("[bold]medpipe run finished")

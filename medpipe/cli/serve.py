@@ -21,6 +21,7 @@ from medpipe.cli.common import (
 
 if TYPE_CHECKING:
     from medpipe.config import PipelineConfig
+    from medpipe.settings import Settings
 
 app = typer.Typer()
 
@@ -110,6 +111,7 @@ def serve(
     # benchmark). Empty means unset here; with --workers N the CLI sets its own folder below.
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR", "x"):
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR")
+    _say_if_nothing_to_serve(uri, cfg, current, params, bool(overrides))
     import shutil
 
     import uvicorn
@@ -124,6 +126,33 @@ def serve(
         uvicorn.run(app, host=host, port=port, log_level="info")
         return
     _serve_workers(folder, cfg, uri, host, port, workers)
+
+
+def _say_if_nothing_to_serve(uri: str, cfg: PipelineConfig, current: Settings, params: Path, overridden: bool) -> None:
+    """When ``uri`` points at nothing loadable now (no champion yet), say why and what to run, in the terminal:
+    the server itself only logs it and answers 503 on /v1/ready until a model appears."""
+    from components.registry.aliases import alias_gap
+    from components.registry.store import parse_registry_uri
+    from components.serving.model_source import model_marker
+    from medpipe.cli.next_steps import model_args, nothing_to_serve_lines
+
+    try:
+        model_marker(uri, current)  # the server's own "what is there now?" probe: resolves the alias
+        return
+    except Exception as err:  # noqa: BLE001 - explained here; the server starts anyway and keeps looking
+        error = str(err)
+    parsed = parse_registry_uri(uri)
+    gap, args = None, ""
+    if parsed is not None and parsed[1] is not None:  # models:/name@alias
+        try:
+            gap = alias_gap(current, parsed[0], parsed[1])
+        except Exception:  # noqa: BLE001 - the lookup's own error above already says what is wrong
+            gap = None
+        plain = load_cli_config(params, None) if overridden else cfg  # what `medpipe registry promote` picks
+        args = model_args(params, parsed[0], plain.registry.model_name)
+    for line in nothing_to_serve_lines(error, gap, args, cfg.serving.reload_interval_s):
+        style = "yellow" if line.startswith("nothing") else None
+        err_console.print(line, style=style, markup=False, highlight=False, soft_wrap=True)  # copy-pasteable
 
 
 def _serve_workers(folder: Path, cfg: PipelineConfig, uri: str, host: str, port: int, workers: int) -> None:
