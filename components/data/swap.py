@@ -52,7 +52,20 @@ def swap_in(new: Path, target: Path) -> None:
     if _exchange(new, target):
         shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the previous folder
         return
-    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    old = _aside(target)
     target.rename(old)
     new.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def discard(target: Path) -> None:
+    """Delete the folder at ``target`` in one step for readers: it is renamed aside first, so a kill during the
+    delete leaves ``target`` absent, never half-deleted (the next swap or discard drops the leftover)."""
+    recover(target)
+    old = _aside(target)
+    target.rename(old)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _aside(target: Path) -> Path:
+    return target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"

@@ -12,7 +12,6 @@ import functools
 import json
 import logging
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import optuna
 import torch
 from optuna.trial import TrialState
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from components.data.dataset import PreparedData, Split
 from components.tracking import experiment_name, lineage_tags, log_dataset_inputs, setup_mlflow
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 PARENT_ATTR = "mlflow_parent_run_id"  # study user attr: the one MLflow parent run every worker logs under
 PARENT_WAIT_S = 180.0  # how long a joining worker waits for the worker that creates the parent run
+PARENT_POLL_S = 0.5  # ... reading the study's user attrs this often
 
 
 class _BudgetSpent(Exception):
@@ -86,17 +87,26 @@ def _study_parent(study: optuna.Study, client: Any, exp_id: str) -> tuple[str | 
             _release_parent_claim(study)
             return known, False
         return None, True
-    deadline = time.monotonic() + PARENT_WAIT_S
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        known = study.user_attrs.get(PARENT_ATTR)
-        if known:
-            return known, False
-    raise MedpipeError(
-        f"study {study.study_name}: another worker claimed the MLflow parent run but did not create it within "
-        f"{PARENT_WAIT_S:.0f} s (crashed?). Delete the marker study with `optuna delete-study --study-name "
-        f"{study.study_name}.mlflow-parent --storage <MEDPIPE_OPTUNA_STORAGE>` and start the workers again"
+    return _await_parent(study), False
+
+
+def _await_parent(study: optuna.Study) -> str:
+    """The parent run id another worker claimed to create, polled from the study (tenacity) for PARENT_WAIT_S."""
+
+    def gave_up(_: RetryCallState) -> str:
+        raise MedpipeError(
+            f"study {study.study_name}: another worker claimed the MLflow parent run but did not create it within "
+            f"{PARENT_WAIT_S:.0f} s (crashed?). Delete the marker study with `optuna delete-study --study-name "
+            f"{study.study_name}.mlflow-parent --storage <MEDPIPE_OPTUNA_STORAGE>` and start the workers again"
+        )
+
+    polls = Retrying(
+        retry=retry_if_result(lambda known: not known),
+        stop=stop_after_delay(PARENT_WAIT_S),
+        wait=wait_fixed(PARENT_POLL_S),
+        retry_error_callback=gave_up,
     )
+    return polls(lambda: study.user_attrs.get(PARENT_ATTR))
 
 
 def _over_budget(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:

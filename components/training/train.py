@@ -8,17 +8,16 @@ folds also call (with their own callbacks and without checkpoints).
 
 from __future__ import annotations
 
-import shutil
 import tempfile
-import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock, Timeout
 
 from components.data.dataset import PreparedData
+from components.data.swap import discard
 from components.models.artifacts import CHECKPOINT, save_model_dir
 from components.models.registry import Classifier
 from components.tracking import (
@@ -35,8 +34,10 @@ from components.training.engine import fit, load_splits, run_params
 from components.training.kfold import cross_validate
 from components.training.streaming import StreamedSplit
 from medpipe.config import TrainingConfig
-from medpipe.errors import DataError
+from medpipe.errors import DataError, MedpipeError
 from medpipe.settings import Settings
+
+CLEAR_LOCK_S = 300.0  # how long a rank waits for another to clear a finished run folder
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,25 @@ def run_key(cfg: TrainingConfig, prepared: PreparedData, kind: str) -> str:
     """Deterministic id of a run: same params + same data + same kind -> same checkpoint folder (resume)."""
     data = prepared.data_version or str(Path(prepared.path).resolve())
     return f"{kind}-{short_hash(cfg.params_hash() + data)}"
+
+
+def clear_finished(run_dir: Path, timeout_s: float = CLEAR_LOCK_S) -> None:
+    """A run that finished before (its ``complete`` marker) is moved aside and deleted, so that a rerun trains
+    afresh instead of resuming from its checkpoints.
+
+    Every DDP rank calls this before ``fit`` under one file lock (filelock): whichever rank comes first clears
+    the folder and the others find it cleared, so no rank reads the old run's ``last.ckpt``."""
+    lock_file = run_dir.with_name(f".{run_dir.name}.lock")  # hidden: globs of final-* see run folders only
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(lock_file, timeout=timeout_s):
+            if (run_dir / "complete").is_file():
+                discard(run_dir)
+    except Timeout:
+        raise MedpipeError(
+            f"the training run folder {run_dir} stayed locked for {timeout_s:.0f} s by another process of this "
+            f"run key; wait for it to finish, or delete {lock_file} if no such process is running"
+        ) from None
 
 
 def _open_run_id(client: Any, run_dir: Path) -> str | None:
@@ -96,10 +116,7 @@ def train_model(
     exp_id = setup_mlflow(settings, experiment_name(cfg.project.name, "training"))
     key = run_key(cfg, prepared, "final")
     run_dir = settings.runs_dir / key
-    if (run_dir / "complete").is_file():  # finished before: a rerun trains afresh (atomic for DDP replicas)
-        trash = run_dir.with_name(f"{run_dir.name}.old-{uuid.uuid4().hex[:8]}")
-        run_dir.rename(trash)
-        shutil.rmtree(trash, ignore_errors=True)
+    clear_finished(run_dir)
     distributed = world_size(cfg.train) > 1
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -161,9 +178,7 @@ def _train_replica(
     """A DDP rank other than 0: the same fit (its collectives), checkpoints only through rank 0 into the same
     folder; no MLflow run, no model folder."""
     run_dir = settings.runs_dir / run_key(cfg, prepared, "final")
-    deadline = time.monotonic() + 300
-    while (run_dir / "complete").is_file() and time.monotonic() < deadline:  # rank 0 clears a finished run first
-        time.sleep(0.2)
+    clear_finished(run_dir)
     with tempfile.TemporaryDirectory(prefix="medpipe-rank-") as work:
         outcome = fit(cfg, prepared, settings, load_splits(prepared, cfg.train), ckpt_dir=run_dir / "checkpoints",
                       work_dir=Path(work))  # fmt: skip

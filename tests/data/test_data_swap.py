@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from components.data.swap import recover, swap_in
+from components.data.swap import discard, recover, swap_in
 
 REPO = Path(__file__).resolve().parents[2]
 WRITER = """
@@ -62,3 +62,11 @@ def test_recover_puts_back_a_folder_moved_aside_by_an_interrupted_fallback(tmp_p
     (new / "manifest.json").write_text("new")
     swap_in(new, target)
     assert (target / "manifest.json").read_text() == "new" and not new.exists()
+
+
+def test_discard_removes_the_folder_and_an_earlier_leftover(tmp_path: Path) -> None:
+    target = tmp_path / "run"
+    (target / "sub").mkdir(parents=True)
+    (tmp_path / ".run.old-1234").mkdir()  # from a discard killed mid-delete
+    discard(target)
+    assert sorted(tmp_path.iterdir()) == []
