@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from medpipe.imaging.policy import DecodePolicy
+from medpipe.metrics.scores import Rule
 
 # the networks components.models.registry builds (its table has these keys; tests/training/test_models.py checks)
 ModelName = Literal["cnn", "resnet18", "resnet50", "efficientnet_b0", "convnext_tiny"]
@@ -225,7 +226,7 @@ class RegistryConfig(_Section):
         description="Class name or index whose sensitivity is reported and thresholded; null: the rarer training "
         "class of binary data, none (argmax, macro AUC) for multi-class data.",
     )
-    operating_point: Literal["specificity", "sensitivity", "youden"] = Field(
+    operating_point: Rule = Field(
         "sensitivity", description="How the decision threshold is chosen on validation (binary models)."
     )
     operating_target: Probability = Field(0.9, description="The specificity or sensitivity the threshold must reach.")

@@ -219,6 +219,12 @@ def network_state(state: Any) -> Any:
     return state
 
 
+def read_state(path: Path) -> Any:
+    """The network's tensors in the file ``path`` (a plain state dict, or a checkpoint of the training module),
+    loaded with ``weights_only=True``: nothing is unpickled."""
+    return network_state(torch.load(path, map_location="cpu", weights_only=True))
+
+
 def load_matching(model: Classifier, state: State, source: str) -> list[str]:
     """Copy every tensor whose name and shape match (a head of another size stays fresh); returns skipped keys."""
     own = model.state_dict()
@@ -237,4 +243,4 @@ def load_weights(model: Classifier, path: Path) -> list[str]:
     tensors whose shape differs (e.g. a new head). Returns the skipped keys."""
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} not found")
-    return load_matching(model, network_state(torch.load(path, map_location="cpu", weights_only=True)), str(path))
+    return load_matching(model, read_state(path), str(path))

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from components.models.registry import TORCHVISION_WEIGHTS, Classifier, create_model, load_matching, network_state
+from components.models.registry import TORCHVISION_WEIGHTS, Classifier, create_model, load_matching, read_state
 from medpipe.config import ModelConfig
 from medpipe.errors import MedpipeError, RegistryError
 from medpipe.settings import Settings
@@ -45,12 +45,11 @@ def registered_state_dict(uri: str, settings: Settings) -> dict[str, torch.Tenso
                 "every version medpipe registers does) or set model.init_weights to a file."
             ) from err
         try:
-            state = torch.load(local, map_location="cpu", weights_only=True)
+            state = read_state(local)  # model.ckpt: the network's part
         except Exception as err:  # noqa: BLE001 - an UnpicklingError is exactly what must not run
             raise RegistryError(
                 f"{uri}: {local.name} is not a plain state dict ({type(err).__name__}); refused"
             ) from err
-    state = network_state(state)  # model.ckpt: the network's part
     if not isinstance(state, dict):
         raise RegistryError(f"{uri}: {local.name} holds a {type(state).__name__}, not a state dict")
     return state
@@ -86,8 +85,7 @@ def build_model(
         raise MedpipeError(
             f"model.init_weights={init!r} is neither 'torchvision', a models:/name@alias URI, nor an existing file"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = network_state(state)  # a Lightning checkpoint of our module: the network's part
+    state = read_state(path)  # a Lightning checkpoint of our module: the network's part
     torchvision_own = isinstance(state, dict) and not any(k.startswith("backbone.") for k in state)
     if torchvision_own and cfg.name in TORCHVISION_WEIGHTS:  # e.g. ImageNet weights saved on another machine
         try:

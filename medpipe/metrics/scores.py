@@ -85,7 +85,7 @@ class OperatingPoint(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rule: Literal["specificity", "sensitivity", "youden", "argmax"]
+    rule: Literal[Rule, "argmax"]
     target: float | None = None  # the specificity/sensitivity asked for (None for youden/argmax)
     positive_class: str | None = None
     positive_index: int | None = None
