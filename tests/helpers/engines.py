@@ -10,12 +10,12 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+import httpx
 
 from tests.helpers.ports import free_port
 from tests.helpers.wait import wait_until
@@ -60,11 +60,10 @@ def wait_http(url: str, timeout_s: float, proc: subprocess.Popen | None = None, 
     """Poll ``url`` until it answers 200; fail early when ``proc`` exits, with the tail of its ``log``."""
 
     def answers() -> bool:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status == 200
+        return httpx.get(url, timeout=5).status_code == 200
 
     wait_until(answers, f"{url} to answer 200", timeout_s, procs=[proc] if proc is not None else [],
-               ignore=(urllib.error.URLError, OSError), every_s=0.5, detail=lambda: tail(log))  # fmt: skip
+               ignore=(httpx.HTTPError, OSError), every_s=0.5, detail=lambda: tail(log))  # fmt: skip
 
 
 def tail(log: Path | None, n: int = 4000) -> str:

@@ -280,7 +280,8 @@ def test_manual_promote_needs_reason_and_is_audited(story: Story) -> None:
 
 def test_mlflow_ui_serves_the_store(story: Story, tmp_path: Path) -> None:
     import subprocess
-    import urllib.request
+
+    import httpx
 
     from components.registry.ui import plan_ui, start_ui, stop_ui, wait_until_up
     from medpipe.config import UIConfig
@@ -291,12 +292,12 @@ def test_mlflow_ui_serves_the_store(story: Story, tmp_path: Path) -> None:
     proc = start_ui(plan, stdout=log, stderr=subprocess.STDOUT)
     try:
         assert wait_until_up(plan.url, timeout_s=150, proc=proc), (tmp_path / "ui.log").read_text()[-2000:]
-        with urllib.request.urlopen(plan.url + "/", timeout=10) as resp:
-            assert resp.status == 200 and b"<html" in resp.read().lower()
-        api = f"{plan.url}/api/2.0/mlflow/registered-models/get?name=test-classifier"
-        with urllib.request.urlopen(api, timeout=10) as resp:
-            assert resp.status == 200
-            body = json.loads(resp.read())
+        page = httpx.get(plan.url + "/", timeout=10)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        api = httpx.get(f"{plan.url}/api/2.0/mlflow/registered-models/get", params={"name": "test-classifier"},
+                        timeout=10)  # fmt: skip
+        assert api.status_code == 200
+        body = api.json()
         aliases = {a["alias"]: a["version"] for a in body["registered_model"]["aliases"]}
         stored = _client(story).get_registered_model("test-classifier").aliases  # what the earlier tests left
         assert aliases == {k: str(v) for k, v in stored.items()} and "champion" in aliases

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 import torch
 
@@ -20,8 +19,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def _get(url: str, endpoint: str, **query: str) -> dict:
-    with urllib.request.urlopen(f"{url}{endpoint}?{urllib.parse.urlencode(query)}", timeout=30) as resp:
-        return json.loads(resp.read())
+    resp = httpx.get(f"{url}{endpoint}", params=query, timeout=30)
+    resp.raise_for_status()
+    return resp.json()
 
 
 def test_training_and_registration_through_pg_backed_server(
@@ -62,9 +62,8 @@ def test_training_and_registration_through_pg_backed_server(
     # ...and come back: the run's model folder over the REST artifact endpoint, the registered model via models:/
     listing = _get(mlflow_pg.url, "/api/2.0/mlflow/artifacts/list", run_id=result.run_id, path="model_dir")
     assert {"model_dir/model.ckpt", "model_dir/preprocessing.json"} <= {f["path"] for f in listing["files"]}
-    query = urllib.parse.urlencode({"run_uuid": result.run_id, "path": "model_dir/preprocessing.json"})
-    with urllib.request.urlopen(f"{mlflow_pg.url}/get-artifact?{query}", timeout=30) as resp:
-        assert json.loads(resp.read()) == json.loads((result.model_dir / "preprocessing.json").read_text())
+    artifact = _get(mlflow_pg.url, "/get-artifact", run_uuid=result.run_id, path="model_dir/preprocessing.json")
+    assert artifact == json.loads((result.model_dir / "preprocessing.json").read_text())
     got = Path(
         mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/scaleout-server/{version.version}", dst_path=str(tmp_path / "dl")
