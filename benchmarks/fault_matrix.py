@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -61,10 +62,14 @@ def server(app) -> Iterator[str]:  # noqa: ANN001
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="on"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    while not srv.started:
-        if not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
+    polls = Retrying(
+        retry=retry_if_result(lambda started: not started),
+        stop=stop_after_delay(60) | (lambda _: not thread.is_alive()),
+        wait=wait_fixed(0.02),
+        retry_error_callback=lambda _: False,
+    )
+    if not polls(lambda: srv.started):
+        raise RuntimeError("uvicorn did not start")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

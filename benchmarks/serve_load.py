@@ -34,6 +34,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from tenacity import Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -90,20 +91,23 @@ def start_server(model: Path, home: Path, workers: int, threads: int, max_batch:
     home.mkdir(parents=True, exist_ok=True)
     with log.open("w") as err:  # its own session: stop_server ends the workers with it
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300  # a loaded 2-core box takes minutes to start two workers
-    while True:
-        try:
-            if workers == 1 and httpx.get(f"{url}/v1/ready", timeout=2).status_code == 200:
-                return Server(proc, url, workers)
-            if workers > 1 and _loads(url) >= workers:
-                return Server(proc, url, workers)
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            stop_server(Server(proc, url, workers))
-            raise RuntimeError(f"server did not start in 300 s: {log.read_text()[-2000:]}")
-        time.sleep(0.2)
+    server = Server(proc, url=f"http://127.0.0.1:{port}", workers=workers)
+
+    def ready() -> bool:
+        if workers == 1:
+            return httpx.get(f"{server.url}/v1/ready", timeout=2).status_code == 200
+        return _loads(server.url) >= workers
+
+    polls = Retrying(  # a loaded 2-core box takes minutes to start two workers
+        retry=retry_if_result(lambda up: not up) | retry_if_exception_type(httpx.HTTPError),
+        stop=stop_after_delay(300) | (lambda _: proc.poll() is not None),
+        wait=wait_fixed(0.2),
+        retry_error_callback=lambda _: False,
+    )
+    if not polls(ready):
+        stop_server(server)
+        raise RuntimeError(f"server did not start in 300 s: {log.read_text()[-2000:]}")
+    return server
 
 
 def stop_server(server: Server) -> None:
