@@ -180,7 +180,7 @@ def print_train_result(console, result) -> None:
     """``medpipe train --direct``: the final model's validation metrics, where it was written, its MLflow run."""
     from rich.table import Table
 
-    table = Table(title=f"final model (MLflow run {result.run_id}), validation split")
+    table = Table(title="final model, validation split")  # a title wraps at the table's width: no ids in it
     table.add_column("metric")
     table.add_column("val", justify="right")
     from medpipe.metrics import EPOCH_METRICS  # what validation logs each epoch
@@ -194,7 +194,8 @@ def print_train_result(console, result) -> None:
     )
     if result.best_params:
         console.print("best params: " + ", ".join(f"{k}={v}" for k, v in result.best_params.items()))
-    console.print(f"model folder: [bold]{result.model_dir}[/]  checkpoint: {result.checkpoint}")
+    console.print(f"model folder: [bold]{result.model_dir}[/]  checkpoint: {result.checkpoint}", soft_wrap=True)
+    console.print(f"MLflow run:   {result.run_id}", highlight=False)
 
 
 def print_drift_summary(console, summary, outcome=None, retrain=None) -> None:  # noqa: ANN001
