@@ -160,7 +160,7 @@ def test_the_run_summary_never_suggests_serving_when_there_is_no_champion(tmp_pa
     assert f"this run          v1: not promoted ({reason})" in lines
     assert "nothing to serve:         no champion: v1 did not pass the promotion gate (reason above)" in lines
     promote = 'uv run medpipe registry promote 1 --reason "accepted despite the gate"' + args
-    assert f"  serve it anyway:        {promote} ; then uv run medpipe serve{args}" in lines
+    assert f"  serve it anyway:        {promote} && uv run medpipe serve{args}" in lines  # one shell line
     assert "  or:                     change registry.max_ece (params.yaml or -S) and run again" in lines
     assert lines[-1] == f"state folder:             {tmp_path}"
 

@@ -61,7 +61,7 @@ class AliasGap:
     newest: str | None = None  # the newest version of ``name``; None: the model has no version at all
     gate: str = ""  # that version's gate decision (its ``gate.decision`` tag; empty: never gated)
     gate_reason: str = ""  # the gate's reason (``gate.reason``)
-    models: tuple[str, ...] = ()  # when ``name`` has no version: the registered models there are
+    models: tuple[str, ...] = ()  # when ``name`` has no version: the registered models that do hold ``alias``
 
 
 def alias_gap(settings: Settings, name: str, alias: str = CHAMPION) -> AliasGap | None:
@@ -72,7 +72,8 @@ def alias_gap(settings: Settings, name: str, alias: str = CHAMPION) -> AliasGap 
         return None
     versions = client.search_model_versions(f"name='{name}'")
     if not versions:
-        return AliasGap(name, alias, models=tuple(sorted(m.name for m in client.search_registered_models())))
+        held = tuple(sorted(m.name for m in client.search_registered_models() if alias in (m.aliases or {})))
+        return AliasGap(name, alias, models=held)
     newest = max(versions, key=lambda mv: int(mv.version))
     tags = newest.tags or {}
     return AliasGap(name, alias, str(newest.version), tags.get("gate.decision", ""), tags.get("gate.reason", ""))

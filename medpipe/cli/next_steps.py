@@ -43,22 +43,22 @@ def run_serve_lines(training, args: str) -> list[str]:  # noqa: ANN001 - pipelin
         return [f"serve the champion:       {serve}  (still v{training.champion}: v{training.version} not promoted)"]
     return [
         f"nothing to serve:         no champion: v{training.version} did not pass the promotion gate (reason above)",
-        f"  serve it anyway:        {promote_command('uv run medpipe', training.version, args)} ; then {serve}",
+        f"  serve it anyway:        {promote_command('uv run medpipe', training.version, args)} && {serve}",
         f"  or:                     {_change(training.gate_reason)} and run again",
     ]
 
 
 def nothing_to_serve_lines(error: str, gap: AliasGap | None, args: str, interval_s: float) -> list[str]:
     """What ``medpipe serve`` prints when its model cannot be loaded at start: why, what to run, and that the
-    server waits for one (``error``: the lookup's message; ``gap``: what the registry holds, for an alias)."""
+    server waits for one (``gap``: what the registry holds instead of the alias; else ``error``, the lookup's)."""
     if gap is None:
         lines = [f"nothing to serve yet: {error}"]
     elif gap.newest is None:
         lines = [f"nothing to serve yet: no version of {gap.name} is registered, so no {gap.name}@{gap.alias}",
                  "  train and register one: medpipe run"]  # fmt: skip
         if others := [m for m in gap.models if m != gap.name]:
-            lines.append(f"  or serve a model this registry holds ({', '.join(others)}): "
-                         f"medpipe serve -m models:/{others[0]}@champion")  # fmt: skip
+            lines.append(f"  or serve one that has a {gap.alias} ({', '.join(others)}): "
+                         f"medpipe serve -m models:/{others[0]}@{gap.alias}")  # fmt: skip
     else:
         rejected = gap.gate not in ("", "promoted")
         verdict = "was rejected by the promotion gate" if gap.gate == "rejected" else f"was not promoted ({gap.gate})"

@@ -129,27 +129,27 @@ def serve(
 
 
 def _say_if_nothing_to_serve(uri: str, cfg: PipelineConfig, current: Settings, params: Path, overridden: bool) -> None:
-    """When ``uri`` points at nothing loadable now (no champion yet), say why and what to run, in the terminal:
-    the server itself only logs it and answers 503 on /v1/ready until a model appears."""
+    """When ``uri`` points at nothing now (no champion yet), say why and what to run, in the terminal: the server
+    itself only logs it and answers 503 on /v1/ready until a model appears. One registry lookup."""
     from components.registry.aliases import alias_gap
     from components.registry.store import parse_registry_uri
     from components.serving.model_source import model_marker
     from medpipe.cli.next_steps import model_args, nothing_to_serve_lines
 
-    try:
-        model_marker(uri, current)  # the server's own "what is there now?" probe: resolves the alias
-        return
-    except Exception as err:  # noqa: BLE001 - explained here; the server starts anyway and keeps looking
-        error = str(err)
     parsed = parse_registry_uri(uri)
     gap, args = None, ""
-    if parsed is not None and parsed[1] is not None:  # models:/name@alias
-        try:
-            gap = alias_gap(current, parsed[0], parsed[1])
-        except Exception:  # noqa: BLE001 - the lookup's own error above already says what is wrong
-            gap = None
-        plain = load_cli_config(params, None) if overridden else cfg  # what `medpipe registry promote` picks
-        args = model_args(params, parsed[0], plain.registry.model_name)
+    try:
+        if parsed is not None and parsed[1] is not None:  # models:/name@alias: what the registry holds instead
+            if (gap := alias_gap(current, parsed[0], parsed[1])) is None:
+                return
+            plain = load_cli_config(params, None) if overridden else cfg  # what `medpipe registry promote` picks
+            args = model_args(params, parsed[0], plain.registry.model_name)
+        else:
+            model_marker(uri, current)  # the server's own "what is there now?" probe
+            return
+        error = ""
+    except Exception as err:  # noqa: BLE001 - said here; the server starts anyway and keeps looking
+        error = str(err)
     for line in nothing_to_serve_lines(error, gap, args, cfg.serving.reload_interval_s):
         style = "yellow" if line.startswith("nothing") else None
         err_console.print(line, style=style, markup=False, highlight=False, soft_wrap=True)  # copy-pasteable

@@ -67,26 +67,32 @@ def test_serve_without_a_champion_says_why_then_serves_what_the_printed_command_
     assert body["model_version"] == version  # hot-loaded: no restart
 
 
-def test_the_start_message_names_the_registered_models_when_the_model_has_no_version(
+def test_the_start_message_names_the_models_with_a_champion_when_the_model_has_no_version(
     medpipe_home: Path, empty_mlflow_db
 ) -> None:
-    """A model name the registry does not hold (another dataset's, a typo): train one, or serve one it holds."""
+    """A model name the registry does not hold (another dataset's, a typo): train one, or serve one of those
+    that have a champion."""
     from mlflow import MlflowClient
 
     from components.registry.aliases import alias_gap
     from medpipe.cli.next_steps import nothing_to_serve_lines
     from medpipe.settings import get_settings
 
-    MlflowClient(empty_mlflow_db(medpipe_home)).create_registered_model("breastmnist-classifier")
+    client = MlflowClient(empty_mlflow_db(medpipe_home))
+    for name in ("breastmnist-classifier", "chestmnist-classifier"):  # a champion; only a challenger
+        client.create_registered_model(name)
+        client.create_model_version(name, source=str(medpipe_home / "weights"))  # never loaded: a name is asked
+    client.set_registered_model_alias("breastmnist-classifier", "champion", "1")
+    client.set_registered_model_alias("chestmnist-classifier", "challenger", "1")
     gap = alias_gap(get_settings(), "scans3-classifier")
-    lines = nothing_to_serve_lines("alias not found", gap, "", 10.0)
+    lines = nothing_to_serve_lines("", gap, "", 10.0)
 
     assert lines[0] == (
         "nothing to serve yet: no version of scans3-classifier is registered, so no scans3-classifier@champion"
     )
     assert lines[1:3] == [
         "  train and register one: medpipe run",
-        "  or serve a model this registry holds (breastmnist-classifier): "
+        "  or serve one that has a champion (breastmnist-classifier): "
         "medpipe serve -m models:/breastmnist-classifier@champion",
     ]
     assert "looks again every 10 s" in lines[-1]
