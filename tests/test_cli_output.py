@@ -108,8 +108,7 @@ def _run_summary(tmp_path: Path, model_args: str = "", **training: object) -> li
 
     from medpipe.cli.reporting import print_pipeline_summary
     from medpipe.settings import Settings
-    from pipelines.full import PipelineSummary
-    from pipelines.results import DeploymentSummary, MonitoringSummary, TrainingSummary
+    from pipelines.results import DeploymentSummary, MonitoringSummary, PipelineSummary, TrainingSummary
 
     figures = {"auc": 0.8484, "auc_ci_low": 0.7748, "auc_ci_high": 0.9129, "ece": 0.0628, "brier": 0.1222, "n": 156}
     for key, value in {"sensitivity": 0.8096, "specificity": 0.6404, "ppv": 0.4533, "npv": 0.9012}.items():
