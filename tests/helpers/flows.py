@@ -16,8 +16,29 @@ OVERRIDES = [
     "registry.min_primary=0.5",
     "registry.min_sensitivity=0.5",
 ]
+# Keys of services.yaml (DVC does not track them, so `dvc exp run -S` cannot set them): the runs whose params are not
+# compared with a `dvc exp run` pass them as overrides; the session project writes them into its services.yaml.
+# Registration still scores the Grad-CAM maps (ROAD), on 8 test images instead of 32.
+SERVICE_OVERRIDES = ["registry.faithfulness_images=8"]
 # Retraining started by a drift check: no search, one epoch (same flow, same gate).
 RETRAIN_OVERRIDES = [*OVERRIDES, "search.enabled=false", "train.epochs=1"]
+
+
+def write_service_overrides(project_root: Path, overrides: list[str]) -> None:
+    """Set ``key=value`` overrides in a project's services.yaml (values parsed as YAML), the file the flows and the
+    DVC stages of that project both read."""
+    import yaml
+
+    path = project_root / "services.yaml"
+    services = yaml.safe_load(path.read_text())
+    for override in overrides:
+        key, value = override.split("=", 1)
+        *parents, leaf = key.split(".")
+        node = services
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    path.write_text(yaml.safe_dump(services, sort_keys=False))
 
 
 @dataclass(frozen=True)

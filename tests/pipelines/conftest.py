@@ -2,7 +2,8 @@
 
 The project is built by the data tests' own helper (``make_project``); its state folder (MLflow sqlite,
 DVC cache and remote, models, reports) lives in a session temp folder. The whole pipeline runs once on
-BreastMNIST with a shrunken smoke config and every test below reads what that run left behind.
+BreastMNIST with a shrunken smoke config (``OVERRIDES``, ``SERVICE_OVERRIDES``) and every test below reads
+what that run left behind.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.flows import OVERRIDES, PROFILE, FullRun, Project
+from tests.helpers.flows import OVERRIDES, PROFILE, SERVICE_OVERRIDES, FullRun, Project, write_service_overrides
 from tests.helpers.project import make_project
 
 
@@ -21,6 +22,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, breastmnist_npz: Path) -> 
     """A temp git + DVC project (cwd) with its own MEDPIPE_HOME and PREFECT_HOME; real data, no downloads."""
     base = tmp_path_factory.mktemp("pipelines")
     root = make_project(base)
+    write_service_overrides(root, SERVICE_OVERRIDES)  # not -S: the `dvc exp run` test repeats OVERRIDES only
     home = base / "state"
     (home / "prefect").mkdir(parents=True)
     with pytest.MonkeyPatch.context() as mp:

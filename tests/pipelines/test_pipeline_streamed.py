@@ -1,4 +1,4 @@
-"""`medpipe run --profile smoke` on a generated folder of a few thousand small images with
+"""`medpipe run --profile smoke` on a generated folder of a thousand small images with
 ``train.stream_above_mb`` set low: training reads shards through DataLoader workers, and the run completes."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.flows import OVERRIDES, PROFILE
+from tests.helpers.flows import OVERRIDES, PROFILE, SERVICE_OVERRIDES
 from tests.helpers.project import project_of_its_own
 
 pytestmark = pytest.mark.slow
-N_PER_CLASS = 1000
+N_PER_CLASS = 500
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def streamed_project(harness: None, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def _folder(root: Path) -> Path:
-    """2 x 1000 16 px grey PNGs; the malignant ones are brighter, so a few epochs learn them."""
+    """2 x 500 16 px grey PNGs; the malignant ones are brighter, so a few epochs learn them."""
     import io
 
     import numpy as np
@@ -46,7 +46,7 @@ def test_smoke_run_streams_a_generated_folder(streamed_project: Path) -> None:
     from pipelines.full import pipeline
 
     folder = _folder(streamed_project / "imgs")
-    extra = ["search.enabled=false", "train.epochs=2", "train.num_workers=1", "data.image_size=16"]
+    extra = ["search.enabled=false", "train.epochs=2", "train.num_workers=1", "data.image_size=16", *SERVICE_OVERRIDES]
     state = pipeline(
         "params.yaml", PROFILE, [*OVERRIDES, *extra, f"data.source={folder}", "train.stream_above_mb=0"],
         return_state=True,

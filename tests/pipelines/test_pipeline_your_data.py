@@ -12,11 +12,11 @@ import pytest
 
 from tests.helpers.datasets import binary_csv, dicom_folder, five_class_rgb_folder
 from tests.helpers.dicom import PATIENT_ID_PREFIX, PATIENT_NAME_PREFIX
-from tests.helpers.flows import OVERRIDES, PROFILE, champion_version, child_flow_runs, prefect_client
+from tests.helpers.flows import OVERRIDES, PROFILE, SERVICE_OVERRIDES, champion_version, child_flow_runs, prefect_client
 from tests.helpers.project import project_of_its_own
 
 pytestmark = pytest.mark.slow
-FAST = [*OVERRIDES, "search.enabled=false", "train.epochs=3", "data.min_images_per_class=5"]
+FAST = [*OVERRIDES, *SERVICE_OVERRIDES, "search.enabled=false", "train.epochs=3", "data.min_images_per_class=5"]
 
 
 @pytest.fixture(scope="module")
