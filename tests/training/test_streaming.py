@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 from PIL import Image
 
@@ -102,29 +100,13 @@ def test_a_missing_shard_fails_before_training_naming_it(sharded: Path, tmp_path
         load_splits(load_prepared(copy), stream_above_mb=0.0)
 
 
-def _rank(rank: int, world: int, port: int, prepared: str, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        result = {}
-        for train in (False, True):
-            seen = [hashlib.sha256(x.permute(1, 2, 0).numpy().tobytes()).hexdigest()
-                    for x, _ in _stream(Path(prepared), "train", train=train)]  # fmt: skip
-            gathered: list = [None] * world
-            dist.all_gather_object(gathered, seen)
-            result[train] = gathered
-        if rank == 0:
-            torch.save(result, out)
-    finally:
-        dist.destroy_process_group()
-
-
-@pytest.mark.slow  # two DDP processes, each importing torch and Lightning
+@pytest.mark.slow  # two DDP processes, each importing torch
 def test_ddp_ranks_read_disjoint_shares_that_cover_the_split(sharded: Path, tmp_path: Path) -> None:
+    from tests.helpers.ddp import read_share
     from tests.helpers.engines import free_port
 
     out = tmp_path / "seen.pt"
-    mp.spawn(_rank, args=(2, free_port(), str(sharded), str(out)), nprocs=2, join=True)
+    mp.spawn(read_share, args=(2, free_port(), str(sharded), str(out)), nprocs=2, join=True)
     result = torch.load(out)
     everything = _digests(load_split(sharded, "train").images)
     for train, (a, b) in result.items():
