@@ -121,7 +121,9 @@ def mlflow_server(backend_url: str, artifacts_dir: Path, log: Path, timeout_s: f
         "--host", "127.0.0.1", "--port", str(port),
         "--workers", "1",
     ]  # fmt: skip
-    proc = start(argv, log, child_env())
+    from components.registry.ui import SERVER_ENV  # no GenAI job runner: half the server's start-up CPU
+
+    proc = start(argv, log, child_env(**SERVER_ENV))
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/health", timeout_s, proc, log)

@@ -21,7 +21,9 @@ PASSWORD = "test-admin-password-123"
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_registry_refuses_anonymous_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registry_refuses_anonymous_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_mlflow_db) -> None:
+    from components.registry.ui import SERVER_ENV
+
     ini = (INFRA / "mlflow" / "basic_auth.ini").read_text()
     config = tmp_path / "basic_auth.ini"
     config.write_text(ini.replace("sqlite:////mlflow-auth/basic_auth.db", f"sqlite:///{tmp_path / 'auth.db'}"))
@@ -32,10 +34,11 @@ def test_registry_refuses_anonymous_writes(tmp_path: Path, monkeypatch: pytest.M
         MLFLOW_AUTH_ADMIN_USERNAME="admin",
         MLFLOW_AUTH_ADMIN_PASSWORD=PASSWORD,
         MLFLOW_FLASK_SERVER_SECRET_KEY="test-csrf-key",
+        **SERVER_ENV,
     )
     mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
     cmd = [mlflow_bin, "server", "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]  # fmt: skip
+           "--workers", "1", "--backend-store-uri", empty_mlflow_db(tmp_path)]  # fmt: skip
     log = (tmp_path / "server.log").open("w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

@@ -32,7 +32,7 @@ def _best_ckpt(home: Path) -> dict:
 
 
 def test_ddp_two_cpu_processes_match_single_process(
-    mlflow_pg, medpipe_home: Path, prepared_breastmnist: Path, tmp_path: Path
+    mlflow_pg, medpipe_home: Path, prepared_breastmnist: Path, tmp_path: Path, empty_mlflow_db
 ) -> None:
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert torchrun, "torchrun (torch's launcher) is missing from the environment"
@@ -52,8 +52,11 @@ def test_ddp_two_cpu_processes_match_single_process(
     assert "GLOBAL_RANK: 0, MEMBER: 1/2" in text and "GLOBAL_RANK: 1, MEMBER: 2/2" in text
     assert "distributed_backend=gloo" in text
 
-    # the single-process reference (local SQLite store), same config but one device
+    # the single-process reference (local SQLite store: a copy of the session's migrated one), same config but
+    # one device
     from medpipe.settings import get_settings
+
+    empty_mlflow_db(medpipe_home)
 
     single = train_model(
         scaleout_cfg(*COMMON).for_training(),

@@ -26,7 +26,7 @@ def test_two_workers_share_one_study_and_one_parent_run(
     study = "scaleout-two-workers"
     argv = [sys.executable, "-m", "medpipe", "hpo", "worker", "--study", study, "--params", str(PARAMS),
             "--profile", "smoke", "--prepared", str(prepared_breastmnist),
-            *cli_overrides("train.epochs=2", f"search.n_trials={N_TRIALS}", "project.name=scaleout-hpo")]  # fmt: skip
+            *cli_overrides("train.epochs=1", f"search.n_trials={N_TRIALS}", "project.name=scaleout-hpo")]  # fmt: skip
     procs, logs = [], []
     try:
         for i in range(2):  # like two machines: each its own state folder, shared study + tracking server
