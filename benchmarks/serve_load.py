@@ -249,16 +249,15 @@ def _npy(array: np.ndarray) -> bytes:
 
 def throughput_images(work: Path, served: Path, args: argparse.Namespace, batch: int, deadline: float) -> float:
     """HTTP images/s with ``batch`` images per request (one application/x-npy body) from ``args.clients`` clients
-    (one worker, micro-batching); ``args.requests`` caps the run's length at about that many requests
-    (for ``gpu_suite.py``)."""
+    (one worker, micro-batching) for ``args.seconds`` (cut to what the deadline leaves; for ``gpu_suite.py``)."""
     work.mkdir(parents=True, exist_ok=True)
     link = work / "current"
     if not link.exists():
         link.symlink_to(served, target_is_directory=True)
     server = start_server(link, work / "home", 1, 0, max(batch, 32), args.max_wait_ms)
     try:
-        probe = argparse.Namespace(seconds=max(1.0, min(10.0, deadline - time.monotonic() - 5)), clients=args.clients,
-                                   client_procs=1, size=args.size)  # fmt: skip
+        seconds = max(1.0, min(args.seconds, deadline - time.monotonic() - 5))
+        probe = argparse.Namespace(seconds=seconds, clients=args.clients, client_procs=1, size=args.size)
         return load(server, "npy", batch, probe, (link, served))["images/s"]
     finally:
         stop_server(server)

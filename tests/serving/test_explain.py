@@ -11,10 +11,16 @@ import pytest
 from PIL import Image
 
 from components.data.dataset import load_split
-from components.deploy.export import export_onnx
-from medpipe.config import ExportConfig
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def deployed(trained_cnn_dir, served_cnn_dir, tmp_path):  # noqa: ANN001, ANN201 - Path
+    """A model folder after `medpipe deploy`: the session's checkpoint folder plus its export (the session's
+    ``export_onnx`` of that same folder), copied so that each test has its own."""
+    folder = shutil.copytree(trained_cnn_dir, tmp_path / "model")
+    return shutil.copytree(served_cnn_dir, folder, dirs_exist_ok=True)
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -23,13 +29,10 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def test_explain_heatmap_of_the_served_version(trained_cnn_dir, onnx_folder, prepared_breastmnist, serve, client,
-                                               tmp_path) -> None:  # fmt: skip
-    folder = shutil.copytree(trained_cnn_dir, tmp_path / "model")  # a model folder after `medpipe deploy`
-    export_onnx(folder, folder / "model.onnx", ExportConfig())
+def test_explain_heatmap_of_the_served_version(deployed, onnx_folder, prepared_breastmnist, serve, client) -> None:
     image = load_split(prepared_breastmnist, "test").images[3, ..., 0]
     files = [("files", ("scan.png", _png(image), "image/png"))]
-    with serve(str(folder)) as (url, _):
+    with serve(str(deployed)) as (url, _):
         predicted = client.post(f"{url}/v1/predict", files=files).json()["predictions"][0]
         r = client.post(f"{url}/v1/explain", files=files, timeout=600)  # the first one imports torch and captum
         assert r.status_code == 200, r.text
@@ -59,22 +62,18 @@ def test_explain_heatmap_of_the_served_version(trained_cnn_dir, onnx_folder, pre
     assert "PyTorch flavour" in r.json()["detail"]
 
 
-def test_explain_pixel_limit_is_its_own(trained_cnn_dir, serve, client, tmp_path) -> None:
-    folder = shutil.copytree(trained_cnn_dir, tmp_path / "model")
-    export_onnx(folder, folder / "model.onnx", ExportConfig())
+def test_explain_pixel_limit_is_its_own(deployed, serve, client) -> None:
     files = [("files", ("big.png", _png(np.zeros((100, 100), np.uint8)), "image/png"))]
-    with serve(str(folder), explain_max_pixels=64 * 64) as (url, _):
+    with serve(str(deployed), explain_max_pixels=64 * 64) as (url, _):
         assert client.post(f"{url}/v1/predict", files=files).status_code == 200
         r = client.post(f"{url}/v1/explain", files=files)
     assert (r.status_code, r.json()["error"]) == (413, "too_many_pixels")
 
 
-def test_explain_rate_limit_per_client(trained_cnn_dir, serve, client, tmp_path) -> None:
+def test_explain_rate_limit_per_client(deployed, serve, client) -> None:
     """serving.explain_rate_per_minute per API key (else address): the next call gets 429 with Retry-After."""
-    folder = shutil.copytree(trained_cnn_dir, tmp_path / "model")
-    export_onnx(folder, folder / "model.onnx", ExportConfig())
     files = [("files", ("a.png", _png(np.full((28, 28), 90, np.uint8)), "image/png"))]
-    with serve(str(folder), explain_rate_per_minute=2) as (url, _):
+    with serve(str(deployed), explain_rate_per_minute=2) as (url, _):
         first = client.post(f"{url}/v1/explain", files=files, timeout=600)
         refused_target = client.post(f"{url}/v1/explain", params={"target": "nope"}, files=files)  # counts too
         limited = client.post(f"{url}/v1/explain", files=files)
@@ -86,7 +85,7 @@ def test_explain_rate_limit_per_client(trained_cnn_dir, serve, client, tmp_path)
     assert predict.status_code == 200 and other_key.status_code == 200, other_key.text
 
 
-def test_explain_limits_hold_across_workers(trained_cnn_dir, tmp_path) -> None:
+def test_explain_limits_hold_across_workers(deployed, tmp_path) -> None:
     """``medpipe serve --workers 2``: the rate and the concurrency cap count over both workers together. The test
     process takes part as a third process (it holds the one slot, spends one of a client's hits), so a worker that
     kept its own count would be caught whichever worker the kernel hands each connection to."""
@@ -103,10 +102,8 @@ def test_explain_limits_hold_across_workers(trained_cnn_dir, tmp_path) -> None:
     from tests.helpers.serving import samples, value
     from tests.helpers.wait import wait_until
 
-    folder = shutil.copytree(trained_cnn_dir, tmp_path / "model")
-    export_onnx(folder, folder / "model.onnx", ExportConfig())
     port, home = free_port(), tmp_path / "state"
-    cmd = [str(Path(sys.executable).parent / "medpipe"), "serve", "--model", str(folder), "--port", str(port),
+    cmd = [str(Path(sys.executable).parent / "medpipe"), "serve", "--model", str(deployed), "--port", str(port),
            "--workers", "2", "-S", "export.intra_op_threads=1", "-S", "serving.explain_rate_per_minute=3",
            "-S", "serving.explain_concurrency=1"]  # fmt: skip
     proc = subprocess.Popen(cmd, env={**os.environ, "MEDPIPE_HOME": str(home)}, stdout=subprocess.PIPE,
