@@ -67,15 +67,33 @@ class ParityReport:
         return cls(**json.loads(Path(path).read_text()))
 
 
+LATENCY_BUDGET_S = 2.0  # per batch size: a large graph on a slow CPU stops early instead of taking minutes
+MIN_LATENCY_RUNS = 2
+
+
 def measure_latency(
-    session: ort.InferenceSession, shape: tuple[int, int, int], batch: int, repeats: int, warmup: int = 3
+    session: ort.InferenceSession,
+    shape: tuple[int, int, int],
+    batch: int,
+    repeats: int,
+    warmup: int = 3,
+    budget_s: float = LATENCY_BUDGET_S,
 ) -> tuple[float, float]:
-    """(p50, p99) milliseconds of one ``session.run`` on a random (batch, *shape) input."""
+    """(p50, p99) milliseconds of one ``session.run`` on a random (batch, *shape) input.
+
+    ``repeats`` timed runs after ``warmup`` untimed ones, cut short once ``budget_s`` is spent (at least one warmup
+    and ``MIN_LATENCY_RUNS`` timed runs always happen): a 224 px ResNet at batch 32 costs about a second a run on
+    a CPU core, and the gate's parity check should not spend a minute on its latency line.
+    """
     x = (np.random.default_rng(0).random((batch, *shape), dtype=np.float32) * 255.0).astype(np.float32)
-    for _ in range(warmup):
+    deadline = time.perf_counter() + budget_s
+    for i in range(warmup):
+        if i and time.perf_counter() > deadline:
+            break
         run_session(session, x)
-    times = []
-    for _ in range(repeats):
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < repeats and (len(times) < min(MIN_LATENCY_RUNS, repeats) or time.perf_counter() < deadline):
         t0 = time.perf_counter()
         run_session(session, x)
         times.append((time.perf_counter() - t0) * 1000.0)

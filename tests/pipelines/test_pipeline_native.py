@@ -31,6 +31,7 @@ NATIVE = [
     "model.small_input=false",
     "model.init_weights=torchvision",
     "registry.bootstrap_samples=100",
+    "registry.faithfulness_images=2",  # ROAD's quality is test_faithfulness's subject; here: scored at MAX_SIDE
     "registry.min_primary=0",
     "registry.min_sensitivity=0",
     "registry.max_ece=1",
@@ -92,8 +93,16 @@ def test_224px_transfer_learning_end_to_end(native_project: Path, breastmnist_np
     start, trained = imagenet["conv1.weight"], net.backbone.conv1.weight.detach()
     assert trained.shape == start.shape and torch.corrcoef(torch.stack([start.ravel(), trained.ravel()]))[0, 1] > 0.9
     assert summary.monitoring is not None  # the flow's first drift check, on the test split
+    # Grad-CAM faithfulness ran on the 224 px model, its removals done at MAX_SIDE (imputation cost grows with pixels)
+    from mlflow import MlflowClient
+
+    from components.evaluation.faithfulness import MAX_SIDE
 
     settings = get_settings()
+    client = MlflowClient(settings.tracking_uri, settings.registry_uri)
+    tags = client.get_run(client.get_model_version(t.model_name, t.version).run_id).data.tags  # every explain.* figure
+    assert (tags["explain.road_images"], tags["explain.road_side"]) == ("2", str(MAX_SIDE)), tags
+
     uri = f"models:/{t.model_name}@champion"
     scan = sorted((data / "benign").glob("*.png"))[0]
     server = create_app(settings, ServingConfig(reload_interval_s=3600.0), ExportConfig(), uri)

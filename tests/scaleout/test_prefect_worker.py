@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
-import json
-import re
 import subprocess
 import sys
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from mlflow.tracking import MlflowClient
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, WorkPoolCreate
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.workers.process import ProcessWorker
 
 from tests.helpers.configs import SCALEOUT
 from tests.helpers.engines import REPO_ROOT, child_env, fresh_database, start, stop, tail, wait_http
@@ -20,7 +23,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 PREFECT = [sys.executable, "-m", "prefect"]
 
 
-def _prefect(args: list[str], env: dict[str, str], timeout: float = 180) -> str:
+def _prefect(args: list[str], env: dict[str, str], timeout: float = 480) -> str:
     out = subprocess.run(
         [*PREFECT, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -63,23 +66,31 @@ def test_process_worker_runs_training_flow_from_its_deployment(
                 "MEDPIPE_HOME": str(tmp_path / "state"),
                 "MLFLOW_TRACKING_URI": mlflow_pg.url,
             }
-            _prefect(["work-pool", "create", "medpipe-process", "--type", "process"], env)
-            _prefect(["gcl", "create", "gpu", "--limit", "1"], env)
-            _prefect(["--no-prompt", "deploy", "--prefect-file", "infra/prefect.yaml", "--name", "training-cpu"], env)
+            with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+                # what infra/bootstrap-prefect.sh creates with `prefect work-pool create` / `prefect gcl create`,
+                # through the same API in-process (a `prefect` CLI process costs ~7 s of CPU just to import)
+                template = ProcessWorker.get_default_base_job_template()
+                client.create_work_pool(WorkPoolCreate(name="medpipe-process", type="process",
+                                                       base_job_template=template))  # fmt: skip
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name="gpu", limit=1))
+                _prefect(["--no-prompt", "deploy", "--prefect-file", "infra/prefect.yaml", "--name", "training-cpu"],
+                         env)  # fmt: skip
 
-            overrides = [*SCALEOUT, "train.epochs=1", "search.n_trials=2",
-                         "project.name=scaleout-prefect", "registry.model_name=scaleout-prefect"]  # fmt: skip
-            params = {"prepared_path": str(prepared_breastmnist), "profile": "smoke", "overrides": overrides,
-                      "reason": "scale-out test"}  # fmt: skip
-            out = _prefect(["deployment", "run", "training/training-cpu", "--params", json.dumps(params)], env)
-            flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", out).group(1)
+                overrides = [*SCALEOUT, "train.epochs=1", "search.n_trials=1", "registry.bootstrap_samples=100",
+                             "registry.faithfulness_images=0", "project.name=scaleout-prefect",
+                             "registry.model_name=scaleout-prefect"]  # fmt: skip
+                params = {"prepared_path": str(prepared_breastmnist), "profile": "smoke", "overrides": overrides,
+                          "reason": "scale-out test"}  # fmt: skip
+                deployment = client.read_deployment_by_name("training/training-cpu")
+                flow_run_id = str(client.create_flow_run_from_deployment(deployment.id, parameters=params).id)
 
-            worker_log = tmp_path / "prefect-worker.log"
-            worker = start([*PREFECT, "worker", "start", "--pool", "medpipe-process", "--run-once"], worker_log, env)
-            assert worker.wait(timeout=480) == 0, tail(worker_log, 8000)
-            state = json.loads(_prefect(["flow-run", "inspect", flow_run_id, "--output", "json"], env))
-            assert state["state"]["type"] == "COMPLETED", json.dumps(state["state"])[:2000] + tail(worker_log, 8000)
-            assert state["deployment_id"] and state["work_pool_name"] == "medpipe-process"
+                worker_log = tmp_path / "prefect-worker.log"
+                worker = start([*PREFECT, "worker", "start", "--pool", "medpipe-process", "--run-once"], worker_log,
+                               env)  # fmt: skip
+                assert worker.wait(timeout=480) == 0, tail(worker_log, 8000)
+                run = client.read_flow_run(UUID(flow_run_id))
+            assert run.state.type.value == "COMPLETED", run.state.model_dump_json()[:2000] + tail(worker_log, 8000)
+            assert run.deployment_id and run.work_pool_name == "medpipe-process"
         finally:
             if worker is not None:
                 stop(worker)
