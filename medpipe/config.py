@@ -125,7 +125,7 @@ class PipelineConfig(_Section):
     def with_overrides(self, overrides: list[str] | dict[str, Any]) -> PipelineConfig:
         """Return a validated copy with ``key.path=value`` overrides applied."""
         raw = self.model_dump(mode="json")
-        _apply_overrides(raw, overrides)
+        apply_overrides(raw, overrides)
         return _validate(raw, "override")
 
     def for_training(self) -> TrainingConfig:
@@ -172,7 +172,7 @@ class TrainingConfig(_Section):
                     "apply it to the whole config (PipelineConfig.with_overrides) instead"
                 )
         raw = self.model_dump(mode="json")
-        _apply_overrides(raw, pairs)
+        apply_overrides(raw, pairs)
         return _validated(TrainingConfig, raw, "override")
 
 
@@ -214,7 +214,8 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(value) if value.strip() else None
 
 
-def _apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> None:
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> None:
+    """Set ``key.path=value`` overrides (strings, or a dict of dotted keys) in a raw config mapping, in place."""
     pairs = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
     for key, value in pairs:
         node = raw
@@ -323,6 +324,6 @@ def load_config(
                 f"profile {profile!r} is not defined in {Path(path).with_name(PROFILES_FILE)} or {path}; "
                 f"defined profiles: {sorted(profiles) or 'none'}"
             )
-        _apply_overrides(raw, profiles[profile] or {})
-    _apply_overrides(raw, pairs)
+        apply_overrides(raw, profiles[profile] or {})
+    apply_overrides(raw, pairs)
     return _validate(raw, source + (f" (profile {profile})" if profile else ""))

@@ -25,19 +25,15 @@ RETRAIN_OVERRIDES = [*OVERRIDES, "search.enabled=false", "train.epochs=1"]
 
 
 def write_service_overrides(project_root: Path, overrides: list[str]) -> None:
-    """Set ``key=value`` overrides in a project's services.yaml (values parsed as YAML), the file the flows and the
-    DVC stages of that project both read."""
+    """Set ``key=value`` overrides in a project's services.yaml (the same rules as ``-S``), the file the flows and
+    the DVC stages of that project both read."""
     import yaml
+
+    from medpipe.config import apply_overrides
 
     path = project_root / "services.yaml"
     services = yaml.safe_load(path.read_text())
-    for override in overrides:
-        key, value = override.split("=", 1)
-        *parents, leaf = key.split(".")
-        node = services
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+    apply_overrides(services, overrides)
     path.write_text(yaml.safe_dump(services, sort_keys=False))
 
 
